@@ -1,0 +1,1 @@
+"""Model back ends behind small structural protocols (see `voxcall.providers.base`)."""

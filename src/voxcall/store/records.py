@@ -1,0 +1,41 @@
+"""Plain records the repository hands out (no ORM rows leave `voxcall.store`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+__all__ = ["ApiKeyInfo", "CallRecord"]
+
+
+@dataclass(slots=True)
+class CallRecord:
+    """One call as stored.
+
+    `request` is the accepted StartCallRequest in its compact wire form
+    (camelCase, nulls left out); `tools` are the resolved `CallTool`s in wire form.
+    """
+
+    call_id: str
+    account_id: str
+    created: datetime
+    request: dict[str, Any]
+    join_url: str | None = None
+    joined: datetime | None = None
+    ended: datetime | None = None
+    end_reason: str | None = None
+    client_version: str | None = None
+    tools: list[dict[str, Any]] = field(default_factory=list)
+    enable_greeting_prompt: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKeyInfo:
+    """An API key without its secret: the 8-character prefix identifies it."""
+
+    prefix: str
+    name: str
+    account_id: str
+    created: datetime
+    revoked: bool = False
