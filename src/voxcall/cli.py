@@ -1,0 +1,198 @@
+"""The `voxcall` command: serve, keys, chat, calls.
+
+Each subcommand is a thin shell over public functions; errors print one line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+__all__ = ["main"]
+
+DEFAULT_URL = "http://127.0.0.1:8000"
+
+
+def _server_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data-dir", type=Path, help="data directory (env VOXCALL_DATA_DIR, default ./data)")
+    p.add_argument("--database-url", help="SQLAlchemy async URL, e.g. postgresql+asyncpg://u:p@host/db (env VOXCALL_DATABASE_URL)")
+
+
+def _client_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--url", default=os.environ.get("VOXCALL_URL", DEFAULT_URL), help="server base URL (env VOXCALL_URL)")
+    p.add_argument("--api-key", default=os.environ.get("VOXCALL_API_KEY") or os.environ.get("ULTRAVOX_API_KEY"),
+                   help="API key (env VOXCALL_API_KEY)")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="voxcall", description="Self-hosted Ultravox-compatible voice-call server and client")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the server")
+    _server_options(serve)
+    serve.add_argument("--host", help="bind address (env VOXCALL_HOST, default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port (env VOXCALL_PORT, default 8000)")
+    serve.add_argument("--public-url", help="base URL clients use, for join URLs behind a proxy (env VOXCALL_PUBLIC_URL)")
+    serve.add_argument("--llm", choices=["qwen2.5-1.5b", "smollm2-135m", "openai"], help="LLM (env VOXCALL_LLM)")
+    serve.add_argument("--llm-url", help="OpenAI-compatible base URL, implies --llm openai (env VOXCALL_LLM_URL)")
+    serve.add_argument("--llm-model", help="model name on the remote server (env VOXCALL_LLM_MODEL)")
+    serve.add_argument("--llm-api-key", help="key for the remote LLM (env VOXCALL_LLM_API_KEY)")
+    serve.add_argument("--log-level", default="info")
+
+    keys = sub.add_parser("keys", help="manage API keys (talks to the database directly)")
+    keys_sub = keys.add_subparsers(dest="action", required=True)
+    create = keys_sub.add_parser("create", help="create a key and print it once")
+    create.add_argument("--name", default="default")
+    _server_options(create)
+    _server_options(keys_sub.add_parser("list", help="list keys (prefixes only)"))
+    revoke = keys_sub.add_parser("revoke", help="revoke a key by its 8-character prefix")
+    revoke.add_argument("prefix")
+    _server_options(revoke)
+
+    chat = sub.add_parser("chat", help="text conversation with an agent in the terminal")
+    _client_options(chat)
+    chat.add_argument("--system-prompt", default=None)
+    chat.add_argument("--tools-demo", action="store_true", help="offer a getWeather client tool answered by this CLI")
+
+    calls = sub.add_parser("calls", help="list calls or show one call's transcript")
+    calls_sub = calls.add_subparsers(dest="action", required=True)
+    _client_options(calls_sub.add_parser("list"))
+    show = calls_sub.add_parser("show")
+    show.add_argument("call_id")
+    _client_options(show)
+    return parser
+
+
+def _settings(args: argparse.Namespace) -> Any:
+    from voxcall.config import Settings
+
+    overrides = {k: v for k, v in {
+        "data_dir": getattr(args, "data_dir", None),
+        "database_url": getattr(args, "database_url", None),
+        "host": getattr(args, "host", None),
+        "port": getattr(args, "port", None),
+        "public_url": getattr(args, "public_url", None),
+        "llm": getattr(args, "llm", None) or ("openai" if getattr(args, "llm_url", None) else None),
+        "llm_url": getattr(args, "llm_url", None),
+        "llm_model": getattr(args, "llm_model", None),
+        "llm_api_key": getattr(args, "llm_api_key", None),
+    }.items() if v is not None}
+    return Settings(**overrides)
+
+
+async def _open(settings: Any) -> Any:
+    from voxcall.store import open_store
+
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    return await open_store(settings.resolved_database_url())
+
+
+async def _ensure_key(settings: Any) -> str | None:
+    store = await _open(settings)
+    try:
+        if await store.count_active_api_keys():
+            return None
+        key, _ = await store.create_api_key("first key")
+        return key
+    finally:
+        await store.close()
+
+
+def _progress(label: str) -> Any:
+    def report(done: int, total: int) -> None:
+        if total:
+            print(f"\r{label}: {done * 100 // total}%", end="" if done < total else "\n", file=sys.stderr, flush=True)
+
+    return report
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from voxcall.server.app import create_app, load_llm
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = _settings(args)
+    key = asyncio.run(_ensure_key(settings))
+    print(f"Loading the LLM ({settings.llm})...", file=sys.stderr, flush=True)
+    llm = load_llm(settings, progress=_progress("Assembling model weights"))
+    base = settings.public_url or f"http://{settings.host}:{settings.port}"
+    print(f"voxcall is ready at {base}  (REST API: {base}/api, OpenAPI: {base}/api/schema/)")
+    if key:
+        print(f"Your API key (shown once): {key}")
+        print(f"Try:  VOXCALL_API_KEY={key} voxcall chat --url {base}")
+    sys.stdout.flush()
+    uvicorn.run(create_app(settings, llm=llm), host=settings.host, port=settings.port, log_level=args.log_level.lower(), ws="websockets")
+    return 0
+
+
+async def cmd_keys(args: argparse.Namespace) -> int:
+    store = await _open(_settings(args))
+    try:
+        if args.action == "create":
+            key, info = await store.create_api_key(args.name)
+            print(key)
+        elif args.action == "list":
+            for info in await store.list_api_keys():
+                state = "revoked" if info.revoked else "active"
+                print(f"{info.prefix}  {state:8}  {info.created:%Y-%m-%d %H:%M}  {info.name}")
+        elif not await store.revoke_api_key(args.prefix):
+            print(f"error: no key with prefix {args.prefix!r}", file=sys.stderr)
+            return 1
+        else:
+            print(f"revoked {args.prefix}")
+        return 0
+    finally:
+        await store.close()
+
+
+def _need_key(args: argparse.Namespace) -> str:
+    if not args.api_key:
+        raise SystemExit("error: no API key: pass --api-key or set VOXCALL_API_KEY (`voxcall keys create` makes one)")
+    return str(args.api_key)
+
+
+async def cmd_chat(args: argparse.Namespace) -> int:
+    from voxcall.client.terminal import chat
+
+    return await chat(args.url.rstrip("/") + "/api", _need_key(args), system_prompt=args.system_prompt, tools_demo=args.tools_demo)
+
+
+async def cmd_calls(args: argparse.Namespace) -> int:
+    from voxcall.client.rest import Client
+    from voxcall.client.terminal import format_transcript
+
+    async with Client(_need_key(args), base_url=args.url.rstrip("/") + "/api") as client:
+        if args.action == "list":
+            page = await client.calls.list(page_size=50)
+            for call in page["results"]:
+                print(f"{call['callId']}  {call['created'][:19]}  {call['endReason'] or ('live' if call['joined'] else 'waiting')}")
+        else:
+            call = await client.calls.get(args.call_id)
+            print(f"Call {call['callId']}  created {call['created']}  ended: {call['endReason']}")
+            print(format_transcript(await client.calls.all_messages(args.call_id)))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `voxcall` command."""
+    from voxcall.errors import VoxcallError
+
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "serve":
+            return cmd_serve(args)
+        handler = {"keys": cmd_keys, "chat": cmd_chat, "calls": cmd_calls}[args.command]
+        return asyncio.run(handler(args))
+    except KeyboardInterrupt:
+        return 130
+    except (VoxcallError, OSError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1

@@ -1,0 +1,195 @@
+"""Translations between stored calls, REST resources and engine specs."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from voxcall.engine.spec import CallSpec, Greeting, ToolDef
+from voxcall.errors import InvalidRequest
+from voxcall.protocol.rest import (
+    DEFAULT_TOOL_TIMEOUT,
+    BaseToolDefinition,
+    Call,
+    CallMessage,
+    SelectedTool,
+    StartCallRequest,
+)
+from voxcall.protocol.wire import format_duration
+from voxcall.providers.base import ChatMessage, ToolCall, ToolSpec
+from voxcall.store.records import CallRecord
+
+__all__ = ["build_call_tools", "build_spec", "history_from_messages", "to_call"]
+
+BUILT_IN_TOOLS = {
+    "hangUp": BaseToolDefinition(model_tool_name="hangUp", description="End the call when the conversation is over."),
+}
+_REACTIONS = {"AGENT_REACTION_LISTENS": "listens", "AGENT_REACTION_SPEAKS_ONCE": "speaks-once"}
+
+
+def _definition(selected: SelectedTool) -> BaseToolDefinition:
+    if selected.temporary_tool is not None:
+        return selected.temporary_tool
+    if selected.tool_name in BUILT_IN_TOOLS:
+        return BUILT_IN_TOOLS[selected.tool_name]
+    ref = selected.tool_name or selected.tool_id
+    raise InvalidRequest([{"loc": ["body", "selectedTools"], "msg": f"unknown tool {ref!r}: only temporaryTool and the built-in hangUp are supported", "type": "value_error"}])
+
+
+def build_call_tools(request: StartCallRequest) -> list[dict[str, Any]]:
+    """Resolve `selectedTools` into `CallTool` resources (wire form)."""
+    tools = []
+    for selected in request.selected_tools or []:
+        definition = _definition(selected)
+        name = selected.model_name() or definition.model_tool_name
+        if not name:
+            raise InvalidRequest([{"loc": ["body", "selectedTools"], "msg": "a tool needs modelToolName or nameOverride", "type": "value_error"}])
+        body = definition.wire()
+        body.pop("modelToolName", None)
+        if selected.description_override:
+            body["description"] = selected.description_override
+        overrides = selected.parameter_overrides or {}
+        if overrides:
+            body["dynamicParameters"] = [p for p in body.get("dynamicParameters", []) if p["name"] not in overrides]
+            body["staticParameters"] = body.get("staticParameters", []) + [
+                {"name": k, "location": "PARAMETER_LOCATION_BODY", "value": v} for k, v in overrides.items()
+            ]
+        body.setdefault("timeout", format_duration(definition.timeout or DEFAULT_TOOL_TIMEOUT))
+        if selected.tool_name in BUILT_IN_TOOLS and selected.temporary_tool is None:
+            body["builtIn"] = selected.tool_name
+        tools.append({"callToolId": str(uuid.uuid4()), "toolId": None, "name": name, "definition": body})
+    return tools
+
+
+def _tool_def(tool: dict[str, Any]) -> ToolDef:
+    body = tool["definition"]
+    definition = BaseToolDefinition.model_validate(body)
+    properties: dict[str, Any] = {}
+    required: list[str] = []
+    for param in definition.dynamic_parameters:
+        schema = {k: v for k, v in param.schema_.items() if k != "title"}
+        properties[param.name] = schema or {"type": "string"}
+        if param.required:
+            required.append(param.name)
+    parameters: dict[str, Any] = {"type": "object", "properties": properties}
+    if required:
+        parameters["required"] = required
+    kind = "hang_up" if body.get("builtIn") == "hangUp" else "http" if definition.http else "client"
+    return ToolDef(
+        spec=ToolSpec(tool["name"], definition.description, parameters),
+        kind=kind,
+        timeout=definition.timeout or DEFAULT_TOOL_TIMEOUT,
+        static_parameters={p.name: p.value for p in definition.static_parameters},
+        default_reaction=_REACTIONS.get(definition.default_reaction or "", "speaks"),  # type: ignore[arg-type]
+        static_response=definition.static_response.response_text if definition.static_response else None,
+        http_url=definition.http.base_url_pattern if definition.http else None,
+        http_method=definition.http.http_method if definition.http else "GET",
+    )
+
+
+def history_from_messages(messages: list[CallMessage]) -> list[ChatMessage]:
+    """Rebuild the LLM history from stored call messages (initial and earlier ones)."""
+    import json
+
+    history: list[ChatMessage] = []
+    for m in messages:
+        text = m.text or ""
+        if m.role == "MESSAGE_ROLE_USER":
+            history.append(ChatMessage("user", text))
+        elif m.role == "MESSAGE_ROLE_AGENT":
+            history.append(ChatMessage("assistant", text))
+        elif m.role == "MESSAGE_ROLE_TOOL_CALL":
+            try:
+                args = json.loads(text) if text else {}
+            except ValueError:
+                args = {}
+            call = ToolCall(m.invocation_id or str(uuid.uuid4()), m.tool_name or "tool", args if isinstance(args, dict) else {})
+            if history and history[-1].role == "assistant" and not history[-1].tool_calls:
+                prior = history.pop()
+                history.append(ChatMessage("assistant", prior.content, tool_calls=(call,)))
+            elif history and history[-1].role == "assistant":
+                prior = history.pop()
+                history.append(ChatMessage("assistant", prior.content, tool_calls=(*prior.tool_calls, call)))
+            else:
+                history.append(ChatMessage("assistant", "", tool_calls=(call,)))
+        elif m.role == "MESSAGE_ROLE_TOOL_RESULT":
+            history.append(ChatMessage("tool", text, tool_call_id=m.invocation_id, name=m.tool_name))
+    return history
+
+
+def build_spec(record: CallRecord, messages: list[CallMessage]) -> CallSpec:
+    """The engine's view of a stored call."""
+    request = StartCallRequest.model_validate(record.request)
+    first = request.effective_first_speaker_settings()
+    if first.agent is not None:
+        greeting = Greeting(
+            agent_first=True,
+            text=first.agent.text,
+            prompt=first.agent.prompt,
+            uninterruptible=bool(first.agent.uninterruptible),
+            delay=first.agent.delay or 0.0,
+            generate=record.enable_greeting_prompt,
+        )
+    else:
+        fallback = first.user.fallback if first.user else None
+        greeting = Greeting(
+            agent_first=False,
+            text=fallback.text if fallback else None,
+            prompt=fallback.prompt if fallback else None,
+            delay=fallback.delay if fallback else 0.0,
+        )
+    return CallSpec(
+        call_id=record.call_id,
+        system_prompt=request.system_prompt or "You are a helpful assistant.",
+        temperature=request.temperature or 0.0,
+        tools=tuple(_tool_def(t) for t in record.tools),
+        history=tuple(history_from_messages(messages)),
+        greeting=greeting,
+        output_medium="text" if request.initial_output_medium == "MESSAGE_MEDIUM_TEXT" else "voice",
+        max_duration=request.max_duration or 3600.0,
+        time_exceeded_message=request.time_exceeded_message,
+    )
+
+
+def to_call(record: CallRecord) -> Call:
+    """The `Call` resource for a stored call, with every required field."""
+    request = StartCallRequest.model_validate(record.request)
+    wire = record.request
+    first = request.effective_first_speaker_settings()
+    return Call(
+        call_id=record.call_id,
+        client_version=record.client_version,
+        created=record.created,
+        joined=record.joined,
+        ended=record.ended,
+        end_reason=record.end_reason,  # type: ignore[arg-type]
+        billing_status="BILLING_STATUS_FREE_OTHER" if record.ended else "BILLING_STATUS_PENDING",
+        first_speaker="FIRST_SPEAKER_AGENT" if first.agent is not None else "FIRST_SPEAKER_USER",
+        first_speaker_settings=first.wire(),
+        inactivity_messages=wire.get("inactivityMessages", []),
+        initial_output_medium=request.initial_output_medium
+        if request.initial_output_medium == "MESSAGE_MEDIUM_TEXT"
+        else "MESSAGE_MEDIUM_VOICE",
+        join_timeout=format_duration(request.join_timeout or 30.0),
+        join_url=record.join_url,
+        language_hint=request.language_hint,
+        max_duration=format_duration(request.max_duration or 3600.0),
+        medium=wire.get("medium"),
+        model=request.model or "ultravox-v0.7",
+        recording_enabled=bool(request.recording_enabled),
+        retention_policy=None,
+        system_prompt=request.system_prompt,
+        temperature=request.temperature or 0.0,
+        time_exceeded_message=request.time_exceeded_message,
+        voice=request.voice,
+        external_voice=wire.get("externalVoice"),
+        voice_overrides=wire.get("voiceOverrides"),
+        transcript_optional=request.transcript_optional if request.transcript_optional is not None else True,
+        vad_settings=wire.get("vadSettings"),
+        experimental_settings=wire.get("experimentalSettings"),
+        metadata=request.metadata or {},
+        initial_state=request.initial_state or {},
+        request_context={},
+        data_connection_config=wire.get("dataConnection"),
+        callbacks=wire.get("callbacks"),
+    )

@@ -1,0 +1,103 @@
+"""Everything a request handler needs, built once per process, plus the auth dependency."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from fastapi import Request, WebSocket
+
+from voxcall.config import Settings
+from voxcall.engine.call import Call
+from voxcall.errors import Unauthorized
+from voxcall.protocol.rest import StartCallRequest, Voice
+from voxcall.providers.base import LLM
+from voxcall.server.tokens import JoinTokens
+from voxcall.store import Store
+from voxcall.store.records import CallRecord
+
+__all__ = ["LiveCall", "Services", "get_services", "require_api_key"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class LiveCall:
+    """A call with a client connected to this process."""
+
+    call: Call
+    done: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+@dataclass(slots=True)
+class Services:
+    settings: Settings
+    store: Store
+    llm: LLM
+    tokens: JoinTokens
+    voices: list[Voice] = field(default_factory=list)
+    live: dict[str, LiveCall] = field(default_factory=dict)
+    _timers: dict[str, asyncio.TimerHandle] = field(default_factory=dict)
+    _tasks: set[asyncio.Task[None]] = field(default_factory=set)
+
+    def watch_join_timeout(self, record: CallRecord) -> None:
+        """End the call as `unjoined` if nobody joins within its joinTimeout."""
+        delay = max(0.0, self.join_deadline(record) - time.time())
+        loop = asyncio.get_running_loop()
+        self._timers[record.call_id] = loop.call_later(delay, self._spawn_unjoined_check, record)
+
+    def _spawn_unjoined_check(self, record: CallRecord) -> None:
+        self._timers.pop(record.call_id, None)
+        task = asyncio.get_running_loop().create_task(self.settle_unjoined(record))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def settle_unjoined(self, record: CallRecord) -> CallRecord:
+        """Mark a never-joined call whose join window has passed as ended `unjoined`."""
+        deadline = self.join_deadline(record)
+        if record.joined is None and record.ended is None and time.time() >= deadline:
+            at = datetime.fromtimestamp(deadline, UTC)
+            if await self.store.mark_ended(record.call_id, reason="unjoined", at=at):
+                record.ended, record.end_reason = at, "unjoined"
+            else:
+                record = await self.store.get_call(record.call_id)
+        return record
+
+    @staticmethod
+    def join_deadline(record: CallRecord) -> float:
+        timeout = StartCallRequest.model_validate(record.request).join_timeout or 30.0
+        return (record.created + timedelta(seconds=timeout)).timestamp()
+
+    async def close(self) -> None:
+        for handle in self._timers.values():
+            handle.cancel()
+        for live in list(self.live.values()):
+            live.call.end("system_error")
+        for task in list(self._tasks):
+            task.cancel()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(asyncio.gather(*(lc.done.wait() for lc in self.live.values())), 5)
+        await self.store.close()
+
+
+def get_services(request: Request) -> Services:
+    return request.app.state.services  # type: ignore[no-any-return]
+
+
+def ws_services(websocket: WebSocket) -> Services:
+    return websocket.app.state.services  # type: ignore[no-any-return]
+
+
+async def require_api_key(request: Request) -> str:
+    """The caller's account id, from `X-API-Key` (or `X-Unsafe-API-Key`); 401 otherwise."""
+    key = request.headers.get("x-api-key") or request.headers.get("x-unsafe-api-key")
+    if not key:
+        raise Unauthorized("Authentication credentials were not provided: send your key in the X-API-Key header.")
+    account = await get_services(request).store.authenticate(key.strip())
+    if account is None:
+        raise Unauthorized("Invalid API key.")
+    return account
