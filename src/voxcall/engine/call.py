@@ -115,6 +115,7 @@ class Call:
         self._medium = spec.output_medium
         self._user_spoke = False
         self._end_reason: str | None = None
+        self._unrecorded: asyncio.Queue[CallMessage] = asyncio.Queue()
         self.call_state: dict[str, Any] = {}
 
     # ------------------------------------------------------------- inputs
@@ -132,6 +133,7 @@ class Call:
     async def run(self) -> str:
         """Run the call until it ends and return the end reason."""
         timers = [asyncio.create_task(self._timer("max_duration", self.spec.max_duration))]
+        recorder = asyncio.create_task(self._recorder())
         try:
             await self._set_state("idle")
             self._open_conversation(timers)
@@ -147,7 +149,30 @@ class Call:
             for task in timers:
                 task.cancel()
             await self._stop_current(force=True)
+            self._flush_pending()
+            await self._drain_records(recorder)
         return self._end_reason or "system_error"
+
+    async def _recorder(self) -> None:
+        """Write history entries in order, off the conversation's path (and never cancelled mid-write)."""
+        while True:
+            message = await self._unrecorded.get()
+            try:
+                await asyncio.shield(self._record(message))
+            except Exception:
+                self._log.exception("could not record a call message")
+            finally:
+                self._unrecorded.task_done()
+
+    async def _drain_records(self, recorder: asyncio.Task[None]) -> None:
+        try:
+            async with asyncio.timeout(10):
+                await self._unrecorded.join()
+        except TimeoutError:
+            self._log.error("gave up recording %d call messages", self._unrecorded.qsize())
+        recorder.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await recorder
 
     def _open_conversation(self, timers: list[asyncio.Task[None]]) -> None:
         greeting = self.spec.greeting
@@ -217,7 +242,7 @@ class Call:
             await self._send(self._writer.complete("user", "text", message.text))
             entry = ChatMessage("user", message.text)
             if self._current is None:
-                await self._append(entry)
+                self._append(entry)
             else:
                 self._pending.append(entry)  # keeps history in spoken order
         if urgency != "later" and not any(isinstance(a, _Generate) for a in self._agenda):
@@ -238,7 +263,7 @@ class Call:
         """Start the next agent action when nothing is running."""
         if self._current is not None or self._end_reason is not None:
             return
-        await self._flush_pending()
+        self._flush_pending()
         if not self._agenda:
             await self._set_state("listening")
             return
@@ -274,22 +299,28 @@ class Call:
         self._current = None
         self._current_action = None
 
-    async def _flush_pending(self) -> None:
+    def _flush_pending(self) -> None:
         pending, self._pending = self._pending, []
         for entry in pending:
-            await self._append(entry)
+            self._append(entry)
 
-    async def _append(self, entry: ChatMessage, *, medium: str = "text") -> None:
-        """Add to the LLM history and record it as a call message, in one order."""
+    def _append(
+        self, entry: ChatMessage, *, medium: str = "text", error: str | None = None, state: dict[str, Any] | None = None
+    ) -> None:
+        """Add to the LLM history and queue it for recording, in one order. Never awaits."""
         self._history.append(entry)
         kind = "MESSAGE_MEDIUM_VOICE" if medium == "voice" else "MESSAGE_MEDIUM_TEXT"
+        record = self._unrecorded.put_nowait
         if entry.role == "user":
-            await self._record(CallMessage(role="MESSAGE_ROLE_USER", text=entry.content, medium=kind))
+            record(CallMessage(role="MESSAGE_ROLE_USER", text=entry.content, medium=kind))
+        elif entry.role == "tool":
+            record(CallMessage(role="MESSAGE_ROLE_TOOL_RESULT", text=entry.content, invocation_id=entry.tool_call_id,
+                               tool_name=entry.name, error_details=error, call_state=state))
         elif entry.role == "assistant":
             if entry.content:
-                await self._record(CallMessage(role="MESSAGE_ROLE_AGENT", text=entry.content, medium=kind))
+                record(CallMessage(role="MESSAGE_ROLE_AGENT", text=entry.content, medium=kind))
             for call in entry.tool_calls:
-                await self._record(
+                record(
                     CallMessage(
                         role="MESSAGE_ROLE_TOOL_CALL",
                         text=json.dumps(call.arguments),
@@ -383,10 +414,10 @@ class Call:
         user actually got, and tool calls not yet run are dropped.
         """
         final = self._writer.close(ordinal, heard=text)
+        if text or calls:
+            self._append(ChatMessage("assistant", text, tool_calls=calls), medium=medium)
         if final is not None:
             await self._send(final)
-        if text or calls:
-            await self._append(ChatMessage("assistant", text, tool_calls=calls), medium=medium)
 
     def _output_medium(self) -> str:
         # No speech synthesis in this build yet: every agent utterance is text.
@@ -410,18 +441,8 @@ class Call:
             result, error, reaction, response_type, update = await self._client_tool(tool, call)
         if update is not None:
             self.call_state = update
+        self._append(ChatMessage("tool", result, tool_call_id=call.id, name=call.name), error=error, state=update)
         await self._debug(f"Tool call complete. Result: {result}")
-        self._history.append(ChatMessage("tool", result, tool_call_id=call.id, name=call.name))
-        await self._record(
-            CallMessage(
-                role="MESSAGE_ROLE_TOOL_RESULT",
-                text=result,
-                invocation_id=call.id,
-                tool_name=call.name,
-                error_details=error,
-                call_state=update,
-            )
-        )
         if response_type == "hang-up":
             await self._agent_hang_up(result)
         return reaction if response_type != "hang-up" else "hang-up"
