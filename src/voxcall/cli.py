@@ -49,6 +49,7 @@ def _parser() -> argparse.ArgumentParser:
     keys_sub = keys.add_subparsers(dest="action", required=True)
     create = keys_sub.add_parser("create", help="create a key and print it once")
     create.add_argument("--name", default="default")
+    create.add_argument("--account", default=None, help="account id (default: the default account); a new id makes a new account")
     _server_options(create)
     _server_options(keys_sub.add_parser("list", help="list keys (prefixes only)"))
     revoke = keys_sub.add_parser("revoke", help="revoke a key by its 8-character prefix")
@@ -137,7 +138,7 @@ async def cmd_keys(args: argparse.Namespace) -> int:
     store = await _open(_settings(args))
     try:
         if args.action == "create":
-            key, info = await store.create_api_key(args.name)
+            key, info = await store.create_api_key(args.name, account_id=args.account)
             print(key)
         elif args.action == "list":
             for info in await store.list_api_keys():
