@@ -1,0 +1,379 @@
+"""The Store: every query voxcall makes, behind one small async API.
+
+Rows never leave this module: callers get `CallRecord`, `ApiKeyInfo` and
+`CallMessage` values. Rules that must hold across processes (a join token is
+used once, a call ends once, message indexes are dense) are enforced by single
+conditional statements in the database, not by locks in Python.
+
+Every method opens its own short transaction, so each is cancellation-safe in
+the usual sense: cancelled before the commit, nothing is written.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import re
+import secrets
+import string
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Insert, Table, delete, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from voxcall.errors import InvalidRequest, NotFound
+from voxcall.protocol.rest import CallMessage
+from voxcall.store.pages import Listing, fetch_page
+from voxcall.store.records import ApiKeyInfo, CallRecord
+from voxcall.store.tables import AccountRow, ApiKeyRow, CallRow, MessageRow, SecretRow
+
+__all__ = ["DEFAULT_ACCOUNT_ID", "DEFAULT_ACCOUNT_NAME", "KEY_PATTERN", "Store"]
+
+logger = logging.getLogger(__name__)
+
+# PROTOCOL.md 1.1: "8 characters, `.`, 32 characters", both alphanumeric.
+KEY_PATTERN = re.compile(r"[A-Za-z0-9]{8}\.[A-Za-z0-9]{32}")
+_ALPHABET = string.ascii_letters + string.digits
+# A fixed UUID, so that every process agrees on the default account without coordination.
+DEFAULT_ACCOUNT_ID = str(uuid.uuid5(uuid.NAMESPACE_URL, "voxcall:account:default"))
+DEFAULT_ACCOUNT_NAME = "default"
+NOT_FOUND = "Not found."
+_KEY_DRAWS = 5  # 62**8 prefixes: a collision is already unlikely once
+
+
+def _aware(value: Any) -> datetime:
+    parsed = datetime.fromisoformat(value)
+    if parsed.tzinfo is None:
+        raise ValueError("naive datetime")
+    return parsed
+
+
+def _text(value: Any) -> str:
+    if not isinstance(value, str):
+        raise TypeError("expected a string")
+    return value
+
+
+def _integer(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError("expected an integer")
+    return value
+
+
+_CALLS = Listing("c", (CallRow.created, CallRow.call_id), descending=True, parsers=(_aware, _text))
+_MESSAGES = Listing("m", (MessageRow.idx,), descending=False, parsers=(_integer,))
+
+
+class Store:
+    """Async repository over one SQLAlchemy engine (SQLite via aiosqlite, or PostgreSQL via asyncpg).
+
+    Build it with `voxcall.store.open_store(url)`, which also migrates the schema.
+    """
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+        self._sessions = async_sessionmaker(engine, expire_on_commit=False)
+
+    @property
+    def engine(self) -> AsyncEngine:
+        """The underlying engine (for tests and tooling)."""
+        return self._engine
+
+    async def close(self) -> None:
+        """Close every pooled connection."""
+        await self._engine.dispose()
+
+    # ------------------------------------------------------ accounts and keys
+
+    async def create_api_key(self, name: str = "default", account_id: str | None = None) -> tuple[str, ApiKeyInfo]:
+        """Create an API key and return it in plain text, the only time it is ever available.
+
+        Only the SHA-256 of the key is stored. Without `account_id` the key goes to
+        the default account; an unknown `account_id` creates that account.
+        """
+        account_id = account_id or DEFAULT_ACCOUNT_ID
+        account_name = DEFAULT_ACCOUNT_NAME if account_id == DEFAULT_ACCOUNT_ID else account_id
+        for _ in range(_KEY_DRAWS):
+            key = _random(8) + "." + _random(32)
+            info = ApiKeyInfo(prefix=key[:8], name=name, account_id=account_id, created=_now())
+            try:
+                async with self._sessions.begin() as session:
+                    await session.execute(
+                        self._insert_ignore(AccountRow, account_id=account_id, name=account_name, created=info.created)
+                    )
+                    session.add(
+                        ApiKeyRow(
+                            prefix=info.prefix, key_hash=_digest(key), name=name,
+                            account_id=account_id, created=info.created,
+                        )
+                    )
+                logger.info("created API key %s for account %s", info.prefix, account_id)
+                return key, info
+            except IntegrityError:
+                continue  # the random prefix is taken: draw again
+        raise RuntimeError("could not draw an unused API key prefix")
+
+    async def list_api_keys(self) -> list[ApiKeyInfo]:
+        """Every key of every account, revoked ones included, oldest first."""
+        async with self._sessions() as session:
+            rows = await session.scalars(select(ApiKeyRow).order_by(ApiKeyRow.created, ApiKeyRow.prefix))
+            return [_key_info(row) for row in rows]
+
+    async def revoke_api_key(self, prefix: str) -> bool:
+        """Revoke a key by its prefix; False if no key has that prefix. Revoking twice is harmless."""
+        async with self._sessions.begin() as session:
+            row = await session.get(ApiKeyRow, prefix)
+            if row is None:
+                return False
+            if row.revoked is None:
+                row.revoked = _now()
+                logger.info("revoked API key %s", prefix)
+            return True
+
+    async def count_active_api_keys(self) -> int:
+        """How many keys are not revoked."""
+        async with self._sessions() as session:
+            query = select(func.count()).select_from(ApiKeyRow).where(ApiKeyRow.revoked.is_(None))
+            return int(await session.scalar(query) or 0)
+
+    async def authenticate(self, key: str) -> str | None:
+        """The account id of a valid, unrevoked key, else None (the hash is compared in constant time)."""
+        if not KEY_PATTERN.fullmatch(key):
+            return None
+        async with self._sessions() as session:
+            row = await session.get(ApiKeyRow, key[:8])
+        expected = row.key_hash if row is not None else _digest("0" * 8 + "." + "0" * 32)
+        matches = hmac.compare_digest(expected, _digest(key))
+        if row is None or not matches or row.revoked is not None:
+            return None
+        return row.account_id
+
+    async def get_account_name(self, account_id: str) -> str:
+        """The account's display name. Raises NotFound for an unknown account."""
+        async with self._sessions() as session:
+            name = await session.scalar(select(AccountRow.name).where(AccountRow.account_id == account_id))
+        if name is None:
+            raise NotFound(NOT_FOUND)
+        return name
+
+    async def get_or_create_secret(self, name: str) -> str:
+        """A random 32-byte URL-safe secret, created on first use and the same in every process after."""
+        async with self._sessions.begin() as session:
+            await session.execute(self._insert_ignore(SecretRow, name=name, value=secrets.token_urlsafe(32)))
+        async with self._sessions() as session:
+            value = await session.scalar(select(SecretRow.value).where(SecretRow.name == name))
+        assert value is not None  # inserted above, never deleted
+        return value
+
+    # ------------------------------------------------------------------ calls
+
+    async def create_call(self, record: CallRecord) -> None:
+        """Store a new call. Raises InvalidRequest if `record.call_id` is not a UUID."""
+        call_id = _call_uuid(record.call_id)
+        if call_id is None:
+            raise InvalidRequest("callId must be a UUID")
+        async with self._sessions.begin() as session:
+            session.add(
+                CallRow(
+                    call_id=call_id, account_id=record.account_id, created=record.created,
+                    request=record.request, join_url=record.join_url, joined=record.joined,
+                    ended=record.ended, end_reason=record.end_reason, client_version=record.client_version,
+                    tools=record.tools, enable_greeting_prompt=record.enable_greeting_prompt,
+                )
+            )
+
+    async def get_call(self, call_id: str, account_id: str | None = None) -> CallRecord:
+        """One call; with `account_id`, only if that account owns it.
+
+        Raises:
+            NotFound: no such call, another account's call, or an id that is not a UUID.
+        """
+        async with self._sessions() as session:
+            row = await self._call_row(session, call_id, account_id)
+            return _call_record(row)
+
+    async def list_calls(
+        self, account_id: str, *, cursor: str | None = None, page_size: int = 100
+    ) -> tuple[list[CallRecord], str | None, str | None, int]:
+        """One page of the account's calls, newest first: (results, next, previous, total).
+
+        Raises:
+            InvalidRequest: a cursor this listing did not hand out ("Invalid cursor").
+        """
+        async with self._sessions() as session:
+            query = select(CallRow).where(CallRow.account_id == account_id)
+            rows, after, before = await fetch_page(
+                session, query, _CALLS, lambda r: (r.created, r.call_id), cursor=cursor, page_size=page_size
+            )
+            count = select(func.count()).select_from(CallRow).where(CallRow.account_id == account_id)
+            total = await session.scalar(count)
+        return [_call_record(r) for r in rows], after, before, int(total or 0)
+
+    async def delete_call(self, call_id: str, account_id: str) -> None:
+        """Delete a call of this account and its messages. Raises NotFound if there is none."""
+        uid = _call_uuid(call_id)
+        async with self._sessions.begin() as session:
+            # Messages go by ON DELETE CASCADE (SQLite enforces it: open_store turns foreign keys on).
+            done = uid is not None and await self._changed(
+                session, delete(CallRow).where(CallRow.call_id == uid, CallRow.account_id == account_id)
+            )
+        if not done:
+            raise NotFound(NOT_FOUND)
+
+    async def mark_joined(self, call_id: str, *, client_version: str | None, at: datetime) -> bool:
+        """Record the first join; True only for that one, in every process (join tokens are single-use)."""
+        condition = (CallRow.joined.is_(None), CallRow.ended.is_(None))
+        return await self._update_call(call_id, condition, joined=at, client_version=client_version)
+
+    async def mark_ended(self, call_id: str, *, reason: str, at: datetime) -> bool:
+        """Record the end of a call; True only the first time."""
+        return await self._update_call(call_id, (CallRow.ended.is_(None),), ended=at, end_reason=reason)
+
+    async def count_live_calls(self, account_id: str) -> int:
+        """Calls of the account that are joined and not ended."""
+        query = select(func.count()).select_from(CallRow).where(
+            CallRow.account_id == account_id, CallRow.joined.is_not(None), CallRow.ended.is_(None)
+        )
+        async with self._sessions() as session:
+            return int(await session.scalar(query) or 0)
+
+    # --------------------------------------------------------------- messages
+
+    async def add_message(self, call_id: str, message: CallMessage) -> CallMessage:
+        """Append a message to a call and return the stored copy with its callStageMessageIndex.
+
+        Indexes are dense from 0 per call, even with writers in several processes.
+
+        Raises:
+            NotFound: the call does not exist.
+        """
+        uid = _call_uuid(call_id)
+        for _ in range(3):
+            try:
+                async with self._sessions.begin() as session:
+                    # PostgreSQL: the call's row lock makes writers of one call take turns.
+                    # SQLite: the INSERT below computes the index under the database write lock.
+                    lock = select(CallRow.call_id).where(CallRow.call_id == uid).with_for_update(key_share=True)
+                    if uid is None or await session.scalar(lock) is None:
+                        raise NotFound(NOT_FOUND)
+                    index = await session.scalar(_insert_message(uid, message))
+            except IntegrityError:
+                continue  # the call was deleted after the check (SQLite): the next check says so
+            return message.model_copy(update={"call_stage_message_index": index})
+        raise RuntimeError(f"could not append a message to call {uid}")
+
+    async def list_messages(
+        self, call_id: str, *, cursor: str | None = None, page_size: int = 100
+    ) -> tuple[list[CallMessage], str | None, str | None, int]:
+        """One page of a call's messages, oldest first: (results, next, previous, total).
+
+        Raises:
+            NotFound: the call does not exist.
+            InvalidRequest: a cursor this listing did not hand out ("Invalid cursor").
+        """
+        async with self._sessions() as session:
+            row = await self._call_row(session, call_id, None)
+            query = select(MessageRow).where(MessageRow.call_id == row.call_id)
+            rows, after, before = await fetch_page(
+                session, query, _MESSAGES, lambda r: (r.idx,), cursor=cursor, page_size=page_size
+            )
+            count = select(func.count()).select_from(MessageRow).where(MessageRow.call_id == row.call_id)
+            total = await session.scalar(count)
+        return [_message(r) for r in rows], after, before, int(total or 0)
+
+    # ---------------------------------------------------------------- helpers
+
+    async def _call_row(self, session: AsyncSession, call_id: str, account_id: str | None) -> CallRow:
+        uid = _call_uuid(call_id)
+        row = await session.get(CallRow, uid) if uid is not None else None
+        if row is None or (account_id is not None and row.account_id != account_id):
+            raise NotFound(NOT_FOUND)
+        return row
+
+    async def _update_call(self, call_id: str, condition: tuple[Any, ...], **values: Any) -> bool:
+        uid = _call_uuid(call_id)
+        if uid is None:
+            return False
+        async with self._sessions.begin() as session:
+            statement = update(CallRow).where(CallRow.call_id == uid, *condition).values(**values)
+            return await self._changed(session, statement)
+
+    @staticmethod
+    async def _changed(session: AsyncSession, statement: Any) -> bool:
+        result = await session.execute(statement.execution_options(synchronize_session=False))
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    def _insert_ignore(self, entity: type[Any], **values: Any) -> Insert:
+        """INSERT that does nothing when the primary key exists (race-free get-or-create)."""
+        table: Table = entity.__table__
+        if self._engine.dialect.name == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+            return pg_insert(table).values(**values).on_conflict_do_nothing()
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        return sqlite_insert(table).values(**values).on_conflict_do_nothing()
+
+
+def _insert_message(call_id: str, message: CallMessage) -> Any:
+    # One statement picks the next index and inserts it (the primary key backs it up).
+    next_index = (
+        select(func.coalesce(func.max(MessageRow.idx) + 1, 0)).where(MessageRow.call_id == call_id).scalar_subquery()
+    )
+    values = {
+        "call_id": call_id, "idx": next_index, "role": message.role, "text": message.text,
+        "medium": message.medium, "invocation_id": message.invocation_id, "tool_name": message.tool_name,
+        "error_details": message.error_details, "call_stage_id": message.call_stage_id,
+        "call_state": message.call_state, "timespan": message.timespan,
+        "wall_clock_timespan": message.wall_clock_timespan, "metadata": message.metadata, "created": _now(),
+    }
+    return insert(MessageRow.__table__).values(values).returning(MessageRow.__table__.c.idx)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _random(length: int) -> str:
+    return "".join(secrets.choice(_ALPHABET) for _ in range(length))
+
+
+def _digest(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def _call_uuid(call_id: str) -> str | None:
+    try:
+        return str(uuid.UUID(call_id))
+    except (ValueError, TypeError, AttributeError):
+        return None
+
+
+def _key_info(row: ApiKeyRow) -> ApiKeyInfo:
+    return ApiKeyInfo(
+        prefix=row.prefix, name=row.name, account_id=row.account_id, created=row.created,
+        revoked=row.revoked is not None,
+    )
+
+
+def _call_record(row: CallRow) -> CallRecord:
+    return CallRecord(
+        call_id=row.call_id, account_id=row.account_id, created=row.created, request=row.request,
+        join_url=row.join_url, joined=row.joined, ended=row.ended, end_reason=row.end_reason,
+        client_version=row.client_version, tools=row.tools, enable_greeting_prompt=row.enable_greeting_prompt,
+    )
+
+
+def _message(row: MessageRow) -> CallMessage:
+    return CallMessage.model_validate(
+        {
+            "role": row.role, "text": row.text, "medium": row.medium, "invocation_id": row.invocation_id,
+            "tool_name": row.tool_name, "error_details": row.error_details, "call_stage_message_index": row.idx,
+            "call_stage_id": row.call_stage_id, "call_state": row.call_state, "timespan": row.timespan,
+            "wall_clock_timespan": row.wall_clock_timespan, "metadata": row.meta,
+        }
+    )

@@ -1,0 +1,129 @@
+"""SQLAlchemy 2.0 typed declarative tables of the store.
+
+Every timestamp is stored in UTC and comes back as an aware UTC datetime, on
+SQLite (which keeps naive text) as on PostgreSQL (`timestamptz`). Change a table
+here only together with a new revision under `migrations/versions/`; a test
+checks that the migrated schema and this metadata agree.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import JSON, Boolean, DateTime, Dialect, ForeignKey, Index, Integer, MetaData, String, Text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+__all__ = [
+    "AccountRow",
+    "ApiKeyRow",
+    "Base",
+    "CallRow",
+    "MessageRow",
+    "SecretRow",
+    "UTCDateTime",
+]
+
+# Deterministic constraint names, so migrations can refer to them on every backend.
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """An aware datetime stored as UTC; naive values are refused rather than guessed."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime: pass an aware datetime (UTC)")
+        value = value.astimezone(UTC)
+        # SQLite keeps text without an offset: strip it after converting to UTC.
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSON(), list[Any]: JSON()}
+
+
+class AccountRow(Base):
+    __tablename__ = "accounts"
+
+    account_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    created: Mapped[datetime]
+
+
+class ApiKeyRow(Base):
+    """An API key: the 8-character prefix finds it, the SHA-256 of the whole key proves it."""
+
+    __tablename__ = "api_keys"
+
+    prefix: Mapped[str] = mapped_column(String(8), primary_key=True)
+    key_hash: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(200))
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.account_id", ondelete="CASCADE"), index=True)
+    created: Mapped[datetime]
+    revoked: Mapped[datetime | None]
+
+
+class CallRow(Base):
+    __tablename__ = "calls"
+    __table_args__ = (Index("ix_calls_account_created", "account_id", "created", "call_id"),)
+
+    call_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    account_id: Mapped[str] = mapped_column(String(64))
+    created: Mapped[datetime]
+    request: Mapped[dict[str, Any]]
+    join_url: Mapped[str | None] = mapped_column(Text)
+    joined: Mapped[datetime | None]
+    ended: Mapped[datetime | None]
+    end_reason: Mapped[str | None] = mapped_column(String(32))
+    client_version: Mapped[str | None] = mapped_column(Text)
+    tools: Mapped[list[Any]]
+    enable_greeting_prompt: Mapped[bool] = mapped_column(Boolean)
+
+
+class MessageRow(Base):
+    """One `ultravox.v1.Message` of a call; `idx` is its callStageMessageIndex (dense from 0)."""
+
+    __tablename__ = "call_messages"
+
+    call_id: Mapped[str] = mapped_column(ForeignKey("calls.call_id", ondelete="CASCADE"), primary_key=True)
+    idx: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    role: Mapped[str] = mapped_column(String(32))
+    text: Mapped[str | None] = mapped_column(Text)
+    medium: Mapped[str | None] = mapped_column(String(32))
+    invocation_id: Mapped[str | None] = mapped_column(String(200))
+    tool_name: Mapped[str | None] = mapped_column(String(200))
+    error_details: Mapped[str | None] = mapped_column(Text)
+    call_stage_id: Mapped[str | None] = mapped_column(String(64))
+    call_state: Mapped[dict[str, Any] | None]
+    timespan: Mapped[dict[str, Any] | None]
+    wall_clock_timespan: Mapped[dict[str, Any] | None]
+    # `metadata` is reserved on declarative classes; the column keeps the wire name.
+    meta: Mapped[dict[str, Any] | None] = mapped_column("metadata")
+    created: Mapped[datetime]
+
+
+class SecretRow(Base):
+    """Server-side secrets (e.g. the join-token signing key), created once and shared by every process."""
+
+    __tablename__ = "secrets"
+
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
