@@ -7,8 +7,8 @@
 #
 # The cluster lives in .pg/ under the repository root (PG_DIR overrides), listens
 # on 127.0.0.1:${PG_PORT:-55432} with its socket inside .pg/run, and has a
-# password-authenticated role `voxcall` (password `voxcall`) owning the database
-# `voxcall_test`. Typical use:
+# password-authenticated role `voxcall` (password `voxcall`, CREATEDB) owning the
+# database `voxcall_test`. Typical use:
 #
 #   export VOXCALL_TEST_POSTGRES_URL=$(scripts/test-services.sh | tail -n1)
 #   .venv/bin/python -m pytest
@@ -110,6 +110,8 @@ DO \$\$ BEGIN
     CREATE ROLE $DB_USER LOGIN PASSWORD '$DB_PASSWORD';
   END IF;
 END \$\$;
+-- CREATEDB: test sessions make throwaway databases of their own, for isolation.
+ALTER ROLE $DB_USER CREATEDB;
 SQL
     if [[ -z $(psql_admin -tA -c "SELECT 1 FROM pg_database WHERE datname = '$DB_NAME'") ]]; then
         psql_admin -c "CREATE DATABASE $DB_NAME OWNER $DB_USER"
