@@ -13,7 +13,7 @@ from fastapi import Request, WebSocket
 
 from voxcall.config import Settings
 from voxcall.engine.call import Call
-from voxcall.errors import Unauthorized
+from voxcall.errors import NotFound, Unauthorized
 from voxcall.protocol.rest import StartCallRequest, Voice
 from voxcall.providers.base import LLM
 from voxcall.server.tokens import JoinTokens
@@ -52,9 +52,13 @@ class Services:
 
     def _spawn_unjoined_check(self, record: CallRecord) -> None:
         self._timers.pop(record.call_id, None)
-        task = asyncio.get_running_loop().create_task(self.settle_unjoined(record))
+        task = asyncio.get_running_loop().create_task(self._check_unjoined(record.call_id))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    async def _check_unjoined(self, call_id: str) -> None:
+        with contextlib.suppress(NotFound):  # deleted meanwhile
+            await self.settle_unjoined(await self.store.get_call(call_id))
 
     async def settle_unjoined(self, record: CallRecord) -> CallRecord:
         """Mark a never-joined call whose join window has passed as ended `unjoined`."""
