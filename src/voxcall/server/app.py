@@ -69,6 +69,9 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         owned = services is None
         app.state.services = services or await build_services(settings, llm)
+        warm_up = getattr(app.state.services.llm, "warm_up", None)
+        if owned and warm_up is not None:
+            await warm_up("You are a helpful assistant.")  # the first call's first turn starts warm
         try:
             yield
         finally:
