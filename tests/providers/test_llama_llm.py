@@ -1,0 +1,183 @@
+"""LlamaLLM with the real embedded models (Qwen2.5-Coder-1.5B and SmolLM2-135M)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+
+from voxcall.errors import ProviderError
+from voxcall.providers.base import LLM, ChatMessage, LLMEvent, TextDelta, ToolCall, ToolSpec
+from voxcall.providers.embedded import LlamaLLM, load_llm
+
+pytestmark = pytest.mark.models
+
+WEATHER = ToolSpec(
+    name="getWeather",
+    description="Get the current weather for a city.",
+    parameters={"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+)
+SYSTEM = ChatMessage("system", "You are a helpful assistant.")
+
+
+async def _run(
+    llm: LlamaLLM, messages: Sequence[ChatMessage], tools: Sequence[ToolSpec] = (), **kw: object
+) -> tuple[list[LLMEvent], float]:
+    """Collect a reply and its time to the first event."""
+    started = time.perf_counter()
+    first = 0.0
+    events: list[LLMEvent] = []
+    async for event in llm.stream(messages, tools, **kw):  # type: ignore[arg-type]
+        if not events:
+            first = time.perf_counter() - started
+        events.append(event)
+    return events, first
+
+
+def _text(events: list[LLMEvent]) -> str:
+    return "".join(event.text for event in events if isinstance(event, TextDelta))
+
+
+async def _wait_idle(llm: LlamaLLM, seconds: float = 5.0) -> None:
+    deadline = time.perf_counter() + seconds
+    while llm._lock.locked():  # a threading lock: polling is the only way to watch it from the loop
+        assert time.perf_counter() < deadline, "the worker did not stop"
+        await asyncio.sleep(0.01)
+
+
+async def test_weather_question_calls_the_tool(qwen: LlamaLLM) -> None:
+    assert isinstance(qwen, LLM)
+    events, _ = await _run(qwen, [SYSTEM, ChatMessage("user", "What's the weather in Paris?")], [WEATHER])
+    calls = [event for event in events if isinstance(event, ToolCall)]
+    assert len(calls) == 1, events
+    assert calls[0].name == "getWeather"
+    assert calls[0].arguments["city"].casefold() == "paris"
+    assert calls[0].id.startswith("call_")
+    assert _text(events) == ""
+
+
+async def test_joke_is_streamed_text_only(qwen: LlamaLLM) -> None:
+    events, _ = await _run(qwen, [SYSTEM, ChatMessage("user", "Tell me a joke.")], [WEATHER])
+    assert events and all(isinstance(event, TextDelta) for event in events)
+    assert len(events) > 3  # streamed token by token, not in one piece
+    assert _text(events).strip()
+    assert '"' not in _text(events)[-1:] and "action" not in _text(events)
+
+
+async def test_answer_after_the_tool_result(qwen: LlamaLLM) -> None:
+    call = ToolCall("call_test1", "getWeather", {"city": "Paris"})
+    messages = [
+        SYSTEM,
+        ChatMessage("user", "What's the weather in Paris?"),
+        ChatMessage("assistant", tool_calls=(call,)),
+        ChatMessage("tool", '{"temp_c": 21, "condition": "sunny"}', tool_call_id=call.id, name="getWeather"),
+    ]
+    events, _ = await _run(qwen, messages, [WEATHER])
+    text = _text(events)
+    assert not [event for event in events if isinstance(event, ToolCall)]
+    assert "21" in text or "sunny" in text.casefold(), text
+
+
+async def test_prefix_reuse_makes_the_second_turn_fast(qwen: LlamaLLM) -> None:
+    # A unique system prompt guarantees a cold KV cache for the first turn.
+    system = ChatMessage(
+        "system",
+        (
+            f"Session {uuid.uuid4()}. You are the concierge of the Hotel Sunrise. Breakfast is served from 6:30 to "
+            "10:30 in the lobby restaurant. The wifi password is sunrise2024. Checkout is at 11:00 and late "
+            "checkout costs 20 euros. The pool is open from 8:00 to 20:00. Answer in one short sentence."
+        ),
+    )
+    first, cold = await _run(qwen, [system, ChatMessage("user", "What time is breakfast?")], [WEATHER])
+    history = [system, ChatMessage("user", "What time is breakfast?"), ChatMessage("assistant", _text(first))]
+    second, warm = await _run(qwen, [*history, ChatMessage("user", "What is the wifi password?")], [WEATHER])
+    print(f"\nTTFT cold {cold * 1000:.0f} ms, warm {warm * 1000:.0f} ms; replies {_text(first)!r} {_text(second)!r}")
+    assert "sunrise2024" in _text(second)
+    assert warm < cold
+
+
+async def test_smollm_streams_plain_text(smollm: LlamaLLM) -> None:
+    started = time.perf_counter()
+    events, ttft = await _run(smollm, [SYSTEM, ChatMessage("user", "Say hello.")], max_tokens=48)
+    elapsed = time.perf_counter() - started
+    assert len(events) > 3 and all(isinstance(event, TextDelta) for event in events)
+    assert _text(events).strip()
+    print(f"\nsmollm2: TTFT {ttft * 1000:.0f} ms, {len(events)} deltas in {elapsed:.2f} s")
+
+
+async def test_closing_the_consumer_stops_generation(smollm: LlamaLLM) -> None:
+    stream = smollm.stream([SYSTEM, ChatMessage("user", "Count from 1 to 500, one number per line.")], max_tokens=400)
+    for _ in range(3):
+        assert isinstance(await anext(stream), TextDelta)
+    await stream.aclose()
+    await _wait_idle(smollm, 1.0)
+    events, _ = await _run(smollm, [SYSTEM, ChatMessage("user", "Say hi.")], max_tokens=8)
+    assert events
+
+
+async def test_cancelling_the_consumer_task_stops_generation(smollm: LlamaLLM) -> None:
+    received: list[LLMEvent] = []
+    two_received = asyncio.Event()
+
+    async def consume() -> None:
+        async for event in smollm.stream([SYSTEM, ChatMessage("user", "Write a long story.")], max_tokens=400):
+            received.append(event)
+            if len(received) == 2:
+                two_received.set()
+
+    task = asyncio.create_task(consume())
+    await two_received.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    await _wait_idle(smollm, 1.0)
+    assert len(received) < 400
+
+
+async def test_concurrent_streams_are_serialised(smollm: LlamaLLM) -> None:
+    replies = await asyncio.gather(
+        *(
+            _run(smollm, [SYSTEM, ChatMessage("user", question)], max_tokens=16)
+            for question in ("Say hi.", "Name a colour.", "Name a fruit.")
+        )
+    )
+    assert all(_text(events).strip() for events, _ in replies)
+
+
+async def test_failures_become_provider_errors(smollm: LlamaLLM, tmp_path: Path) -> None:
+    with pytest.raises(ProviderError, match="does not fit"):
+        await _run(smollm, [ChatMessage("user", "word " * 6000)])
+    events, _ = await _run(smollm, [SYSTEM, ChatMessage("user", "Say hi.")], max_tokens=8)
+    assert events  # still usable afterwards
+    bogus = tmp_path / "bogus.gguf"
+    bogus.write_bytes(b"not a model")
+    with pytest.raises(ProviderError, match="cannot load"):
+        LlamaLLM(bogus, name="bogus")
+
+
+async def test_warm_up_then_first_turn(smollm: LlamaLLM) -> None:
+    await smollm.warm_up("You are a terse assistant.", [WEATHER])
+    messages = [ChatMessage("system", "You are a terse assistant."), ChatMessage("user", "Hi")]
+    events, ttft = await _run(smollm, messages, [WEATHER], max_tokens=16)
+    assert events
+    print(f"\nsmollm2 after warm_up: TTFT {ttft * 1000:.0f} ms")
+
+
+async def test_close_ends_running_and_waiting_requests(smollm: LlamaLLM, model_cache: Path) -> None:
+    llm = load_llm("smollm2-135m", cache_dir=model_cache)  # a second instance: this one gets closed
+    first = llm.stream([SYSTEM, ChatMessage("user", "Write a long story.")], max_tokens=400)
+    second = llm.stream([SYSTEM, ChatMessage("user", "Say hi.")], max_tokens=8)
+    assert isinstance(await anext(first), TextDelta)
+    waiting = asyncio.create_task(anext(second))
+    await asyncio.to_thread(llm.close)
+    with pytest.raises(ProviderError, match="closed"):
+        async for _ in first:
+            pass
+    with pytest.raises(ProviderError, match="closed"):
+        await waiting
+    with pytest.raises(ProviderError, match="closed"):
+        await _run(llm, [ChatMessage("user", "Hi")])
