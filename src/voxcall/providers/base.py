@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
-__all__ = ["LLM", "ChatMessage", "LLMEvent", "TextDelta", "ToolCall", "ToolSpec"]
+__all__ = ["LLM", "STT", "TTS", "VAD", "ChatMessage", "LLMEvent", "TextDelta", "ToolCall", "ToolSpec"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,4 +75,55 @@ class LLM(Protocol):
         Cancellation-safe: cancelling the consumer stops generation at the next token.
         Raises `voxcall.errors.ProviderError` on back-end failure.
         """
+        ...
+
+
+# ------------------------------------------------------------------ speech
+
+
+@runtime_checkable
+class VAD(Protocol):
+    """Voice activity detection on fixed frames. Stateful: one instance per call."""
+
+    sample_rate: int
+    """Rate of the frames it takes (16000 for Silero)."""
+    frame_samples: int
+    """Samples per frame (512 = 32 ms for Silero)."""
+
+    def probability(self, frame: bytes) -> float:
+        """Speech probability of one s16le frame of exactly `frame_samples` samples. Fast, sync."""
+        ...
+
+    def reset(self) -> None:
+        """Forget the recurrent state (after a long gap)."""
+        ...
+
+
+@runtime_checkable
+class STT(Protocol):
+    """Speech to text on a finished utterance."""
+
+    name: str
+    sample_rate: int
+    """Rate of the PCM it takes (16000 for Whisper)."""
+
+    async def transcribe(self, pcm: bytes, *, language: str | None = None) -> str:
+        """Transcribe s16le mono PCM at `sample_rate`. Cancellation-safe; raises ProviderError."""
+        ...
+
+
+@runtime_checkable
+class TTS(Protocol):
+    """Text to speech, one sentence or clause at a time."""
+
+    name: str
+    sample_rate: int
+    """Rate of the PCM it yields (22050 for Piper)."""
+
+    def voices(self) -> list[str]:
+        """Voice ids this back end can speak with."""
+        ...
+
+    def synthesize(self, text: str, *, voice: str | None = None) -> AsyncIterator[bytes]:
+        """Yield s16le mono PCM at `sample_rate` for `text`. Cancellation stops at the next chunk."""
         ...

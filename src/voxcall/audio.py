@@ -1,0 +1,82 @@
+"""PCM16 helpers: plain functions on s16le mono bytes, plus a streaming resampler (soxr)."""
+
+from __future__ import annotations
+
+import io
+import wave
+
+import numpy as np
+
+__all__ = ["Resampler", "duration", "frame_bytes", "read_wav", "resample", "silence", "to_float32", "write_wav"]
+
+
+def frame_bytes(rate: int, ms: float) -> int:
+    """Bytes of s16le mono audio lasting `ms` milliseconds at `rate`."""
+    return int(rate * ms / 1000) * 2
+
+
+def duration(pcm: bytes, rate: int) -> float:
+    """Seconds of audio in `pcm`."""
+    return len(pcm) / 2 / rate
+
+
+def silence(rate: int, seconds: float) -> bytes:
+    return b"\x00\x00" * int(rate * seconds)
+
+
+def to_float32(pcm: bytes) -> np.ndarray:
+    """s16le → float32 in [-1, 1]."""
+    return np.frombuffer(pcm, dtype="<i2").astype(np.float32) / 32768.0
+
+
+def resample(pcm: bytes, from_rate: int, to_rate: int) -> bytes:
+    """One-shot high-quality resampling of a whole buffer."""
+    if from_rate == to_rate or not pcm:
+        return pcm
+    import soxr
+
+    out = soxr.resample(np.frombuffer(pcm, dtype="<i2"), from_rate, to_rate, quality="HQ")
+    return np.asarray(out, dtype="<i2").tobytes()
+
+
+class Resampler:
+    """Streaming resampler: feed chunks of any size, get resampled chunks with state kept between them."""
+
+    def __init__(self, from_rate: int, to_rate: int) -> None:
+        self.from_rate, self.to_rate = from_rate, to_rate
+        self._stream = None
+        if from_rate != to_rate:
+            import soxr
+
+            self._stream = soxr.ResampleStream(from_rate, to_rate, 1, dtype="int16", quality="HQ")
+
+    def feed(self, pcm: bytes, *, last: bool = False) -> bytes:
+        if self._stream is None:
+            return pcm
+        out = self._stream.resample_chunk(np.frombuffer(pcm, dtype="<i2"), last=last)
+        return np.asarray(out, dtype="<i2").tobytes()
+
+
+def read_wav(data: bytes | str) -> tuple[bytes, int]:
+    """Read a mono or stereo 16-bit WAV (path or bytes); returns mono s16le PCM and its rate."""
+    source = io.BytesIO(data) if isinstance(data, bytes) else data
+    with wave.open(source, "rb") as wav:
+        if wav.getsampwidth() != 2:
+            raise ValueError("only 16-bit PCM WAV files are supported")
+        rate, channels = wav.getframerate(), wav.getnchannels()
+        pcm = wav.readframes(wav.getnframes())
+    if channels > 1:
+        samples = np.frombuffer(pcm, dtype="<i2").reshape(-1, channels).mean(axis=1)
+        pcm = samples.astype("<i2").tobytes()
+    return pcm, rate
+
+
+def write_wav(pcm: bytes, rate: int, channels: int = 1) -> bytes:
+    """Wrap s16le PCM in a WAV container."""
+    out = io.BytesIO()
+    with wave.open(out, "wb") as wav:
+        wav.setnchannels(channels)
+        wav.setsampwidth(2)
+        wav.setframerate(rate)
+        wav.writeframes(pcm)
+    return out.getvalue()
