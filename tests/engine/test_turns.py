@@ -1,0 +1,63 @@
+"""Turn detector: synthetic probabilities, no audio, no clock."""
+
+from __future__ import annotations
+
+from voxcall.engine.turns import BargeIn, Paused, Resumed, SpeechStarted, TurnDetector, TurnEnded, VadConfig
+
+F = b"\x00\x00" * 512
+
+
+def run(detector: TurnDetector, probabilities: list[float], *, agent_speaking: bool = False) -> list[tuple[int, object]]:
+    out = []
+    for i, p in enumerate(probabilities):
+        for event in detector.feed(F, p, agent_speaking=agent_speaking):
+            out.append((i, event))
+    return out
+
+
+def test_turn_ends_after_the_endpoint_delay_in_frames() -> None:
+    d = TurnDetector()
+    events = run(d, [0.0] * 5 + [0.9] * 20 + [0.0] * 15)
+    kinds = [(i, type(e).__name__) for i, e in events]
+    # 0.384 s = 12 frames of silence; pause after 3 frames (0.096 s)
+    assert kinds == [(5, "SpeechStarted"), (27, "Paused"), (36, "TurnEnded")]
+    ended = events[-1][1]
+    assert isinstance(ended, TurnEnded) and ended.voiced_frames == 20
+    preroll = d.config.frames(d.config.preroll_seconds)
+    assert len(ended.audio) == (5 + 20 + 3) * len(F) or len(ended.audio) == (min(5, preroll) + 20 + 3) * len(F)
+
+
+def test_speech_after_a_pause_resumes_the_same_turn() -> None:
+    d = TurnDetector()
+    events = run(d, [0.9] * 10 + [0.0] * 5 + [0.9] * 10 + [0.0] * 12)
+    kinds = [type(e) for _, e in events]
+    assert kinds == [SpeechStarted, Paused, Resumed, Paused, TurnEnded]
+    assert events[-1][1].voiced_frames == 20  # type: ignore[union-attr]
+
+
+def test_custom_endpoint_and_minimum_turn() -> None:
+    d = TurnDetector(VadConfig(turn_endpoint_delay=0.64, minimum_turn_duration=0.32))
+    short = run(d, [0.9] * 5 + [0.0] * 25)
+    assert [type(e) for _, e in short] == [SpeechStarted]  # 160 ms of speech is under the 320 ms minimum
+    long = run(d, [0.9] * 12 + [0.0] * 25)
+    assert [type(e) for _, e in long][-1] is TurnEnded and long[-1][0] == 12 + 20 - 1
+
+
+def test_barge_in_needs_the_minimum_interruption_duration() -> None:
+    d = TurnDetector()  # 0.09 s -> 3 frames
+    events = run(d, [0.9] * 5 + [0.0] * 12, agent_speaking=True)
+    assert [(i, type(e)) for i, e in events][:2] == [(0, SpeechStarted), (2, BargeIn)]
+    assert isinstance(events[-1][1], TurnEnded)
+
+
+def test_a_blip_over_the_agent_is_not_a_turn() -> None:
+    d = TurnDetector(VadConfig(minimum_interruption_duration=0.2))
+    events = run(d, [0.9] * 3 + [0.0] * 14, agent_speaking=True)
+    assert not any(isinstance(e, (BargeIn, TurnEnded)) for _, e in events)
+    assert not d.in_speech
+
+
+def test_thresholds() -> None:
+    d = TurnDetector(VadConfig(frame_activation_threshold=0.8))
+    assert not d.voiced(0.6) and d.voiced(0.85)
+    assert TurnDetector().voiced(0.5) and not TurnDetector().voiced(0.3)
