@@ -19,6 +19,7 @@ __all__ = [
     "AutomaticParameter",
     "BaseToolDefinition",
     "Call",
+    "CallEvent",
     "CallMedium",
     "CallMessage",
     "CallTool",
@@ -452,3 +453,16 @@ class Page(BaseModel, Generic[T]):
 
 class ErrorBody(BaseModel):
     detail: Any
+
+
+class CallEvent(_Response):
+    """One entry of `GET /api/calls/{id}/events` (warnings, latency reports, ...)."""
+
+    call_id: str
+    call_stage_id: str | None = None
+    call_timestamp: str
+    severity: Literal["debug", "info", "warning", "error"] = "info"
+    type: str
+    text: str
+    extras: dict[str, Any] | None = None
+    wall_clock_timestamp: str | None = None
