@@ -22,6 +22,7 @@ from voxcall.server import realtime, rest
 from voxcall.server.services import Services
 from voxcall.server.tokens import JoinTokens
 from voxcall.store import open_store
+from voxcall.store.recordings import RecordingStore
 
 __all__ = ["build_services", "create_app", "load_llm"]
 
@@ -58,7 +59,8 @@ async def build_services(settings: Settings, llm: LLM | None = None) -> Services
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     store = await open_store(settings.resolved_database_url())
     secret = await store.get_or_create_secret("join_tokens")
-    return Services(settings=settings, store=store, llm=llm or load_llm(settings), tokens=JoinTokens(secret), voices=installed_voices())
+    return Services(settings=settings, store=store, llm=llm or load_llm(settings), tokens=JoinTokens(secret),
+                    recordings=RecordingStore(settings.data_dir / "recordings"), voices=installed_voices())
 
 
 def create_app(settings: Settings | None = None, *, services: Services | None = None, llm: LLM | None = None) -> FastAPI:

@@ -6,12 +6,12 @@ import asyncio
 import json
 import uuid
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Depends, Query, Request, Response
-from fastapi.responses import JSONResponse
+from fastapi.responses import FileResponse, JSONResponse
 
-from voxcall.errors import InvalidRequest, ProtocolError
+from voxcall.errors import InvalidRequest, NotFound, ProtocolError
 from voxcall.protocol.realtime import ForcedAgentMessage, HangUp, UserTextMessage, parse_client
 from voxcall.protocol.rest import Account, CallMessage, ModelAlias, Page, StartCallRequest
 from voxcall.server.calls import build_call_tools, to_call
@@ -110,7 +110,7 @@ async def get_call(call_id: str, svc: Svc, account: AccountId) -> dict[str, Any]
 
 @router.delete("/calls/{call_id}", status_code=204)
 async def delete_call(call_id: str, svc: Svc, account: AccountId) -> Response:
-    """End the call if it is live, then delete it and its messages."""
+    """End the call if it is live, then delete it, its messages, events and recording."""
     await svc.store.get_call(call_id, account)
     live = svc.live.get(call_id)
     if live is not None:
@@ -120,6 +120,7 @@ async def delete_call(call_id: str, svc: Svc, account: AccountId) -> Response:
         except TimeoutError:
             pass
     await svc.store.delete_call(call_id, account)
+    svc.recordings.delete(call_id)
     return Response(status_code=204)
 
 
@@ -178,3 +179,35 @@ async def account_me(svc: Svc, account: AccountId) -> dict[str, Any]:
 async def schema(request: Request) -> JSONResponse:
     return JSONResponse(request.app.openapi())
 
+
+NO_RECORDING = "No recording: recordingEnabled was false for this call, or it has not ended yet."
+Severity = Literal["debug", "info", "warning", "error"]
+
+
+@router.get("/calls/{call_id}/events")
+async def list_events(
+    request: Request,
+    call_id: str,
+    svc: Svc,
+    account: AccountId,
+    minimum_severity: Severity = "info",
+    event_type: Annotated[str | None, Query(alias="type")] = None,
+    cursor: str | None = None,
+    page_size: PageSize = 100,
+) -> dict[str, Any]:
+    """The call's events, oldest first (PROTOCOL.md 1.8)."""
+    record = await svc.store.get_call(call_id, account)
+    events, nxt, prev, total = await svc.store.list_events(
+        record.call_id, cursor=cursor, page_size=page_size, minimum_severity=minimum_severity, type=event_type
+    )
+    return _page(request, [e.wire() for e in events], nxt, prev, total)
+
+
+@router.get("/calls/{call_id}/recording", response_class=FileResponse)
+async def get_recording(call_id: str, svc: Svc, account: AccountId) -> FileResponse:
+    """The call's recording as `audio/wav` (written when a call with recordingEnabled ends)."""
+    record = await svc.store.get_call(call_id, account)
+    path = svc.recordings.path(record.call_id)
+    if path is None:
+        raise NotFound(NO_RECORDING)
+    return FileResponse(path, media_type="audio/wav")

@@ -18,6 +18,7 @@ from voxcall.protocol.rest import StartCallRequest, Voice
 from voxcall.providers.base import LLM
 from voxcall.server.tokens import JoinTokens
 from voxcall.store import Store
+from voxcall.store.recordings import RecordingStore
 from voxcall.store.records import CallRecord
 
 __all__ = ["LiveCall", "Services", "get_services", "require_api_key"]
@@ -39,6 +40,7 @@ class Services:
     store: Store
     llm: LLM
     tokens: JoinTokens
+    recordings: RecordingStore
     voices: list[Voice] = field(default_factory=list)
     live: dict[str, LiveCall] = field(default_factory=dict)
     _timers: dict[str, asyncio.TimerHandle] = field(default_factory=dict)

@@ -17,10 +17,11 @@ from sqlalchemy.pool import AsyncAdaptedQueuePool
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from voxcall.store.migrate import upgrade
+from voxcall.store.recordings import RecordingStore
 from voxcall.store.records import ApiKeyInfo, CallRecord
 from voxcall.store.repository import DEFAULT_ACCOUNT_ID, Store
 
-__all__ = ["DEFAULT_ACCOUNT_ID", "ApiKeyInfo", "CallRecord", "Store", "open_store"]
+__all__ = ["DEFAULT_ACCOUNT_ID", "ApiKeyInfo", "CallRecord", "RecordingStore", "Store", "open_store"]
 
 _DRIVERS = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+asyncpg", "postgres": "postgresql+asyncpg"}
 

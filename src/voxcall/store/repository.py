@@ -1,7 +1,7 @@
 """The Store: every query voxcall makes, behind one small async API.
 
-Rows never leave this module: callers get `CallRecord`, `ApiKeyInfo` and
-`CallMessage` values. Rules that must hold across processes (a join token is
+Rows never leave this module: callers get `CallRecord`, `ApiKeyInfo`,
+`CallMessage` and `CallEvent` values. Rules that must hold across processes (a join token is
 used once, a call ends once, message indexes are dense) are enforced by single
 conditional statements in the database, not by locks in Python.
 
@@ -26,12 +26,13 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from voxcall.errors import InvalidRequest, NotFound
-from voxcall.protocol.rest import CallMessage
+from voxcall.protocol.rest import CallEvent, CallMessage
+from voxcall.protocol.wire import format_duration
 from voxcall.store.pages import Listing, fetch_page
 from voxcall.store.records import ApiKeyInfo, CallRecord
-from voxcall.store.tables import AccountRow, ApiKeyRow, CallRow, MessageRow, SecretRow
+from voxcall.store.tables import AccountRow, ApiKeyRow, CallEventRow, CallRow, MessageRow, SecretRow
 
-__all__ = ["DEFAULT_ACCOUNT_ID", "DEFAULT_ACCOUNT_NAME", "KEY_PATTERN", "Store"]
+__all__ = ["DEFAULT_ACCOUNT_ID", "DEFAULT_ACCOUNT_NAME", "KEY_PATTERN", "SEVERITIES", "Store"]
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +44,9 @@ DEFAULT_ACCOUNT_ID = str(uuid.uuid5(uuid.NAMESPACE_URL, "voxcall:account:default
 DEFAULT_ACCOUNT_NAME = "default"
 NOT_FOUND = "Not found."
 _KEY_DRAWS = 5  # 62**8 prefixes: a collision is already unlikely once
+# Event severities from least to most severe (PROTOCOL.md 1.8 `minimum_severity`).
+SEVERITIES = ("debug", "info", "warning", "error")
+_EVENT_TYPE_LENGTH = 50
 
 
 def _aware(value: Any) -> datetime:
@@ -66,6 +70,7 @@ def _integer(value: Any) -> int:
 
 _CALLS = Listing("c", (CallRow.created, CallRow.call_id), descending=True, parsers=(_aware, _text))
 _MESSAGES = Listing("m", (MessageRow.idx,), descending=False, parsers=(_integer,))
+_EVENTS = Listing("e", (CallEventRow.id,), descending=False, parsers=(_integer,))
 
 
 class Store:
@@ -233,6 +238,27 @@ class Store:
         """Record the end of a call; True only the first time."""
         return await self._update_call(call_id, (CallRow.ended.is_(None),), ended=at, end_reason=reason)
 
+    async def mark_stale_calls_ended(self, reason: str = "system_error") -> int:
+        """Mark every call that was joined and never ended as ended now; return how many.
+
+        For server start-up after a crash: a call left "live" in the database has no
+        process serving it any more. There is deliberately no cutoff: every joined,
+        unended call of every account is ended, so run this only when no other
+        process is serving calls on this database (a single server starting up, or
+        every worker stopped). Run with other workers live, it would end their calls.
+        """
+        statement = (
+            update(CallRow)
+            .where(CallRow.joined.is_not(None), CallRow.ended.is_(None))
+            .values(ended=_now(), end_reason=reason)
+            .execution_options(synchronize_session=False)
+        )
+        async with self._sessions.begin() as session:
+            count = int((await session.execute(statement)).rowcount)  # type: ignore[attr-defined]
+        if count:
+            logger.warning("marked %d stale call(s) ended (%s)", count, reason)
+        return count
+
     async def count_live_calls(self, account_id: str) -> int:
         """Calls of the account that are joined and not ended."""
         query = select(func.count()).select_from(CallRow).where(
@@ -284,6 +310,82 @@ class Store:
             count = select(func.count()).select_from(MessageRow).where(MessageRow.call_id == row.call_id)
             total = await session.scalar(count)
         return [_message(r) for r in rows], after, before, int(total or 0)
+
+    # ----------------------------------------------------------------- events
+
+    async def add_event(
+        self,
+        call_id: str,
+        *,
+        type: str,
+        text: str,
+        severity: str = "info",
+        call_timestamp: float = 0.0,
+        extras: dict[str, Any] | None = None,
+    ) -> None:
+        """Append an event to a call's event log (PROTOCOL.md 1.8).
+
+        Args:
+            type: a short tag, at most 50 characters (e.g. "audio_underflow").
+            severity: one of debug, info, warning, error.
+            call_timestamp: seconds since the call was joined.
+            extras: JSON-serialisable details, or None.
+
+        Raises:
+            ValueError: an unknown severity or a type longer than 50 characters.
+            NotFound: the call does not exist.
+        """
+        if severity not in SEVERITIES:
+            raise ValueError(f"severity must be one of {', '.join(SEVERITIES)}, not {severity!r}")
+        if len(type) > _EVENT_TYPE_LENGTH:
+            raise ValueError(f"event type longer than {_EVENT_TYPE_LENGTH} characters: {type!r}")
+        uid = _call_uuid(call_id)
+        if uid is None:
+            raise NotFound(NOT_FOUND)
+        row = CallEventRow(
+            call_id=uid, created=_now(), call_timestamp=float(call_timestamp), severity=severity,
+            type=type, text=text, extras=extras,
+        )
+        try:
+            async with self._sessions.begin() as session:
+                session.add(row)
+        except IntegrityError as exc:  # the foreign key: no such call (or deleted meanwhile)
+            raise NotFound(NOT_FOUND) from exc
+
+    async def list_events(
+        self,
+        call_id: str,
+        *,
+        cursor: str | None = None,
+        page_size: int = 100,
+        minimum_severity: str = "info",
+        type: str | None = None,
+    ) -> tuple[list[CallEvent], str | None, str | None, int]:
+        """One page of a call's events, oldest first: (results, next, previous, total).
+
+        Only events at `minimum_severity` or above (debug < info < warning < error)
+        and, with `type`, of that type are listed and counted.
+
+        Raises:
+            NotFound: the call does not exist.
+            InvalidRequest: an unknown severity, or a cursor this listing did not hand out.
+        """
+        if minimum_severity not in SEVERITIES:
+            raise InvalidRequest(f"minimum_severity must be one of {', '.join(SEVERITIES)}")
+        async with self._sessions() as session:
+            row = await self._call_row(session, call_id, None)
+            conditions = [
+                CallEventRow.call_id == row.call_id,
+                CallEventRow.severity.in_(SEVERITIES[SEVERITIES.index(minimum_severity):]),
+            ]
+            if type is not None:
+                conditions.append(CallEventRow.type == type)
+            rows, after, before = await fetch_page(
+                session, select(CallEventRow).where(*conditions), _EVENTS, lambda r: (r.id,),
+                cursor=cursor, page_size=page_size,
+            )
+            total = await session.scalar(select(func.count()).select_from(CallEventRow).where(*conditions))
+        return [_event(r) for r in rows], after, before, int(total or 0)
 
     # ---------------------------------------------------------------- helpers
 
@@ -365,6 +467,18 @@ def _call_record(row: CallRow) -> CallRecord:
         call_id=row.call_id, account_id=row.account_id, created=row.created, request=row.request,
         join_url=row.join_url, joined=row.joined, ended=row.ended, end_reason=row.end_reason,
         client_version=row.client_version, tools=row.tools, enable_greeting_prompt=row.enable_greeting_prompt,
+    )
+
+
+def _event(row: CallEventRow) -> CallEvent:
+    return CallEvent(
+        call_id=row.call_id,
+        call_timestamp=format_duration(round(row.call_timestamp, 3)),
+        severity=row.severity,  # type: ignore[arg-type]
+        type=row.type,
+        text=row.text,
+        extras=row.extras,
+        wall_clock_timestamp=row.created.isoformat().replace("+00:00", "Z"),
     )
 
 

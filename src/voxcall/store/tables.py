@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, DateTime, Dialect, ForeignKey, Index, Integer, MetaData, String, Text
+from sqlalchemy import JSON, Boolean, DateTime, Dialect, Float, ForeignKey, Index, Integer, MetaData, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
@@ -19,6 +19,7 @@ __all__ = [
     "AccountRow",
     "ApiKeyRow",
     "Base",
+    "CallEventRow",
     "CallRow",
     "MessageRow",
     "SecretRow",
@@ -118,6 +119,22 @@ class MessageRow(Base):
     # `metadata` is reserved on declarative classes; the column keeps the wire name.
     meta: Mapped[dict[str, Any] | None] = mapped_column("metadata")
     created: Mapped[datetime]
+
+
+class CallEventRow(Base):
+    """One `CallEvent` of a call (PROTOCOL.md 1.8); `id` orders a call's events oldest first."""
+
+    __tablename__ = "call_events"
+    __table_args__ = (Index("ix_call_events_call_id_id", "call_id", "id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    call_id: Mapped[str] = mapped_column(ForeignKey("calls.call_id", ondelete="CASCADE"))
+    created: Mapped[datetime]
+    call_timestamp: Mapped[float] = mapped_column(Float)  # seconds since the call was joined
+    severity: Mapped[str] = mapped_column(String(16))
+    type: Mapped[str] = mapped_column(String(50))
+    text: Mapped[str] = mapped_column(Text)
+    extras: Mapped[dict[str, Any] | None]
 
 
 class SecretRow(Base):
