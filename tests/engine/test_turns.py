@@ -61,3 +61,10 @@ def test_thresholds() -> None:
     d = TurnDetector(VadConfig(frame_activation_threshold=0.8))
     assert not d.voiced(0.6) and d.voiced(0.85)
     assert TurnDetector().voiced(0.5) and not TurnDetector().voiced(0.3)
+
+
+def test_a_very_long_turn_is_cut_at_the_maximum() -> None:
+    d = TurnDetector(VadConfig(max_turn_seconds=0.32))
+    events = run(d, [0.9] * 25)
+    ends = [i for i, e in events if isinstance(e, TurnEnded)]
+    assert ends == [9, 19]

@@ -2,14 +2,16 @@
 
 `Call` is asyncio code that knows no web framework and no database: inputs
 come in through the sync, never-blocking `receive()`, outputs leave through
-the injected `send` (server messages) and `record` (history entries) callables.
+the injected `send` (server messages and PCM) and `record` (history entries
+and call events) callables.
 
 Turn rules (PROTOCOL.md 2.5): `user_text_message` urgency `immediate`
 interrupts the agent and answers at once, `soon` (the default) answers after
 the current utterance, `later` or `deferResponse` only adds to the history.
-The legacy `input_text_message` is `immediate`, or `later` when deferred.
-Barge-in is task cancellation: an interrupted utterance is closed with the text
-already sent and only that enters the history (STYLE.md rule 7).
+The legacy `input_text_message` is `immediate`, or `later` when deferred. A
+finished spoken turn is `immediate`. Barge-in is task cancellation: an
+interrupted utterance is closed with the text the user heard, and only that
+enters the history (STYLE.md rule 7).
 """
 
 from __future__ import annotations
@@ -19,36 +21,43 @@ import contextlib
 import json
 import logging
 from collections import deque
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import BaseModel
 
-from voxcall.engine.spec import CallSpec, ToolDef
+from voxcall.engine.clauses import ClauseSplitter
+from voxcall.engine.hearing import Hearing
+from voxcall.engine.recording import Recorder
+from voxcall.engine.spec import CallSpec, EventRecord, Speech
+from voxcall.engine.tools import ToolRunner
+from voxcall.engine.turns import BargeIn, Paused, Resumed, SpeechStarted, TurnEnded
+from voxcall.engine.voice_in import AudioOverflow, VoiceInput
+from voxcall.engine.voice_out import VoiceOutput
 from voxcall.errors import ProviderError
-from voxcall.protocol.connection import BadMessage
+from voxcall.protocol.connection import AudioIn, BadMessage
 from voxcall.protocol.realtime import (
-    ClientToolInvocation,
     ClientToolResult,
     Debug,
     ForcedAgentMessage,
     HangUp,
     InputTextMessage,
+    PlaybackClearBuffer,
     SetOutputMedium,
     State,
     UserTextMessage,
 )
 from voxcall.protocol.rest import CallMessage
 from voxcall.protocol.transcripts import TranscriptWriter
-from voxcall.providers.base import LLM, ChatMessage, TextDelta, ToolCall
+from voxcall.providers.base import LLM, ChatMessage, LLMEvent, TextDelta, ToolCall
 
 __all__ = ["Call"]
 
 logger = logging.getLogger(__name__)
 
-Send = Callable[[BaseModel], Awaitable[None]]
-Record = Callable[[CallMessage], Awaitable[None]]
+Send = Callable[[BaseModel | bytes], Awaitable[None]]
+Record = Callable[[CallMessage | EventRecord], Awaitable[None]]
 
 GREETING_PROMPT = "(The call has just connected. Greet the user in one short sentence and offer help.)"
 APOLOGY = "Sorry, I ran into a problem. Could you say that again?"
@@ -65,6 +74,7 @@ class _Say:
     text: str
     uninterruptible: bool = False
     end_reason: str | None = None
+    inactivity: str | None = None  # "soft" / "strict": may end the call after it is said
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,11 +92,37 @@ class _Finished:
     task: asyncio.Task[Any]
 
 
+@dataclass(frozen=True, slots=True)
+class _Turn:
+    event: object
+    at: float
+
+
+@dataclass(slots=True)
+class _TurnTiming:
+    speech_end: float
+    turn_end: float
+    transcript: float = 0.0
+    first_token: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class _Heard:
+    text: str
+    timing: _TurnTiming
+
+
+@dataclass(slots=True)
+class _Spoken:
+    text: str = ""
+    calls: list[ToolCall] = field(default_factory=list)
+
+
 _Action = _Generate | _Say
 
 
 class Call:
-    """The agent side of one call. Create, then `await run()`; returns the end reason."""
+    """The agent side of one call. Create inside the event loop, then `await run()`; returns the end reason."""
 
     def __init__(
         self,
@@ -95,70 +131,365 @@ class Call:
         *,
         send: Send,
         record: Record,
+        speech: Speech | None = None,
+        save_recording: Callable[[bytes], Awaitable[None]] | None = None,
         log: logging.Logger | logging.LoggerAdapter[logging.Logger] | None = None,
     ) -> None:
         self.spec = spec
         self._llm = llm
         self._send = send
         self._record = record
+        self._save_recording = save_recording
         self._log = log or logging.LoggerAdapter(logger, {"call_id": spec.call_id})
+        self._loop = asyncio.get_running_loop()
+        self._started = self._loop.time()
         self._inbox: asyncio.Queue[Any] = asyncio.Queue()
         self._writer = TranscriptWriter()
         self._history: list[ChatMessage] = list(spec.history)
-        self._pending: list[ChatMessage] = []
+        self._pending: list[tuple[ChatMessage, str]] = []
         self._agenda: deque[_Action] = deque()
         self._current: asyncio.Task[None] | None = None
         self._current_action: _Action | None = None
         self._interruptible = True
-        self._tool_waiters: dict[str, asyncio.Future[ClientToolResult]] = {}
+        self._tools = ToolRunner(spec.tools, send)
         self._state: str | None = None
         self._medium = spec.output_medium
         self._user_spoke = False
         self._end_reason: str | None = None
-        self._unrecorded: asyncio.Queue[CallMessage] = asyncio.Queue()
+        self._unrecorded: asyncio.Queue[CallMessage | EventRecord] = asyncio.Queue()
+        self._background: set[asyncio.Task[Any]] = set()
+        self._timing: _TurnTiming | None = None
+        self._inactivity_index = 0
+        self._inactivity_timer: asyncio.TimerHandle | None = None
+        self._active_since_message = False
         self.call_state: dict[str, Any] = {}
+        self._setup_voice(speech)
+
+    def _setup_voice(self, speech: Speech | None) -> None:
+        voice = self.spec.voice
+        self._recorder = Recorder(self._started, agent_rate=voice.output_rate) if voice.recording else None
+        self._voice_in: VoiceInput | None = None
+        self._voice_out: VoiceOutput | None = None
+        self._hearing: Hearing | None = None
+        if speech is None:
+            return
+        self._voice_in = VoiceInput(speech.vad(), voice.vad, input_rate=voice.input_rate, emit=self._post_turn,
+                                    tap=self._recorder.user if self._recorder else None)
+        self._hearing = Hearing(speech.stt, language=voice.language, debug=self._debug, log=self._log)
+        if speech.tts is not None:
+            self._voice_out = VoiceOutput(speech.tts, voice=voice.voice, output_rate=voice.output_rate,
+                                          lead=voice.client_buffer, send_audio=send_audio(self._send),
+                                          tap=self._recorder.agent if self._recorder else None)
 
     # ------------------------------------------------------------- inputs
 
     def receive(self, event: object) -> None:
-        """Take one client event (a parsed message or `BadMessage`). Never blocks."""
+        """Take one client event (a parsed message, `AudioIn` or `BadMessage`). Never blocks."""
+        if isinstance(event, AudioIn):
+            if self._voice_in is not None:
+                self._voice_in.push(event.pcm)
+            return
         self._inbox.put_nowait(event)
 
     def end(self, reason: str) -> None:
         """End the call from outside (client gone, API delete). Never blocks."""
         self._inbox.put_nowait(_End(reason))
 
+    def _post_turn(self, event: object, at: float) -> None:
+        self._inbox.put_nowait(_Turn(event, at))
+
     # ---------------------------------------------------------------- run
 
     async def run(self) -> str:
         """Run the call until it ends and return the end reason."""
-        timers = [asyncio.create_task(self._timer("max_duration", self.spec.max_duration))]
-        recorder = asyncio.create_task(self._recorder())
+        self._spawn(self._timer("max_duration", self.spec.max_duration))
+        if self.spec.voice.media_idle_timeout and self._voice_in is not None:
+            self._spawn(self._watch_media(max(10.0, self.spec.voice.media_idle_timeout)))
+        recorder = asyncio.create_task(self._recorder_loop())
         try:
             await self._set_state("idle")
-            self._open_conversation(timers)
+            self._open_conversation()
             await self._drive()
             while self._end_reason is None:
-                event = await self._inbox.get()
-                await self._handle(event)
+                await self._handle(await self._inbox.get())
                 await self._drive()
         except Exception:
             self._log.exception("call failed")
             self._end_reason = "system_error"
         finally:
-            for task in timers:
+            self._cancel_inactivity()
+            for task in list(self._background):
                 task.cancel()
-            await self._stop_current(force=True)
+            await self._stop_current()
+            if self._hearing is not None:
+                await self._hearing.close()
             self._flush_pending()
             await self._drain_records(recorder)
+            await self._save()
         return self._end_reason or "system_error"
 
-    async def _recorder(self) -> None:
-        """Write history entries in order, off the conversation's path (and never cancelled mid-write)."""
+    def _spawn(self, coro: Any) -> asyncio.Task[Any]:
+        task = asyncio.create_task(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+        return task
+
+    def _open_conversation(self) -> None:
+        greeting = self.spec.greeting
+        last = self._history[-1].role if self._history else None
+        if last in ("user", "tool"):
+            self._agenda.append(_Generate())  # the model would naturally answer
+        elif greeting.agent_first:
+            if greeting.text:
+                self._agenda.append(_Say(greeting.text, greeting.uninterruptible))
+            elif greeting.generate:
+                self._agenda.append(_Generate(greeting.prompt or GREETING_PROMPT, offer_tools=False))
+        elif greeting.delay > 0:
+            self._spawn(self._timer("user_fallback", greeting.delay))
+
+    async def _timer(self, name: str, delay: float) -> None:
+        await asyncio.sleep(delay)
+        self._inbox.put_nowait(_Timer(name))
+
+    async def _watch_media(self, timeout: float) -> None:
+        assert self._voice_in is not None
         while True:
-            message = await self._unrecorded.get()
+            await asyncio.sleep(1.0)
+            if self._loop.time() - self._voice_in.last_audio_at > timeout:
+                self._event("media_idle", f"No audio for {timeout:g}s: ending the call", "warning")
+                self._inbox.put_nowait(_End("connection_error"))
+                return
+
+    async def _handle(self, event: object) -> None:
+        match event:
+            case UserTextMessage() | InputTextMessage():
+                await self._user_text(event)
+            case _Turn():
+                await self._turn(event)
+            case _Heard():
+                await self._heard(event)
+            case ForcedAgentMessage():
+                say = _Say(event.content, bool(event.uninterruptible))
+                if event.urgency == "immediate":
+                    self._interrupt()
+                    self._agenda.appendleft(say)
+                else:
+                    self._agenda.append(say)
+            case HangUp():
+                if event.message:
+                    self._interrupt()
+                    self._agenda.clear()
+                    self._agenda.append(_Say(event.message, True, end_reason="hangup"))
+                else:
+                    self._end_reason = "hangup"
+            case SetOutputMedium():
+                self._medium = event.medium  # applies from the next utterance (PROTOCOL.md 2.5)
+            case ClientToolResult():
+                if not self._tools.resolve(event):
+                    await self._debug(f"Ignored client_tool_result for unknown or finished invocation {event.invocation_id}")
+            case BadMessage():
+                self._log.warning("ignored a client message: %s", event.reason)
+            case _Finished():
+                await self._finished(event.task)
+            case _Timer(name="max_duration"):
+                await self._time_up()
+            case _Timer(name="user_fallback"):
+                if not self._user_spoke and self._current is None and not self._agenda:
+                    greeting = self.spec.greeting
+                    self._agenda.append(_Say(greeting.text) if greeting.text
+                                        else _Generate(greeting.prompt or GREETING_PROMPT, offer_tools=False))
+            case _Timer(name="inactivity"):
+                self._inactivity_due()
+            case _End(reason=reason):
+                self._end_reason = reason
+            case _:
+                self._log.debug("ignored event %r", type(event).__name__)
+
+    async def _user_text(self, message: UserTextMessage | InputTextMessage) -> None:
+        if isinstance(message, InputTextMessage):
+            urgency = "later" if message.defer_response else "immediate"
+        else:
+            urgency = "later" if message.defer_response else (message.urgency or "soon")
+        self._activity()
+        if urgency == "immediate":
+            self._interrupt()
+        if message.text:
+            self._user_spoke = True
+            await self._send(self._writer.complete("user", "text", message.text))
+            self._add_user(message.text, "text")
+        if urgency != "later":
+            self._want_reply()
+
+    def _add_user(self, text: str, medium: str) -> None:
+        entry = ChatMessage("user", text)
+        if self._current is None:
+            self._append(entry, medium=medium)
+        else:
+            self._pending.append((entry, medium))  # keeps history in spoken order
+
+    def _want_reply(self) -> None:
+        if not any(isinstance(a, _Generate) for a in self._agenda):
+            self._agenda.append(_Generate())
+
+    async def _turn(self, turn: _Turn) -> None:
+        event = turn.event
+        if isinstance(event, SpeechStarted):
+            self._activity()
+        elif isinstance(event, BargeIn):
+            if self._voice_in is not None and self._voice_in.agent_speaking and self._interruptible:
+                await self._debug("User barged in")
+                self._interrupt()
+        elif isinstance(event, Paused) and self._hearing is not None:
+            self._hearing.paused(event.audio)
+        elif isinstance(event, Resumed) and self._hearing is not None:
+            self._hearing.resumed()
+        elif isinstance(event, TurnEnded) and self._hearing is not None:
+            timing = _TurnTiming(speech_end=turn.at - event.trailing_silence_frames * self.spec.voice.vad.frame_seconds,
+                                 turn_end=turn.at)
+            self._spawn(self._finish_turn(event.audio, timing))
+        elif isinstance(event, AudioOverflow):
+            self._event("audio_overflow", f"Client sent audio faster than real time; dropped {event.dropped_seconds:.2f}s so far",
+                        "warning")
+
+    async def _finish_turn(self, audio: bytes, timing: _TurnTiming) -> None:
+        assert self._hearing is not None
+        text = await self._hearing.finish(audio)
+        timing.transcript = self._loop.time()
+        self._inbox.put_nowait(_Heard(text, timing))
+
+    async def _heard(self, heard: _Heard) -> None:
+        if not heard.text:
+            await self._debug("Heard speech but no words")
+            return
+        self._activity()
+        self._user_spoke = True
+        await self._send(self._writer.complete("user", "voice", heard.text))
+        self._interrupt()  # a finished spoken turn takes the floor
+        self._add_user(heard.text, "voice")
+        self._timing = heard.timing
+        self._want_reply()
+
+    async def _time_up(self) -> None:
+        await self._debug("maxDuration reached")
+        self._agenda.clear()
+        await self._stop_current()
+        if self.spec.time_exceeded_message:
+            self._agenda.append(_Say(self.spec.time_exceeded_message, True, end_reason="timeout"))
+        else:
+            self._end_reason = "timeout"
+
+    # ------------------------------------------------------------ inactivity
+
+    def _activity(self) -> None:
+        """The user did something: restart the inactivity sequence."""
+        self._inactivity_index = 0
+        self._active_since_message = True
+        self._cancel_inactivity()
+
+    def _cancel_inactivity(self) -> None:
+        if self._inactivity_timer is not None:
+            self._inactivity_timer.cancel()
+            self._inactivity_timer = None
+
+    def _arm_inactivity(self) -> None:
+        messages = self.spec.inactivity
+        if self._inactivity_timer is None and self._inactivity_index < len(messages):
+            if self._voice_in is not None and self._voice_in.in_speech:
+                return
+            delay = messages[self._inactivity_index].duration
+            self._inactivity_timer = self._loop.call_later(delay, self._inbox.put_nowait, _Timer("inactivity"))
+
+    def _inactivity_due(self) -> None:
+        self._inactivity_timer = None
+        if self._current is not None or self._agenda or self._inactivity_index >= len(self.spec.inactivity):
+            return
+        message = self.spec.inactivity[self._inactivity_index]
+        self._inactivity_index += 1
+        self._active_since_message = False
+        behavior = message.end_behavior if message.end_behavior != "none" else None
+        self._agenda.append(_Say(message.message, inactivity=behavior))
+
+    # ------------------------------------------------------------ agenda
+
+    async def _drive(self) -> None:
+        """Start the next agent action when nothing is running."""
+        if self._current is not None or self._end_reason is not None:
+            return
+        self._flush_pending()
+        if not self._agenda:
+            await self._set_state("listening")
+            self._arm_inactivity()
+            return
+        self._cancel_inactivity()
+        action = self._agenda.popleft()
+        self._current_action = action
+        self._interruptible = not (isinstance(action, _Say) and action.uninterruptible)
+        coro = self._say(action) if isinstance(action, _Say) else self._generate(action)
+        task = asyncio.create_task(coro)
+        task.add_done_callback(lambda t: self._inbox.put_nowait(_Finished(t)))
+        self._current = task
+
+    async def _finished(self, task: asyncio.Task[None]) -> None:
+        if task is not self._current:
+            return
+        action, self._current, self._current_action = self._current_action, None, None
+        if not task.cancelled() and task.exception() is not None:
+            raise task.exception()  # type: ignore[misc]
+        if isinstance(action, _Say) and not task.cancelled():
+            if action.end_reason:
+                self._end_reason = action.end_reason
+            elif action.inactivity == "strict" or (action.inactivity == "soft" and not self._active_since_message):
+                self._end_reason = "agent_hangup"
+
+    def _interrupt(self) -> None:
+        if self._current is not None and self._interruptible:
+            self._current.cancel()
+
+    async def _stop_current(self) -> None:
+        task = self._current
+        if task is None:
+            return
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            async with asyncio.timeout(5):
+                await asyncio.shield(task)
+        self._current = None
+        self._current_action = None
+
+    # ------------------------------------------------------------ history
+
+    def _flush_pending(self) -> None:
+        pending, self._pending = self._pending, []
+        for entry, medium in pending:
+            self._append(entry, medium=medium)
+
+    def _append(self, entry: ChatMessage, *, medium: str = "text", error: str | None = None,
+                state: dict[str, Any] | None = None) -> None:
+        """Add to the LLM history and queue it for recording, in one order. Never awaits."""
+        self._history.append(entry)
+        kind = "MESSAGE_MEDIUM_VOICE" if medium == "voice" else "MESSAGE_MEDIUM_TEXT"
+        record = self._unrecorded.put_nowait
+        if entry.role == "user":
+            record(CallMessage(role="MESSAGE_ROLE_USER", text=entry.content, medium=kind))
+        elif entry.role == "tool":
+            record(CallMessage(role="MESSAGE_ROLE_TOOL_RESULT", text=entry.content, invocation_id=entry.tool_call_id,
+                               tool_name=entry.name, error_details=error, call_state=state))
+        elif entry.role == "assistant":
+            if entry.content:
+                record(CallMessage(role="MESSAGE_ROLE_AGENT", text=entry.content, medium=kind))
+            for call in entry.tool_calls:
+                record(CallMessage(role="MESSAGE_ROLE_TOOL_CALL", text=json.dumps(call.arguments),
+                                   invocation_id=call.id, tool_name=call.name))
+
+    def _event(self, kind: str, text: str, severity: str = "info", extras: dict[str, Any] | None = None) -> None:
+        self._unrecorded.put_nowait(EventRecord(kind, text, severity, self._loop.time() - self._started, extras))  # type: ignore[arg-type]
+
+    async def _recorder_loop(self) -> None:
+        """Write history entries and events in order, off the conversation's path, never cancelled mid-write."""
+        while True:
+            item = await self._unrecorded.get()
             try:
-                await asyncio.shield(self._record(message))
+                await asyncio.shield(self._record(item))
             except Exception:
                 self._log.exception("could not record a call message")
             finally:
@@ -174,189 +505,43 @@ class Call:
         with contextlib.suppress(asyncio.CancelledError):
             await recorder
 
-    def _open_conversation(self, timers: list[asyncio.Task[None]]) -> None:
-        greeting = self.spec.greeting
-        last = self._history[-1].role if self._history else None
-        if last in ("user", "tool"):
-            self._agenda.append(_Generate())  # the model would naturally answer
-        elif greeting.agent_first:
-            if greeting.text:
-                self._agenda.append(_Say(greeting.text, greeting.uninterruptible))
-            elif greeting.generate:
-                self._agenda.append(_Generate(greeting.prompt or GREETING_PROMPT, offer_tools=False))
-        elif greeting.delay > 0:
-            timers.append(asyncio.create_task(self._timer("user_fallback", greeting.delay)))
-
-    async def _timer(self, name: str, delay: float) -> None:
-        await asyncio.sleep(delay)
-        self._inbox.put_nowait(_Timer(name))
-
-    async def _handle(self, event: object) -> None:
-        match event:
-            case UserTextMessage() | InputTextMessage():
-                await self._user_text(event)
-            case ForcedAgentMessage():
-                if event.urgency == "immediate":
-                    self._interrupt()
-                    self._agenda.appendleft(_Say(event.content, bool(event.uninterruptible)))
-                else:
-                    self._agenda.append(_Say(event.content, bool(event.uninterruptible)))
-            case HangUp():
-                if event.message:
-                    self._interrupt()
-                    self._agenda.clear()
-                    self._agenda.append(_Say(event.message, True, end_reason="hangup"))
-                else:
-                    self._end_reason = "hangup"
-            case SetOutputMedium():
-                self._medium = event.medium  # applies from the next utterance (PROTOCOL.md 2.5)
-            case ClientToolResult():
-                await self._tool_result(event)
-            case BadMessage():
-                self._log.warning("ignored a client message: %s", event.reason)
-            case _Finished():
-                await self._finished(event.task)
-            case _Timer(name="max_duration"):
-                await self._time_up()
-            case _Timer(name="user_fallback"):
-                if not self._user_spoke and self._current is None and not self._agenda:
-                    greeting = self.spec.greeting
-                    if greeting.text:
-                        self._agenda.append(_Say(greeting.text))
-                    else:
-                        self._agenda.append(_Generate(greeting.prompt or GREETING_PROMPT, offer_tools=False))
-            case _End(reason=reason):
-                self._end_reason = reason
-            case _:
-                self._log.debug("ignored event %r", type(event).__name__)
-
-    async def _user_text(self, message: UserTextMessage | InputTextMessage) -> None:
-        if isinstance(message, InputTextMessage):
-            urgency = "later" if message.defer_response else "immediate"
-        else:
-            urgency = "later" if message.defer_response else (message.urgency or "soon")
-        if urgency == "immediate":
-            self._interrupt()
-        if message.text:
-            self._user_spoke = True
-            await self._send(self._writer.complete("user", "text", message.text))
-            entry = ChatMessage("user", message.text)
-            if self._current is None:
-                self._append(entry)
-            else:
-                self._pending.append(entry)  # keeps history in spoken order
-        if urgency != "later" and not any(isinstance(a, _Generate) for a in self._agenda):
-            self._agenda.append(_Generate())
-
-    async def _time_up(self) -> None:
-        await self._debug("maxDuration reached")
-        self._agenda.clear()
-        await self._stop_current(force=True)
-        if self.spec.time_exceeded_message:
-            self._agenda.append(_Say(self.spec.time_exceeded_message, True, end_reason="timeout"))
-        else:
-            self._end_reason = "timeout"
-
-    # ------------------------------------------------------------ agenda
-
-    async def _drive(self) -> None:
-        """Start the next agent action when nothing is running."""
-        if self._current is not None or self._end_reason is not None:
-            return
-        self._flush_pending()
-        if not self._agenda:
-            await self._set_state("listening")
-            return
-        action = self._agenda.popleft()
-        self._current_action = action
-        self._interruptible = not (isinstance(action, _Say) and action.uninterruptible)
-        coro = self._say(action) if isinstance(action, _Say) else self._generate(action)
-        task = asyncio.create_task(coro)
-        task.add_done_callback(lambda t: self._inbox.put_nowait(_Finished(t)))
-        self._current = task
-
-    async def _finished(self, task: asyncio.Task[None]) -> None:
-        if task is not self._current:
-            return
-        action, self._current, self._current_action = self._current_action, None, None
-        if not task.cancelled() and task.exception() is not None:
-            raise task.exception()  # type: ignore[misc]
-        if isinstance(action, _Say) and action.end_reason and not task.cancelled():
-            self._end_reason = action.end_reason
-
-    def _interrupt(self) -> None:
-        if self._current is not None and self._interruptible:
-            self._current.cancel()
-
-    async def _stop_current(self, *, force: bool) -> None:
-        task = self._current
-        if task is None or (not force and not self._interruptible):
-            return
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            async with asyncio.timeout(5):
-                await asyncio.shield(task)
-        self._current = None
-        self._current_action = None
-
-    def _flush_pending(self) -> None:
-        pending, self._pending = self._pending, []
-        for entry in pending:
-            self._append(entry)
-
-    def _append(
-        self, entry: ChatMessage, *, medium: str = "text", error: str | None = None, state: dict[str, Any] | None = None
-    ) -> None:
-        """Add to the LLM history and queue it for recording, in one order. Never awaits."""
-        self._history.append(entry)
-        kind = "MESSAGE_MEDIUM_VOICE" if medium == "voice" else "MESSAGE_MEDIUM_TEXT"
-        record = self._unrecorded.put_nowait
-        if entry.role == "user":
-            record(CallMessage(role="MESSAGE_ROLE_USER", text=entry.content, medium=kind))
-        elif entry.role == "tool":
-            record(CallMessage(role="MESSAGE_ROLE_TOOL_RESULT", text=entry.content, invocation_id=entry.tool_call_id,
-                               tool_name=entry.name, error_details=error, call_state=state))
-        elif entry.role == "assistant":
-            if entry.content:
-                record(CallMessage(role="MESSAGE_ROLE_AGENT", text=entry.content, medium=kind))
-            for call in entry.tool_calls:
-                record(
-                    CallMessage(
-                        role="MESSAGE_ROLE_TOOL_CALL",
-                        text=json.dumps(call.arguments),
-                        invocation_id=call.id,
-                        tool_name=call.name,
-                    )
-                )
+    async def _save(self) -> None:
+        if self._recorder is not None and self._save_recording is not None:
+            try:
+                await self._save_recording(self._recorder.wav())
+            except Exception:
+                self._log.exception("could not save the recording")
 
     # ------------------------------------------------------------ speaking
 
+    def _output_medium(self) -> str:
+        return "voice" if self._medium == "voice" and self._voice_out is not None else "text"
+
     async def _say(self, action: _Say) -> None:
-        medium = self._output_medium()
-        ordinal = self._writer.open("agent", medium)
-        spoken = ""
-        try:
-            await self._set_state("speaking")
-            message = self._writer.append(ordinal, action.text)
-            if message is not None:
-                await self._send(message)
-            spoken = action.text
-        finally:
-            await self._close_utterance(ordinal, spoken, (), medium)
+        async def one() -> AsyncIterator[LLMEvent]:
+            yield TextDelta(action.text)
+
+        await self._deliver(one(), _Spoken())
 
     async def _generate(self, action: _Generate) -> None:
         spoke = False
         instruction = action.instruction
         for _ in range(self.spec.max_tool_rounds):
             await self._set_state("thinking")
-            text, calls = await self._utterance(instruction, offer_tools=action.offer_tools)
+            messages = [ChatMessage("system", self.spec.system_prompt), *self._history]
+            if instruction:
+                messages.append(ChatMessage("user", instruction))
             instruction = None
-            spoke = spoke or bool(text)
-            if not calls:
+            tools = [t.spec for t in self.spec.tools] if action.offer_tools else []
+            spoken = _Spoken()
+            await self._deliver(self._llm.stream(messages, tools, temperature=self.spec.temperature), spoken)
+            spoke = spoke or bool(spoken.text)
+            if not spoken.calls:
                 return
             self._interruptible = False  # tool execution is uninterruptible (PROTOCOL.md 2.5)
+            await self._debug(f"LLM response: Tool calls: {[(c.name, c.arguments) for c in spoken.calls]}")
             reaction = "speaks"
-            for call in calls:
+            for call in spoken.calls:
                 reaction = await self._run_tool(call)
                 if self._end_reason is not None or reaction == "hang-up":
                     return
@@ -365,116 +550,141 @@ class Call:
                 return
         await self._debug("stopped after %d tool rounds" % self.spec.max_tool_rounds)
 
-    async def _utterance(self, instruction: str | None, *, offer_tools: bool) -> tuple[str, tuple[ToolCall, ...]]:
-        """Stream one model turn into an agent transcript; returns its text and tool calls."""
-        messages = [ChatMessage("system", self.spec.system_prompt), *self._history]
-        if instruction:
-            messages.append(ChatMessage("user", instruction))
-        tools = [t.spec for t in self.spec.tools] if offer_tools else []
+    async def _deliver(self, stream: AsyncIterator[LLMEvent], spoken: _Spoken) -> None:
+        """Stream one agent utterance in the current output medium into a transcript (and audio).
+
+        Cancellation (barge-in) leaves `spoken.text` as what the user got: all of
+        it in text mode, the words already played in voice mode.
+        """
         medium = self._output_medium()
         ordinal = self._writer.open("agent", medium)
-        text, calls = "", []
         try:
-            stream = self._llm.stream(messages, tools, temperature=self.spec.temperature)
             try:
-                async with asyncio.timeout(self.spec.llm_timeout) as deadline:
-                    async for event in stream:
-                        deadline.reschedule(None)
-                        if isinstance(event, TextDelta):
-                            message = self._writer.append(ordinal, event.text)
-                            if message is not None:
-                                if not text:
-                                    await self._set_state("speaking")
-                                await self._send(message)
-                                text += event.text
-                        elif isinstance(event, ToolCall):
-                            calls.append(event)
+                if medium == "voice":
+                    await self._speak(stream, ordinal, spoken)
+                else:
+                    await self._type(stream, ordinal, spoken)
             finally:
                 await _aclose(stream)
         except (ProviderError, TimeoutError) as exc:
             reason = "timed out" if isinstance(exc, TimeoutError) else str(exc)
-            self._log.warning("LLM failed: %s", reason)
-            await self._debug(f"LLM failed: {reason}")
-            if not text:
-                text = APOLOGY
-                message = self._writer.append(ordinal, APOLOGY)
-                if message is not None:
-                    await self._send(message)
-            calls = []
+            self._log.warning("agent reply failed: %s", reason)
+            await self._debug(f"Agent reply failed: {reason}")
+            spoken.calls.clear()
+            if not spoken.text:
+                await self._apologise(medium, ordinal, spoken)
+        except asyncio.CancelledError:
+            spoken.calls.clear()  # tool calls not yet run are dropped with the interrupted reply
+            if medium == "voice" and self._voice_out is not None:
+                spoken.text = self._voice_out.heard()
+                await self._send(PlaybackClearBuffer())
+            raise
         finally:
-            await self._close_utterance(ordinal, text, tuple(calls), medium)
-        if calls:
-            await self._debug(f"LLM response: Tool calls: {[(c.name, c.arguments) for c in calls]}")
-        return text, tuple(calls)
+            if self._voice_in is not None:
+                self._voice_in.agent_speaking = False
+            text = spoken.text.strip()
+            final = self._writer.close(ordinal, heard=text)
+            if text or spoken.calls:
+                self._append(ChatMessage("assistant", text, tool_calls=tuple(spoken.calls)), medium=medium)
+            if final is not None:
+                await self._send(final)
 
-    async def _close_utterance(self, ordinal: int, text: str, calls: tuple[ToolCall, ...], medium: str) -> None:
-        """Close the transcript with what was sent and put exactly that into the history.
+    async def _apologise(self, medium: str, ordinal: int, spoken: _Spoken) -> None:
+        if medium == "voice":
+            with contextlib.suppress(ProviderError):  # the voice itself may be what failed
+                await self._speak(_one(APOLOGY), ordinal, spoken)
+                return
+        if not spoken.text:
+            await self._type(_one(APOLOGY), ordinal, spoken)
 
-        Runs in `finally`, also after a cancel (barge-in): then `text` is what the
-        user actually got, and tool calls not yet run are dropped.
-        """
-        final = self._writer.close(ordinal, heard=text)
-        if text or calls:
-            self._append(ChatMessage("assistant", text, tool_calls=calls), medium=medium)
-        if final is not None:
-            await self._send(final)
+    async def _type(self, stream: AsyncIterator[LLMEvent], ordinal: int, spoken: _Spoken) -> None:
+        async for event in self._first_event_deadline(stream):
+            if isinstance(event, TextDelta):
+                message = self._writer.append(ordinal, event.text)
+                if message is not None:
+                    if not spoken.text:
+                        await self._set_state("speaking")
+                    await self._send(message)
+                    spoken.text += event.text
+            elif isinstance(event, ToolCall):
+                spoken.calls.append(event)
 
-    def _output_medium(self) -> str:
-        # No speech synthesis in this build yet: every agent utterance is text.
-        return "text"
+    async def _speak(self, stream: AsyncIterator[LLMEvent], ordinal: int, spoken: _Spoken) -> None:
+        assert self._voice_out is not None
+
+        async def clauses() -> AsyncIterator[str]:
+            splitter = ClauseSplitter()
+            async for event in self._first_event_deadline(stream):
+                if isinstance(event, TextDelta):
+                    for clause in splitter.feed(event.text):
+                        yield clause
+                elif isinstance(event, ToolCall):
+                    spoken.calls.append(event)
+            if rest := splitter.flush():
+                yield rest
+
+        async def on_text(words: str) -> None:
+            message = self._writer.append(ordinal, words)
+            spoken.text += words
+            if message is not None:
+                await self._send(message)
+
+        async def on_first_audio() -> None:
+            if self._voice_in is not None:
+                self._voice_in.agent_speaking = True
+            await self._set_state("speaking")
+            await self._report_latency()
+
+        await self._voice_out.speak(clauses(), on_text, on_first_audio)
+
+    async def _first_event_deadline(self, stream: AsyncIterator[LLMEvent]) -> AsyncIterator[LLMEvent]:
+        """The stream, failing with TimeoutError if the first event takes longer than `llm_timeout`."""
+        iterator = aiter(stream)
+        try:
+            async with asyncio.timeout(self.spec.llm_timeout):
+                first = await anext(iterator)
+        except StopAsyncIteration:
+            return
+        if self._timing is not None and not self._timing.first_token:
+            self._timing.first_token = self._loop.time()
+        yield first
+        async for event in iterator:
+            yield event
+
+    async def _report_latency(self) -> None:
+        timing, self._timing = self._timing, None
+        if timing is None:
+            return
+        now = self._loop.time()
+        stages = {
+            "endpointMs": round((timing.turn_end - timing.speech_end) * 1000),
+            "transcriptMs": round((timing.transcript - timing.turn_end) * 1000),
+            "firstTokenMs": round(((timing.first_token or now) - timing.transcript) * 1000),
+            "firstAudioMs": round((now - (timing.first_token or now)) * 1000),
+            "totalMs": round((now - timing.speech_end) * 1000),
+        }
+        text = ("Turn latency: end of speech -> end of turn %(endpointMs)d ms -> transcript %(transcriptMs)d ms -> "
+                "LLM first token %(firstTokenMs)d ms -> first audio %(firstAudioMs)d ms (total %(totalMs)d ms)" % stages)
+        self._log.debug("%s", text)
+        await self._debug(text)
+        self._event("turn_latency", text, "info", stages)
 
     # --------------------------------------------------------------- tools
 
     async def _run_tool(self, call: ToolCall) -> str:
-        """Run one tool call, put its result into the history; returns the agent reaction."""
-        tool = next((t for t in self.spec.tools if t.spec.name == call.name), None)
-        error: str | None = None
-        update: dict[str, Any] | None = None
-        response_type = "tool-response"
-        if tool is None:
-            result, error, reaction = f"Unknown tool {call.name}.", "unknown tool", "speaks"
-        elif tool.kind == "hang_up":
-            result, reaction, response_type = "OK", "listens", "hang-up"
-        elif tool.static_response is not None:
-            result, reaction = tool.static_response, tool.default_reaction
-        else:
-            result, error, reaction, response_type, update = await self._client_tool(tool, call)
-        if update is not None:
-            self.call_state = update
-        self._append(ChatMessage("tool", result, tool_call_id=call.id, name=call.name), error=error, state=update)
-        await self._debug(f"Tool call complete. Result: {result}")
-        if response_type == "hang-up":
-            await self._agent_hang_up(result)
-        return reaction if response_type != "hang-up" else "hang-up"
+        """Run one tool call and put its result into the history; returns the agent reaction."""
+        outcome = await self._tools.run(call)
+        if outcome.update_call_state is not None:
+            self.call_state = outcome.update_call_state
+        self._append(ChatMessage("tool", outcome.result, tool_call_id=call.id, name=call.name),
+                     error=outcome.error, state=outcome.update_call_state)
+        await self._debug(f"Tool call complete. Result: {outcome.result}")
+        if outcome.response_type == "hang-up":
+            self._agent_hang_up(outcome.result)
+            return "hang-up"
+        return outcome.reaction
 
-    async def _client_tool(self, tool: ToolDef, call: ToolCall) -> tuple[str, str | None, str, str, dict[str, Any] | None]:
-        parameters = {**call.arguments, **tool.static_parameters}
-        waiter: asyncio.Future[ClientToolResult] = asyncio.get_running_loop().create_future()
-        self._tool_waiters[call.id] = waiter
-        try:
-            await self._send(ClientToolInvocation(tool_name=call.name, invocation_id=call.id, parameters=parameters))
-            async with asyncio.timeout(tool.timeout):
-                answer = await waiter
-        except TimeoutError:
-            return (f"The tool {call.name} did not answer in time.", f"timed out after {tool.timeout:g}s",
-                    tool.default_reaction, "tool-response", None)
-        finally:
-            self._tool_waiters.pop(call.id, None)
-        reaction = answer.agent_reaction or tool.default_reaction
-        if answer.error_type:
-            text = f"The tool {call.name} failed ({answer.error_type})."
-            return text, answer.error_message or answer.error_type, reaction, "tool-response", None
-        result = answer.result if isinstance(answer.result, str) else json.dumps(answer.result)
-        return result, None, reaction, answer.response_type or "tool-response", answer.update_call_state
-
-    async def _tool_result(self, message: ClientToolResult) -> None:
-        waiter = self._tool_waiters.get(message.invocation_id)
-        if waiter is None or waiter.done():
-            await self._debug(f"Ignored client_tool_result for unknown or finished invocation {message.invocation_id}")
-            return
-        waiter.set_result(message)
-
-    async def _agent_hang_up(self, result: str) -> None:
+    def _agent_hang_up(self, result: str) -> None:
         goodbye = None
         with contextlib.suppress(ValueError, TypeError, AttributeError):
             goodbye = json.loads(result).get("message")
@@ -493,6 +703,17 @@ class Call:
 
     async def _debug(self, text: str) -> None:
         await self._send(Debug(message=text))
+
+
+def send_audio(send: Send) -> Callable[[bytes], Awaitable[None]]:
+    async def audio(pcm: bytes) -> None:
+        await send(pcm)
+
+    return audio
+
+
+async def _one(text: str) -> AsyncIterator[LLMEvent]:
+    yield TextDelta(text)
 
 
 async def _aclose(stream: object) -> None:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from voxcall.providers.base import ChatMessage, ToolSpec
+from voxcall.engine.turns import VadConfig
+from voxcall.providers.base import STT, TTS, VAD, ChatMessage, ToolSpec
 
-__all__ = ["CallSpec", "Greeting", "ToolDef"]
+__all__ = ["CallSpec", "EventRecord", "Greeting", "InactivityMessage", "Speech", "ToolDef", "VoiceSpec"]
 
 Reaction = Literal["speaks", "listens", "speaks-once"]
 
@@ -40,6 +42,49 @@ class Greeting:
 
 
 @dataclass(frozen=True, slots=True)
+class InactivityMessage:
+    """Said after `duration` of user inactivity (cumulative: counted from the previous message)."""
+
+    duration: float
+    message: str
+    end_behavior: Literal["none", "soft", "strict"] = "none"
+
+
+@dataclass(frozen=True, slots=True)
+class VoiceSpec:
+    """Audio settings of a call (medium.serverWebSocket, vadSettings, voice)."""
+
+    input_rate: int = 48000
+    output_rate: int = 48000
+    client_buffer: float = 0.06
+    vad: VadConfig = VadConfig()
+    voice: str | None = None
+    language: str | None = None
+    media_idle_timeout: float | None = None
+    recording: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Speech:
+    """The speech back ends a call may use; `tts` is None when no voice is installed."""
+
+    vad: Callable[[], VAD]
+    stt: STT
+    tts: TTS | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class EventRecord:
+    """A call event to store (GET /api/calls/{id}/events)."""
+
+    type: str
+    text: str
+    severity: Literal["debug", "info", "warning", "error"] = "info"
+    call_timestamp: float = 0.0
+    extras: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class CallSpec:
     """Everything `Call` needs, resolved from the stored call."""
 
@@ -52,6 +97,8 @@ class CallSpec:
     output_medium: Literal["voice", "text"] = "voice"
     max_duration: float = 3600.0
     time_exceeded_message: str | None = None
+    voice: VoiceSpec = VoiceSpec()
+    inactivity: tuple[InactivityMessage, ...] = ()
     max_tool_rounds: int = 4
     llm_timeout: float = 60.0
     """Longest wait for the model's first event before the agent apologises."""

@@ -35,6 +35,8 @@ class VadConfig:
     """Audio kept from before the first voiced frame, so word onsets are not clipped."""
     speech_threshold: float = 0.5
     """Probability above which a frame is speech once the frame activation threshold is passed."""
+    max_turn_seconds: float = 30.0
+    """A turn longer than this is ended anyway, which also bounds the audio kept in memory."""
 
     def frames(self, seconds: float) -> int:
         return max(0, math.ceil(round(seconds / self.frame_seconds, 6)))
@@ -118,6 +120,8 @@ class TurnDetector:
             if agent_speaking and not self._barged and self._voiced >= max(1, cfg.frames(cfg.minimum_interruption_duration)):
                 self._barged = True
                 events.append(BargeIn())
+            if len(self._audio) >= cfg.frames(cfg.max_turn_seconds):
+                events.extend(self._end(agent_speaking))
             return events
         self._silent += 1
         if not self._paused and self._silent == max(1, cfg.frames(cfg.pause_seconds)) and self._enough_speech():
