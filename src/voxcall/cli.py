@@ -43,6 +43,9 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--llm-url", help="OpenAI-compatible base URL, implies --llm openai (env VOXCALL_LLM_URL)")
     serve.add_argument("--llm-model", help="model name on the remote server (env VOXCALL_LLM_MODEL)")
     serve.add_argument("--llm-api-key", help="key for the remote LLM (env VOXCALL_LLM_API_KEY)")
+    serve.add_argument("--no-speech", action="store_true", help="text-only calls: load no speech models (env VOXCALL_SPEECH=false)")
+    serve.add_argument("--stt-url", help="OpenAI-compatible /audio/transcriptions base URL instead of embedded Whisper (env VOXCALL_STT_URL)")
+    serve.add_argument("--tts-url", help="OpenAI-compatible /audio/speech base URL instead of embedded Piper (env VOXCALL_TTS_URL)")
     serve.add_argument("--log-level", default="info")
 
     keys = sub.add_parser("keys", help="manage API keys (talks to the database directly)")
@@ -83,6 +86,9 @@ def _settings(args: argparse.Namespace) -> Any:
         "llm_url": getattr(args, "llm_url", None),
         "llm_model": getattr(args, "llm_model", None),
         "llm_api_key": getattr(args, "llm_api_key", None),
+        "speech": False if getattr(args, "no_speech", False) else None,
+        "stt_url": getattr(args, "stt_url", None),
+        "tts_url": getattr(args, "tts_url", None),
     }.items() if v is not None}
     return Settings(**overrides)
 
@@ -116,21 +122,24 @@ def _progress(label: str) -> Any:
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from voxcall.server.app import create_app, load_llm
+    from voxcall.server.app import create_app, load_llm, load_speech
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = _settings(args)
     key = asyncio.run(_ensure_key(settings))
     print(f"Loading the LLM ({settings.llm})...", file=sys.stderr, flush=True)
-    llm = load_llm(settings, progress=_progress("Assembling model weights"))
+    llm = load_llm(settings, progress=_progress("Assembling LLM weights"))
+    if settings.speech:
+        print("Loading speech models (Silero VAD, Whisper, Piper)...", file=sys.stderr, flush=True)
+    speech = load_speech(settings, progress=_progress("Assembling speech model files"))
     base = settings.public_url or f"http://{settings.host}:{settings.port}"
     print(f"voxcall is ready at {base}  (REST API: {base}/api, OpenAPI: {base}/api/schema/)")
     if key:
         print(f"Your API key (shown once): {key}")
         print(f"Try:  VOXCALL_API_KEY={key} voxcall chat --url {base}")
     sys.stdout.flush()
-    uvicorn.run(create_app(settings, llm=llm), host=settings.host, port=settings.port, log_level=args.log_level.lower(), ws="websockets")
+    uvicorn.run(create_app(settings, llm=llm, speech=speech), host=settings.host, port=settings.port, log_level=args.log_level.lower(), ws="websockets")
     return 0
 
 

@@ -29,6 +29,13 @@ class Settings(BaseSettings):
     llm_model: str = "default"
     llm_api_key: str | None = None
     llm_threads: int = 2
+    speech: bool = Field(default=True, description="load speech models (VAD, STT, TTS); off = text-only calls")
+    stt_url: str | None = Field(default=None, description="OpenAI-compatible base URL for /audio/transcriptions")
+    stt_model: str = "whisper-1"
+    tts_url: str | None = Field(default=None, description="OpenAI-compatible base URL for /audio/speech")
+    tts_model: str = "tts-1"
+    tts_voice: str = "alloy"
+    speech_api_key: str | None = None
     max_calls: int = 8
     cors_origins: list[str] = Field(default_factory=list)
 

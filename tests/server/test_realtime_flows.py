@@ -16,8 +16,12 @@ from tests.server.wire import Wire, create_call, get, wait_for_end
 USER_FIRST = {"firstSpeakerSettings": {"user": {}}}
 
 
-async def test_seed_flow(server: RunningServer) -> None:
-    """The C# seed: only systemPrompt, join the URL unchanged, say hello, get a streamed reply, hang up."""
+async def test_seed_flow(qwen_server: RunningServer) -> None:
+    """The C# seed: only systemPrompt, join the URL unchanged, say hello, get a streamed reply, hang up.
+
+    Without a medium the call is a voice call: replies are spoken (audio frames) and transcribed in step.
+    """
+    server = qwen_server
     call = create_call(server, {"systemPrompt": "You are a friendly assistant. Answer briefly."})
     async with websockets.connect(call["joinUrl"]) as ws:
         wire = Wire(ws)
@@ -33,7 +37,8 @@ async def test_seed_flow(server: RunningServer) -> None:
         parts = [m for m in wire.of("transcript") if m["role"] == "agent" and m["ordinal"] == 2]
         assert "text" in parts[0] and "delta" not in parts[0]
         assert all(("delta" in m) != ("text" in m) and m.get("text") != "" and m.get("delta") != "" for m in parts)
-        assert reply["text"] == parts[0]["text"] + "".join(m.get("delta", "") for m in parts[1:-1])
+        assert reply["text"] == (parts[0]["text"] + "".join(m.get("delta", "") for m in parts[1:-1])).strip()
+        assert reply["medium"] == "voice"
         await wire.send({"type": "hang_up"})
         assert await wire.closed() == 1000
     ended = await wait_for_end(server, call["callId"])
@@ -85,6 +90,7 @@ async def test_bad_input_never_ends_the_call(server: RunningServer) -> None:
         assert len(wire.of("debug")) == 7
         await wire.send({"type": "ping", "timestamp": 7})
         await wire.until(lambda m: m["type"] == "pong")
+        await wire.send({"type": "set_output_medium", "medium": "text"})
         await wire.send({"type": "user_text_message", "text": "Are you still there?"})
         assert (await wire.agent_final())["text"]
 

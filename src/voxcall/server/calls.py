@@ -5,7 +5,8 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from voxcall.engine.spec import CallSpec, Greeting, ToolDef
+from voxcall.engine.spec import CallSpec, Greeting, InactivityMessage, ToolDef, VoiceSpec
+from voxcall.engine.turns import VadConfig
 from voxcall.errors import InvalidRequest
 from voxcall.protocol.rest import (
     DEFAULT_TOOL_TIMEOUT,
@@ -19,7 +20,7 @@ from voxcall.protocol.wire import format_duration
 from voxcall.providers.base import ChatMessage, ToolCall, ToolSpec
 from voxcall.store.records import CallRecord
 
-__all__ = ["build_call_tools", "build_spec", "history_from_messages", "to_call"]
+__all__ = ["build_call_tools", "build_spec", "history_from_messages", "to_call", "voice_spec"]
 
 BUILT_IN_TOOLS = {
     "hangUp": BaseToolDefinition(model_tool_name="hangUp", description="End the call when the conversation is over."),
@@ -117,7 +118,39 @@ def history_from_messages(messages: list[CallMessage]) -> list[ChatMessage]:
     return history
 
 
-def build_spec(record: CallRecord, messages: list[CallMessage]) -> CallSpec:
+DEFAULT_SAMPLE_RATE = 48000
+DEFAULT_CLIENT_BUFFER_MS = 60
+_END_BEHAVIORS = {"END_BEHAVIOR_HANG_UP_SOFT": "soft", "END_BEHAVIOR_HANG_UP_STRICT": "strict"}
+
+
+def voice_spec(request: StartCallRequest, voices: list[str]) -> VoiceSpec:
+    """Audio settings: serverWebSocket rates (default 48 kHz in, output = input), buffer, VAD, voice."""
+    medium = request.medium.server_web_socket if request.medium else None
+    input_rate = medium.input_sample_rate if medium else DEFAULT_SAMPLE_RATE
+    vad = request.vad_settings
+    defaults = VadConfig()
+    config = VadConfig(
+        turn_endpoint_delay=vad.turn_endpoint_delay if vad and vad.turn_endpoint_delay is not None else defaults.turn_endpoint_delay,
+        minimum_turn_duration=vad.minimum_turn_duration if vad and vad.minimum_turn_duration is not None else defaults.minimum_turn_duration,
+        minimum_interruption_duration=vad.minimum_interruption_duration
+        if vad and vad.minimum_interruption_duration is not None else defaults.minimum_interruption_duration,
+        frame_activation_threshold=vad.frame_activation_threshold
+        if vad and vad.frame_activation_threshold is not None else defaults.frame_activation_threshold,
+    )
+    buffer_ms = medium.client_buffer_size_ms if medium and medium.client_buffer_size_ms is not None else DEFAULT_CLIENT_BUFFER_MS
+    return VoiceSpec(
+        input_rate=input_rate,
+        output_rate=(medium.output_sample_rate if medium and medium.output_sample_rate else input_rate),
+        client_buffer=buffer_ms / 1000,
+        vad=config,
+        voice=next((v for v in voices if request.voice and v.lower() == request.voice.lower()), voices[0] if voices else None),
+        language=(request.language_hint or "en").split("-")[0].lower(),
+        media_idle_timeout=medium.media_idle_timeout if medium else None,
+        recording=bool(request.recording_enabled),
+    )
+
+
+def build_spec(record: CallRecord, messages: list[CallMessage], voices: list[str] | None = None) -> CallSpec:
     """The engine's view of a stored call."""
     request = StartCallRequest.model_validate(record.request)
     first = request.effective_first_speaker_settings()
@@ -148,6 +181,11 @@ def build_spec(record: CallRecord, messages: list[CallMessage]) -> CallSpec:
         output_medium="text" if request.initial_output_medium == "MESSAGE_MEDIUM_TEXT" else "voice",
         max_duration=request.max_duration or 3600.0,
         time_exceeded_message=request.time_exceeded_message,
+        voice=voice_spec(request, voices or []),
+        inactivity=tuple(
+            InactivityMessage(m.duration, m.message, _END_BEHAVIORS.get(m.end_behavior or "", "none"))  # type: ignore[arg-type]
+            for m in request.inactivity_messages or []
+        ),
     )
 
 

@@ -13,8 +13,9 @@ from pydantic import BaseModel
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 
 from voxcall.engine.call import Call
+from voxcall.engine.spec import EventRecord
 from voxcall.errors import NotFound
-from voxcall.protocol.connection import AudioIn, ServerConnection, enabled_messages
+from voxcall.protocol.connection import ServerConnection, enabled_messages
 from voxcall.protocol.realtime import CallStarted
 from voxcall.protocol.rest import CallMessage, StartCallRequest
 from voxcall.server.calls import build_spec
@@ -81,16 +82,23 @@ async def _run(websocket: WebSocket, svc: Services, connection: ServerConnection
                     else:
                         await websocket.send_text(frame)
 
-    async def send(message: BaseModel) -> None:
+    async def send(message: BaseModel | bytes) -> None:
         connection.send(message)
         await flush()
 
-    async def record(message: CallMessage) -> None:
-        await svc.store.add_message(call_id, message)
+    async def record(item: CallMessage | EventRecord) -> None:
+        if isinstance(item, EventRecord):
+            await svc.store.add_event(call_id, type=item.type, text=item.text, severity=item.severity,
+                                      call_timestamp=item.call_timestamp, extras=item.extras)
+        else:
+            await svc.store.add_message(call_id, item)
+
+    async def save_recording(wav: bytes) -> None:
+        await asyncio.to_thread(svc.recordings.save, call_id, wav)
 
     record_row = await svc.store.get_call(call_id)
-    call = Call(build_spec(record_row, history), svc.llm, send=send, record=record,
-                log=logging.LoggerAdapter(logging.getLogger("voxcall.call"), {"call_id": call_id}))
+    call = Call(build_spec(record_row, history, [v.voice_id for v in svc.voices]), svc.llm, send=send, record=record, speech=svc.speech,
+                save_recording=save_recording, log=logging.LoggerAdapter(logging.getLogger("voxcall.call"), {"call_id": call_id}))
     live = svc.live[call_id] = LiveCall(call)
     await send(CallStarted(call_id=call_id))
     reader = asyncio.create_task(_read(websocket, connection, call, flush))
@@ -120,8 +128,7 @@ async def _read(websocket: WebSocket, connection: ServerConnection, call: Call, 
             elif message.get("bytes") is not None:
                 connection.receive_bytes(message["bytes"])
             for event in connection.events_received():
-                if not isinstance(event, AudioIn):  # audio input arrives with the voice engine
-                    call.receive(event)
+                call.receive(event)
             await flush()  # type: ignore[operator]
     except (WebSocketDisconnect, RuntimeError):
         pass

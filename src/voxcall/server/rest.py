@@ -63,6 +63,7 @@ async def create_call(
         inherited = await _all_messages(svc, prior.call_id)
         given = {**prior.request, **given}
         body = StartCallRequest.model_validate(given)
+    _check_voice(body, svc)
     tools = build_call_tools(body)
     call_id = str(uuid.uuid4())
     created = datetime.now(UTC)
@@ -81,6 +82,16 @@ async def create_call(
         await svc.store.add_message(call_id, message.model_copy(update={"call_stage_message_index": None}))
     svc.watch_join_timeout(record)
     return JSONResponse(to_call(record).wire(), status_code=201)
+
+
+def _check_voice(body: StartCallRequest, svc: Services) -> None:
+    if body.voice is None:
+        return
+    installed = [v.voice_id for v in svc.voices]
+    if body.voice.lower() not in [v.lower() for v in installed]:
+        listing = ", ".join(installed) if installed else "none (start the server with speech and a TTS voice installed)"
+        raise InvalidRequest([{"loc": ["body", "voice"], "type": "value_error",
+                               "msg": f"Unknown voice {body.voice!r}. Installed voices: {listing}. Leave voice unset for the default."}])
 
 
 async def _all_messages(svc: Services, call_id: str) -> list[CallMessage]:

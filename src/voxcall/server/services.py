@@ -13,6 +13,7 @@ from fastapi import Request, WebSocket
 
 from voxcall.config import Settings
 from voxcall.engine.call import Call
+from voxcall.engine.spec import Speech
 from voxcall.errors import NotFound, Unauthorized
 from voxcall.protocol.rest import StartCallRequest, Voice
 from voxcall.providers.base import LLM
@@ -41,6 +42,7 @@ class Services:
     llm: LLM
     tokens: JoinTokens
     recordings: RecordingStore
+    speech: Speech | None = None
     voices: list[Voice] = field(default_factory=list)
     live: dict[str, LiveCall] = field(default_factory=dict)
     _timers: dict[str, asyncio.TimerHandle] = field(default_factory=dict)
