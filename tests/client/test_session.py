@@ -488,3 +488,21 @@ def test_status_values_and_liveness() -> None:
     ]
     assert S("speaking") is S.SPEAKING and S.SPEAKING == "speaking"
     assert [s for s in S if s.is_live()] == [S.IDLE, S.LISTENING, S.THINKING, S.SPEAKING]
+
+
+async def test_a_failing_sink_does_not_stop_the_session(peer: Peer, join_url: str, session: UltravoxSession) -> None:
+    class BrokenSink(ListSink):
+        def write(self, data: bytes) -> None:
+            raise OSError("device gone")
+
+        def clear(self) -> None:
+            raise OSError("device gone")
+
+    async def speak(peer: Peer, ws: ServerConnection) -> None:
+        await ws.send(b"\x01\x00")
+        await peer.send(ws, {"type": "playback_clear_buffer"}, *peer.greeting)
+        await peer.record(ws)
+
+    peer.script = speak
+    await session.join_call(join_url, sink=BrokenSink())
+    await session.wait_for_status(S.LISTENING, timeout=WAIT)

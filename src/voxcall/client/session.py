@@ -437,7 +437,10 @@ class UltravoxSession:
     async def _pump(self, rt: RealtimeClient) -> None:
         """Read the socket until it closes, then disconnect (the server ended the call)."""
         async for event in rt.receive_events():
-            self._handle(rt, event)
+            try:
+                self._handle(rt, event)
+            except Exception:  # a failing sink must not stop the session from reading the socket
+                self._logger.exception("handling a %s failed", type(event).__name__)
         await self._disconnect()
 
     def _handle(self, rt: RealtimeClient, event: RealtimeEvent) -> None:
