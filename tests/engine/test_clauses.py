@@ -23,3 +23,8 @@ def test_clause_is_released_as_soon_as_it_is_complete() -> None:
     assert s.feed("Hello there") == []
     assert s.feed("! How") == ["Hello there!"]
     assert s.feed(" are") == [] and s.flush() == "How are"
+
+
+def test_a_long_first_sentence_is_cut_after_five_words() -> None:
+    assert feed_all(["The capital of France is ", "Paris and it is lovely. Yes."]) == [
+        "The capital of France is", "Paris and it is lovely.", "Yes."]

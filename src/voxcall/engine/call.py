@@ -244,8 +244,17 @@ class Call:
                 self._agenda.append(_Say(greeting.text, greeting.uninterruptible))
             elif greeting.generate:
                 self._agenda.append(_Generate(greeting.prompt or GREETING_PROMPT, offer_tools=False))
-        elif greeting.delay > 0:
-            self._spawn(self._timer("user_fallback", greeting.delay))
+        else:
+            if greeting.delay > 0:
+                self._spawn(self._timer("user_fallback", greeting.delay))
+            self._spawn(self._prefill())
+
+    async def _prefill(self) -> None:
+        """While the user has the floor, let the model read the system prompt and tools (KV cache)."""
+        warm_up = getattr(self._llm, "warm_up", None)
+        if warm_up is not None:
+            with contextlib.suppress(Exception):
+                await warm_up(self.spec.system_prompt, [t.spec for t in self.spec.tools])
 
     async def _timer(self, name: str, delay: float) -> None:
         await asyncio.sleep(delay)

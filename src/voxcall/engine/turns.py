@@ -29,7 +29,7 @@ class VadConfig:
     minimum_interruption_duration: float = 0.09
     frame_activation_threshold: float = 0.1
     frame_seconds: float = 0.032
-    pause_seconds: float = 0.096
+    pause_seconds: float = 0.064
     """Silence after which an early (speculative) transcription may start."""
     preroll_seconds: float = 0.256
     """Audio kept from before the first voiced frame, so word onsets are not clipped."""
@@ -135,8 +135,9 @@ class TurnDetector:
         return self._voiced >= max(1, self.config.frames(self.config.minimum_turn_duration))
 
     def _trimmed(self) -> bytes:
-        # Keep a little of the trailing silence: Whisper ends words better with some padding.
-        keep = len(self._audio) - max(0, self._silent - 3)
+        # Keep the trailing silence up to the pause point: Whisper ends words better with some padding,
+        # and the audio at `Paused` and at `TurnEnded` is then identical, so the early transcript is reused.
+        keep = len(self._audio) - max(0, self._silent - max(1, self.config.frames(self.config.pause_seconds)))
         return b"".join(self._audio[:keep])
 
     def _end(self, agent_speaking: bool) -> list[TurnEvent]:

@@ -17,7 +17,7 @@ from voxcall.config import Settings
 from voxcall.errors import ApiError
 from voxcall.protocol.rest import Voice
 from voxcall.engine.spec import Speech
-from voxcall.providers.base import LLM
+from voxcall.providers.base import LLM, ChatMessage
 from voxcall.server import realtime, rest
 from voxcall.server.services import Services
 from voxcall.server.tokens import JoinTokens
@@ -75,11 +75,14 @@ def voices_of(speech: Speech | None) -> list[Voice]:
 
 
 async def warm_up(llm: LLM, speech: Speech | None) -> None:
-    """Run each model once, one after the other, so the first call starts warm."""
-    for part in (llm, speech.stt if speech else None, speech.tts if speech else None):
+    """Run each model once, one after the other, so the first call does not pay for cold caches."""
+    greeting = [ChatMessage("system", "You are a helpful assistant."), ChatMessage("user", "Hello!")]
+    async for _ in llm.stream(greeting, max_tokens=4):
+        pass
+    for part in (speech.stt if speech else None, speech.tts if speech else None):
         method = getattr(part, "warm_up", None)
         if method is not None:
-            await (method("You are a helpful assistant.") if part is llm else method())
+            await method()
 
 
 async def build_services(settings: Settings, llm: LLM | None = None, speech: Speech | None | bool = True) -> Services:
