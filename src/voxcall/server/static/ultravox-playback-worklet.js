@@ -19,6 +19,7 @@ class VoxcallPlaybackProcessor extends AudioWorkletProcessor {
     this.muted = muted;
     this.running = true;
     this.playedSamples = 0;
+    this.audibleSamples = 0;
     this.playedBlocks = 0;
     this.reported = 0;
     this.reportEvery = Math.round(sampleRate / 20); // 50 ms
@@ -47,6 +48,7 @@ class VoxcallPlaybackProcessor extends AudioWorkletProcessor {
     if (written > 0) {
       this.playedSamples += written;
       this.playedBlocks += 1;
+      if (!this.muted) this.audibleSamples += written;
     }
     if (this.muted) first.fill(0);
     for (let c = 1; c < output.length; c++) output[c].set(first);
@@ -57,6 +59,7 @@ class VoxcallPlaybackProcessor extends AudioWorkletProcessor {
       this.port.postMessage({
         type: "played",
         samples: this.playedSamples,
+        audible: this.audibleSamples,
         blocks: this.playedBlocks,
         buffered: this.queue.buffered,
         dropped: this.queue.dropped,

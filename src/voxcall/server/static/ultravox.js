@@ -74,7 +74,8 @@ const MAX_PENDING_AUDIO = 250; // agent frames kept while the playback worklet i
  * @property {number} droppedInputFrames frames not sent because the socket was backed up
  * @property {number} receivedAudioFrames binary frames received from the server
  * @property {number} receivedAudioBytes their bytes
- * @property {number} playedSamples agent samples rendered, at the AudioContext's rate
+ * @property {number} playedSamples agent samples rendered, at the AudioContext's rate (muted or not)
+ * @property {number} audibleSamples those rendered while the speaker was not muted
  * @property {number} playedBlocks render quanta (128 samples) that carried agent audio
  * @property {number} playedMs playedSamples in milliseconds
  * @property {number} playbackBufferedMs agent audio waiting in the jitter buffer at the last report
@@ -99,6 +100,7 @@ function emptyStats() {
     receivedAudioFrames: 0,
     receivedAudioBytes: 0,
     playedSamples: 0,
+    audibleSamples: 0,
     playedBlocks: 0,
     playedMs: 0,
     playbackBufferedMs: 0,
@@ -219,7 +221,13 @@ export class UltravoxSession extends EventTarget {
       void this.#teardown();
     };
     // The AudioContext is made here, synchronously, so a click that calls joinCall lets it start.
-    const context = this.#options.audioContext ?? new AudioContext({ latencyHint: "interactive" });
+    let context;
+    try {
+      context = this.#options.audioContext ?? new AudioContext({ latencyHint: "interactive" });
+    } catch (error) {
+      console.error("voxcall: no Web Audio; the call goes on without audio", error);
+      return;
+    }
     this.#audio = { context, owned: !this.#options.audioContext };
     this.#stats.contextSampleRate = context.sampleRate;
     void context.resume().catch(() => {});
@@ -457,6 +465,7 @@ export class UltravoxSession extends EventTarget {
   #playbackReport(report, rate) {
     if (report.type === "played") {
       this.#stats.playedSamples = Number(report.samples);
+      this.#stats.audibleSamples = Number(report.audible);
       this.#stats.playedBlocks = Number(report.blocks);
       this.#stats.playedMs = Math.round((Number(report.samples) * 1000) / rate);
       this.#stats.playbackBufferedMs = Math.round((Number(report.buffered) * 1000) / rate);
