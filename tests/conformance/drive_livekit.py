@@ -25,6 +25,8 @@ import os
 import sys
 import time
 import traceback
+import wave
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -258,7 +260,32 @@ async def scenario_tool(report: Report, session: ultravox.RealtimeSession, model
     await reply
 
 
+SPEECH_WAV = Path(__file__).resolve().parent.parent / "fixtures" / "speech" / "capital.wav"
+
+
+async def push_speech(session: ultravox.RealtimeSession, path: Path) -> None:
+    """A spoken question as a microphone would send it: 10 ms frames of 16 kHz PCM in real time, then silence."""
+    with wave.open(str(path)) as wav:
+        assert wav.getframerate() == 16000 and wav.getnchannels() == 1
+        pcm = wav.readframes(wav.getnframes()) + b"\0\0" * 16000 * 2
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    for i, offset in enumerate(range(0, len(pcm) - 319, 320)):
+        session.push_audio(rtc.AudioFrame(pcm[offset:offset + 320], 16000, 1, 160))
+        await asyncio.sleep(max(0.0, start + (i + 1) * 0.01 - loop.time()))
+
+
+async def scenario_voice(report: Report, session: ultravox.RealtimeSession, model: ultravox.RealtimeModel) -> None:
+    if not await started(report):
+        return
+    await push_speech(session, SPEECH_WAV)
+    report.step("user_transcript", ok=await wait_until(lambda: bool(report.data["user_transcriptions"]), TURN_TIMEOUT))
+    report.step("agent_text", ok=await wait_until(lambda: bool(report.done_texts()), TURN_TIMEOUT))
+    await settle(report)
+
+
 SCENARIOS = {
+    "voice": (scenario_voice, SYSTEM_PROMPT),
     "text": (scenario_text, SYSTEM_PROMPT),
     "tool": (scenario_tool, TOOL_PROMPT),
     "forced": (scenario_forced, SYSTEM_PROMPT),

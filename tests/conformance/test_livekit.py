@@ -21,7 +21,7 @@ pytestmark = [pytest.mark.conformance, pytest.mark.models]
 FORCED_TEXT = "The forced message is banana pancakes."
 SYSTEM_PROMPT = "You are a helpful assistant on a phone call. Answer in one short sentence."
 STATES = {"idle", "listening", "thinking", "speaking"}
-STEPS = ("call_started", "generate_reply", "say", "update_tools", "function_call", "agent_text", "listening")
+STEPS = ("call_started", "generate_reply", "say", "update_tools", "function_call", "user_transcript", "agent_text", "listening")
 
 
 def drive(server: RunningServer, scenario: str) -> dict[str, Any]:
@@ -111,6 +111,28 @@ def test_text_turn(server: RunningServer) -> None:
     assert roles == ["MESSAGE_ROLE_USER", "MESSAGE_ROLE_AGENT"], history
     assert "Say hi" in history[0]["text"], history
     assert history[1]["text"].strip() == text.strip(), history
+
+
+def test_voice_turn_audio_in_16k_out_24k(qwen_server: RunningServer) -> None:
+    """The plugin's audio path: a spoken question in at 16 kHz, a spoken answer out at 24 kHz."""
+    report = drive(qwen_server, "voice")
+    info = summary(report)
+    assert_client_clean(report)
+    assert steps(report)["user_transcript"].get("ok"), f"no user transcript reached the plugin:\n{info}"
+    heard = " ".join(t["transcript"] for t in report["user_transcriptions"]).lower()
+    assert "capital" in heard and "france" in heard, info
+    text = assert_agent_turn(report)
+    assert "paris" in text.lower(), info
+    spoken = [g for g in report["generations"] if g["audio_frames"]]
+    assert spoken and {r for g in spoken for r in g["audio_sample_rates"]} == {24000}, f"no 24 kHz agent audio:\n{info}"
+    seconds = sum(g["audio_samples"] for g in spoken) / 24000
+    assert seconds > 0.1 * len(text.split()), f"{seconds:.2f} s of audio for {text!r}"
+    agent = [e for e in report["server_events"] if e["type"] == "transcript" and e["role"] == "agent"]
+    assert {e["medium"] for e in agent} == {"voice"}, info
+
+    _, history = recorded_call(qwen_server, report)
+    assert [(m["role"], m["medium"]) for m in history] == [
+        ("MESSAGE_ROLE_USER", "MESSAGE_MEDIUM_VOICE"), ("MESSAGE_ROLE_AGENT", "MESSAGE_MEDIUM_VOICE")], history
 
 
 def test_tool_round_trip(qwen_server: RunningServer) -> None:

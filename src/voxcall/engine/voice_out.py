@@ -9,7 +9,6 @@ to clear, and the playback position tells which words the user actually heard
 from __future__ import annotations
 
 import asyncio
-import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
@@ -18,7 +17,6 @@ from voxcall.providers.base import TTS
 
 __all__ = ["VoiceOutput"]
 
-_WORD = re.compile(r"\S+\s*")
 CHUNK_MS = 20
 
 
@@ -123,9 +121,12 @@ class VoiceOutput:
             ready.put_nowait(None)  # also after a failure, so the player stops and re-raises it
 
     def _schedule_words(self, text: str, length: float) -> None:
-        words = _WORD.findall(text.strip() + " ")
+        # Words carry their leading space, so the deltas add up to exactly the final text
+        # (clients that only concatenate deltas get no stray trailing space).
+        words = text.split()
         for i, word in enumerate(words):
-            self._words.append(_Word(self._sent + length * i / max(1, len(words)), word))
+            piece = word if not self._words else " " + word
+            self._words.append(_Word(self._sent + length * i / max(1, len(words)), piece))
 
     async def _pace(self) -> None:
         wait = self._play_end - self.lead - self._loop.time()
