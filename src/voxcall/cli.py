@@ -1,4 +1,4 @@
-"""The `voxcall` command: serve, keys, chat, calls.
+"""The `voxcall` command: serve, keys, chat, calls, call.
 
 Each subcommand is a thin shell over public functions; errors print one line.
 """
@@ -70,6 +70,16 @@ def _parser() -> argparse.ArgumentParser:
     show = calls_sub.add_parser("show")
     show.add_argument("call_id")
     _client_options(show)
+
+    call = sub.add_parser("call", help="voice call with an agent: microphone and speaker (use headphones), or WAV files",
+                          description="Voice call through the default microphone and speaker (16 kHz in, 24 kHz out on the wire; "
+                                      "there is no echo cancellation, so use headphones), or through WAV files. Ctrl-C hangs up.")
+    _client_options(call)
+    call.add_argument("--system-prompt", default=None, help="the agent's system prompt (default: a short-answers voice assistant)")
+    call.add_argument("--voice", default=None, help="TTS voice name (see GET /api/voices)")
+    call.add_argument("--input", metavar="FILE.wav", help="send this WAV file as the microphone, hang up once the agent has answered")
+    call.add_argument("--output", metavar="FILE.wav", help="write the agent's audio to this WAV file instead of playing it")
+    call.add_argument("--tools-demo", action="store_true", help="offer a getWeather client tool answered by this CLI")
     return parser
 
 
@@ -191,6 +201,13 @@ async def cmd_calls(args: argparse.Namespace) -> int:
     return 0
 
 
+async def cmd_call(args: argparse.Namespace) -> int:
+    from voxcall.client.voicecall import voice_call
+
+    return await voice_call(args.url.rstrip("/") + "/api", _need_key(args), system_prompt=args.system_prompt,
+                            voice=args.voice, input_path=args.input, output_path=args.output, tools_demo=args.tools_demo)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `voxcall` command."""
     from voxcall.errors import VoxcallError
@@ -199,7 +216,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "serve":
             return cmd_serve(args)
-        handler = {"keys": cmd_keys, "chat": cmd_chat, "calls": cmd_calls}[args.command]
+        handler = {"keys": cmd_keys, "chat": cmd_chat, "calls": cmd_calls, "call": cmd_call}[args.command]
         return asyncio.run(handler(args))
     except KeyboardInterrupt:
         return 130

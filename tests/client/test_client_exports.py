@@ -9,14 +9,20 @@ import pathlib
 import voxcall.client
 
 DOCUMENTED = {
+    "AudioDeviceError",
     "AudioSink",
     "AudioSource",
+    "BytesSink",
     "Client",
     "ClientToolResult",
+    "MicrophoneSource",
     "RealtimeClient",
+    "SpeakerSink",
     "Transcript",
     "UltravoxSession",
     "UltravoxSessionStatus",
+    "WavFileSink",
+    "WavFileSource",
 }
 ALLOWED_INTERNAL = ("voxcall.client", "voxcall.protocol", "voxcall.errors", "voxcall.audio")
 

@@ -397,7 +397,7 @@ async def test_mic_streams_and_sends_silence_while_muted(peer: Peer, join_url: s
     session.mute_mic()
     session.mute_mic()  # no second event
     assert session.is_mic_muted() and session.mic_muted
-    await session.join_call(join_url, source=source)
+    await session.join_call(join_url, source=source, input_sample_rate=16000)
     await peer.wait_for(lambda p: len(p.audio) == 24)
     assert peer.audio == bytes(24)
     session.unmute_mic()
@@ -409,7 +409,7 @@ async def test_mic_streams_and_sends_silence_while_muted(peer: Peer, join_url: s
 
 
 async def test_mic_audio_unmuted(peer: Peer, join_url: str, session: UltravoxSession) -> None:
-    await session.join_call(join_url, source=ListSource([b"\x01\x02", b"\x03\x04"]))
+    await session.join_call(join_url, source=ListSource([b"\x01\x02", b"\x03\x04"]), input_sample_rate=16000)
     await peer.wait_for(lambda p: len(p.audio) == 4)
     assert peer.audio == b"\x01\x02\x03\x04"
 

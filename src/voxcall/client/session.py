@@ -24,6 +24,16 @@ ended                  code: int | None   the call's socket closed (close code; 
 Status: `join_call` sets CONNECTING; `call_started` makes it IDLE; after that
 the server's `state` messages drive it (idle, listening, thinking, speaking).
 `leave_call`, or the server closing the socket, goes DISCONNECTING then DISCONNECTED.
+
+Audio: `join_call(url, source, sink, input_sample_rate=..., output_sample_rate=...)`.
+A sender task pumps the source's chunks to the server (zeros of the same
+length while the mic is muted); agent audio goes to `sink.write` (zeros while
+the speaker is muted); `playback_clear_buffer` calls `sink.clear()`. The two
+rates must be the call's `medium.serverWebSocket.inputSampleRate` and
+`outputSampleRate` (the server's defaults: 48000, and the input rate); the
+session resamples between them and the source's and sink's own `sample_rate`
+(see `voxcall.client.audio`). Nothing in the join URL tells a client the
+rates, so they are arguments.
 """
 
 from __future__ import annotations
@@ -36,6 +46,7 @@ from enum import StrEnum
 from importlib import metadata
 from typing import Any
 
+from voxcall.audio import Resampler
 from voxcall.client.audio import AudioSink, AudioSource, silence_like
 from voxcall.client.events import Emitter, Handler
 from voxcall.client.realtime import ABNORMAL_CLOSURE, RealtimeClient, RealtimeEvent
@@ -55,7 +66,10 @@ from voxcall.protocol.realtime import (
 )
 from voxcall.protocol.transcripts import TranscriptEntry, TranscriptLog
 
-__all__ = ["Transcript", "UltravoxSession", "UltravoxSessionStatus", "client_version_string"]
+__all__ = ["DEFAULT_SAMPLE_RATE", "Transcript", "UltravoxSession", "UltravoxSessionStatus", "client_version_string"]
+
+DEFAULT_SAMPLE_RATE = 48000
+"""The server's `inputSampleRate` when a call's medium names none (PROTOCOL.md 2.2)."""
 
 logger = logging.getLogger(__name__)
 
@@ -129,6 +143,9 @@ class UltravoxSession:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._source: AudioSource | None = None
         self._sink: AudioSink | None = None
+        self._sink_resampler: Resampler | None = None
+        self._input_rate = DEFAULT_SAMPLE_RATE
+        self._output_rate = DEFAULT_SAMPLE_RATE
         self._mic_muted = False
         self._speaker_muted = False
         self._stopping = False
@@ -150,6 +167,16 @@ class UltravoxSession:
     def transcripts(self) -> list[Transcript]:
         """The call's utterances in ordinal order (gaps left out)."""
         return self._transcripts.entries
+
+    @property
+    def input_sample_rate(self) -> int:
+        """The rate of the audio sent to the server (set by `join_call`)."""
+        return self._input_rate
+
+    @property
+    def output_sample_rate(self) -> int:
+        """The rate of the agent audio the server sends (set by `join_call`)."""
+        return self._output_rate
 
     # ------------------------------------------------------------ events
 
@@ -263,9 +290,12 @@ class UltravoxSession:
     async def join_call(
         self,
         join_url: str,
-        client_version: str | None = None,
         source: AudioSource | None = None,
         sink: AudioSink | None = None,
+        client_version: str | None = None,
+        *,
+        input_sample_rate: int = DEFAULT_SAMPLE_RATE,
+        output_sample_rate: int | None = None,
     ) -> None:
         """Connect to a call's join URL; returns once the socket is open (status CONNECTING until the server speaks).
 
@@ -273,12 +303,27 @@ class UltravoxSession:
         and, when any are enabled, `experimentalMessages`. With a `source`,
         its audio streams to the server (silence while muted); agent audio goes to `sink`.
 
+        Args:
+            join_url: the call's `joinUrl`.
+            source: the microphone (e.g. `MicrophoneSource`, `WavFileSource`); None sends no audio.
+            sink: the speaker (e.g. `SpeakerSink`, `WavFileSink`, `BytesSink`); None drops agent audio.
+            client_version: your app's version, appended to `clientVersion`.
+            input_sample_rate: the call's `inputSampleRate` (default 48000, the server's default).
+            output_sample_rate: the call's `outputSampleRate` (default: the input rate, as on the server).
+
         Raises:
             RuntimeError: not DISCONNECTED.
+            ValueError: a rate is not positive.
             ConnectionClosed: the socket could not be opened (status is DISCONNECTED again).
         """
         if self._status is not UltravoxSessionStatus.DISCONNECTED:
             raise RuntimeError(f"Cannot join a new call while already in a call (status {self._status})")
+        output_rate = output_sample_rate or input_sample_rate
+        if input_sample_rate <= 0 or output_rate <= 0:
+            raise ValueError("sample rates must be positive")
+        self._input_rate, self._output_rate = input_sample_rate, output_rate
+        _adopt_rate(source, input_sample_rate)
+        _adopt_rate(sink, output_rate)
         self._transcripts = TranscriptLog()
         self._finished = False
         self.call_id = self.close_code = self.close_reason = None
@@ -299,6 +344,7 @@ class UltravoxSession:
             await rt.close()
             return
         self._rt, self._source, self._sink = rt, source, sink
+        self._sink_resampler = _resampler(output_rate, getattr(sink, "sample_rate", None))
         self._spawn(self._pump(rt))
         if source is not None:
             self._spawn(self._stream_mic(rt, source))
@@ -462,9 +508,7 @@ class UltravoxSession:
         elif isinstance(event, ClientToolInvocation):
             self._spawn(self._answer_tool(rt, event))
         elif isinstance(event, PlaybackClearBuffer):
-            clear = getattr(self._sink, "clear", None)
-            if callable(clear):
-                clear()
+            self._clear_playback()
         elif isinstance(event, (Debug, UnknownMessage)):
             self._unhandled(event, message)
 
@@ -480,10 +524,20 @@ class UltravoxSession:
     def _play(self, pcm: bytes) -> None:
         if self._sink is None:
             return
+        if self._sink_resampler is not None:
+            pcm = self._sink_resampler.feed(pcm)
         try:
             self._sink.write(silence_like(pcm) if self._speaker_muted else pcm)
         except Exception:
             self._logger.exception("audio sink failed")
+
+    def _clear_playback(self) -> None:
+        """`playback_clear_buffer`: the sink drops unplayed audio; so does the resampler's tail."""
+        if self._sink_resampler is not None:
+            self._sink_resampler = _resampler(self._output_rate, getattr(self._sink, "sample_rate", None))
+        clear = getattr(self._sink, "clear", None)
+        if callable(clear):
+            clear()
 
     async def _answer_tool(self, rt: RealtimeClient, invocation: ClientToolInvocation) -> None:
         result = await run_tool(self._tools, invocation)
@@ -493,11 +547,21 @@ class UltravoxSession:
             self._logger.debug("call ended before the result of %s could be sent", invocation.tool_name)
 
     async def _stream_mic(self, rt: RealtimeClient, source: AudioSource) -> None:
-        """Send the source's audio (silence while muted) until the call ends. Cancelling closes the stream."""
+        """Send the source's audio (silence while muted) until the call ends. Cancelling closes the stream.
+
+        Chunks are resampled to the call's input rate first, so a muted chunk is
+        zeros of exactly the length the unmuted one would have had.
+        """
+        resampler = _resampler(getattr(source, "sample_rate", None), self._input_rate)
         stream = source.stream()
         try:
             async for chunk in stream:
-                await rt.send_audio(silence_like(chunk) if self._mic_muted else chunk)
+                pcm = resampler.feed(chunk) if resampler is not None else chunk
+                if pcm:
+                    await rt.send_audio(silence_like(pcm) if self._mic_muted else pcm)
+            tail = resampler.feed(b"", last=True) if resampler is not None else b""
+            if tail:  # a finite source ended: the resampler's last samples
+                await rt.send_audio(silence_like(tail) if self._mic_muted else tail)
         except ConnectionClosed:
             pass
         except Exception:
@@ -529,7 +593,7 @@ class UltravoxSession:
         finally:
             self.close_code = rt.close_code if rt is not None else None
             self.close_reason = rt.close_reason if rt is not None else None
-            self._rt = self._source = self._sink = None
+            self._rt = self._source = self._sink = self._sink_resampler = None
             self._stopping = False
             self._finished = True
             self._set_status(UltravoxSessionStatus.DISCONNECTED)
@@ -546,3 +610,16 @@ class UltravoxSession:
             _, stuck = await asyncio.wait(tasks, timeout=5)
             for task in stuck:  # a library swallowed CancelledError; log it rather than hang
                 self._logger.warning("task did not stop after cancel: %r", task)
+
+
+def _adopt_rate(device: object, rate: int) -> None:
+    """A source or sink with `sample_rate` None takes the call's rate (see `voxcall.client.audio`)."""
+    if device is not None and hasattr(device, "sample_rate") and getattr(device, "sample_rate") is None:
+        setattr(device, "sample_rate", rate)  # noqa: B010 - any object with the attribute, no base class
+
+
+def _resampler(from_rate: int | None, to_rate: int | None) -> Resampler | None:
+    """A streaming resampler between two rates, or None when there is nothing to convert."""
+    if not from_rate or not to_rate or from_rate == to_rate:
+        return None
+    return Resampler(from_rate, to_rate)
