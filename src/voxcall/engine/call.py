@@ -247,14 +247,24 @@ class Call:
         else:
             if greeting.delay > 0:
                 self._spawn(self._timer("user_fallback", greeting.delay))
-            self._spawn(self._prefill())
 
-    async def _prefill(self) -> None:
-        """While the user has the floor, let the model read the system prompt and tools (KV cache)."""
-        warm_up = getattr(self._llm, "warm_up", None)
-        if warm_up is not None:
+    def _prefill(self) -> None:
+        """While the user has the floor, let the model read the conversation so far into its KV cache.
+
+        Then a spoken turn's first token only waits for the new user words. Only back ends
+        with a `prefill` method (the embedded one) take part; a remote API is never called for it.
+        """
+        prefill = getattr(self._llm, "prefill", None)
+        if prefill is None:
+            return
+        messages = [ChatMessage("system", self.spec.system_prompt), *self._history]
+        tools = [t.spec for t in self.spec.tools]
+
+        async def run() -> None:
             with contextlib.suppress(Exception):
-                await warm_up(self.spec.system_prompt, [t.spec for t in self.spec.tools])
+                await prefill(messages, tools)
+
+        self._spawn(run())
 
     async def _timer(self, name: str, delay: float) -> None:
         await asyncio.sleep(delay)
@@ -426,6 +436,8 @@ class Call:
             return
         self._flush_pending()
         if not self._agenda:
+            if self._state != "listening":
+                self._prefill()
             await self._set_state("listening")
             self._arm_inactivity()
             return

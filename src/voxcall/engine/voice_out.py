@@ -18,6 +18,8 @@ from voxcall.providers.base import TTS
 __all__ = ["VoiceOutput"]
 
 CHUNK_MS = 20
+TTS_TIMEOUT = 10.0
+"""Longest a clause may take to synthesise before the utterance fails (a hung speech back end)."""
 
 
 @dataclass(slots=True)
@@ -114,7 +116,8 @@ class VoiceOutput:
         try:
             async for clause in clauses:
                 resampler = Resampler(self.tts.sample_rate, self.output_rate)
-                parts = [resampler.feed(chunk) async for chunk in self.tts.synthesize(clause, voice=self.voice)]
+                async with asyncio.timeout(TTS_TIMEOUT):
+                    parts = [resampler.feed(chunk) async for chunk in self.tts.synthesize(clause, voice=self.voice)]
                 parts.append(resampler.feed(b"", last=True))
                 ready.put_nowait((clause, b"".join(parts)))
         finally:

@@ -160,6 +160,14 @@ class LlamaLLM:
         async for _ in self.stream(messages, tools, max_tokens=0):
             pass
 
+    async def prefill(self, messages: Sequence[ChatMessage], tools: Sequence[ToolSpec] = ()) -> None:
+        """Evaluate a conversation so far into the KV cache, so the next turn only reads what is new.
+
+        The engine calls this while the user has the floor. Cancellation-safe like `stream()`.
+        """
+        async for _ in self.stream(messages, tools, max_tokens=0):
+            pass
+
     def close(self) -> None:
         """Stop generating, wait for the worker thread and free the model. Blocking.
 
