@@ -20,7 +20,18 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 PG_DIR=${PG_DIR:-$ROOT/.pg}
-PG_PORT=${PG_PORT:-55432}
+if [ -z "${PG_PORT:-}" ]; then
+    # 55432 unless another checkout's cluster holds it; the choice is kept in .pg/port.
+    if [ -f "$PG_DIR/port" ]; then
+        PG_PORT=$(cat "$PG_DIR/port")
+    else
+        PG_PORT=55432
+        if (exec 3<>/dev/tcp/127.0.0.1/$PG_PORT) 2>/dev/null; then
+            PG_PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+        fi
+        mkdir -p "$PG_DIR" && echo "$PG_PORT" > "$PG_DIR/port"
+    fi
+fi
 DB_USER=voxcall
 DB_PASSWORD=voxcall
 DB_NAME=voxcall_test
