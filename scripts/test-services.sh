@@ -22,7 +22,9 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 PG_DIR=${PG_DIR:-$ROOT/.pg}
 if [ -z "${PG_PORT:-}" ]; then
     # 55432 unless another checkout's cluster holds it; the choice is kept in .pg/port.
-    if [ -f "$PG_DIR/port" ]; then
+    if [ -f "$PG_DIR/data/postmaster.pid" ] && [ -n "$(sed -n 4p "$PG_DIR/data/postmaster.pid")" ]; then
+        PG_PORT=$(sed -n 4p "$PG_DIR/data/postmaster.pid")  # this checkout's cluster is running: its port
+    elif [ -f "$PG_DIR/port" ]; then
         PG_PORT=$(cat "$PG_DIR/port")
     else
         PG_PORT=55432
