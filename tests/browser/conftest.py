@@ -7,7 +7,7 @@ missing browser or driver FAILS the tests, with a pointer to that script.
 Each browser gets a fake microphone that plays a WAV file (Chromium's
 `--use-file-for-fake-audio-capture`): silence for the text and tool tests, a spoken question
 padded with silence for the voice test, and looping speech for the mute test. Launches are
-cached per WAV, so a run starts at most four short-lived Chromium processes.
+cached per WAV, so a run starts at most four Chromium processes, all closed when tests/browser ends.
 """
 
 from __future__ import annotations
@@ -155,7 +155,7 @@ def mic_files(speech: dict[str, Path], tmp_path_factory: pytest.TempPathFactory)
 BrowserFor = Callable[[str], Awaitable[Any]]
 
 
-@pytest_asyncio.fixture(scope="session", loop_scope="session")
+@pytest_asyncio.fixture(scope="package", loop_scope="session")
 async def browser_for(chromium: Path, mic_files: dict[str, Path]) -> AsyncIterator[BrowserFor]:
     """`await browser_for(name)`: a Chromium whose microphone plays that `mic_files` WAV."""
     from playwright.async_api import async_playwright

@@ -157,7 +157,8 @@ async def test_keyboard_only_on_a_phone_sized_screen(server: RunningServer, page
     await page.wait_for_function("() => document.activeElement.id === 'text-input'")
     await page.keyboard.type("Hi there.")
     await page.keyboard.press("Enter")
-    await wait_final(p, "agent", timeout=90_000)
+    await wait_final(p, "user", medium="text")
+    await page.locator('#transcripts li[data-speaker="agent"]').first.wait_for(timeout=90_000)  # replies by default in voice
     unlabeled = await page.evaluate(
         """() => [...document.querySelectorAll('input, select, textarea, button')]
                .filter(e => !(e.labels && e.labels.length) && !e.getAttribute('aria-label') && !e.textContent.trim())

@@ -182,6 +182,9 @@ async function onStartCall(event) {
     joinCall(state.call, body.initialOutputMedium === "MESSAGE_MEDIUM_TEXT" ? Medium.TEXT : Medium.VOICE);
     void loadHistory();
   } catch (error) {
+    window.clearInterval(state.statsTimer);
+    $("call").hidden = true;
+    $("new-call").hidden = false;
     $("call-error").textContent = `Could not start the call: ${error.message}`;
     $("start-call").disabled = false;
   }

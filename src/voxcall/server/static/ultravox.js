@@ -194,6 +194,13 @@ export class UltravoxSession extends EventTarget {
    * @param {string} [clientVersion] appended to `clientVersion=web_voxcall_<ver>:`
    */
   joinCall(joinUrl, clientVersion) {
+    nextStatus(this.#status, { type: "join" }); // throws unless disconnected
+    const url = buildJoinUrl(joinUrl, {
+      clientVersion,
+      additionalMessages: this.#options.additionalMessages,
+      experimentalMessages: this.#options.experimentalMessages,
+    });
+    const socket = new WebSocket(url); // throws on a URL it cannot open; the status stays disconnected
     this.#setStatus(nextStatus(this.#status, { type: "join" }));
     this.#log.clear();
     this.#stats = emptyStats();
@@ -202,12 +209,6 @@ export class UltravoxSession extends EventTarget {
     this.closeReason = "";
     this.dispatchEvent(new UltravoxTranscriptsChangedEvent());
     const generation = ++this.#generation;
-    const url = buildJoinUrl(joinUrl, {
-      clientVersion,
-      additionalMessages: this.#options.additionalMessages,
-      experimentalMessages: this.#options.experimentalMessages,
-    });
-    const socket = new WebSocket(url);
     socket.binaryType = "arraybuffer";
     this.#socket = socket;
     socket.onmessage = (event) => {
@@ -232,7 +233,7 @@ export class UltravoxSession extends EventTarget {
     this.#stats.contextSampleRate = context.sampleRate;
     void context.resume().catch(() => {});
     void this.#startAudio(generation).catch((error) => {
-      console.error("voxcall: audio could not start", error);
+      if (generation === this.#generation) console.error("voxcall: audio could not start", error);
     });
   }
 
