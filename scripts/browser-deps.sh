@@ -30,5 +30,5 @@ if ! command -v node >/dev/null 2>&1; then
   $sudo_cmd apt-get update -qq
   $sudo_cmd apt-get install -y -qq --no-install-recommends nodejs >/dev/null
 fi
-/usr/bin/chromium --version
+/usr/bin/chromium --version 2>/dev/null  # (the Debian wrapper prints a harmless shell warning on stderr)
 "$PY" -c "import importlib.metadata as m; print('playwright', m.version('playwright'))"
