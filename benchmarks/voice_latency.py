@@ -58,8 +58,10 @@ def start_server(llm: str) -> tuple[subprocess.Popen[bytes], str, str]:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    proc = subprocess.Popen([sys.executable, "-m", "voxcall", "serve", "--port", str(port), "--llm", llm, "--log-level", "warning"],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    log = open(os.environ.get("VOXCALL_BENCH_LOG", os.devnull), "wb")  # noqa: SIM115 - lives as long as the server
+    level = "debug" if os.environ.get("VOXCALL_BENCH_LOG") else "warning"
+    proc = subprocess.Popen([sys.executable, "-m", "voxcall", "serve", "--port", str(port), "--llm", llm, "--log-level", level],
+                            env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     for _ in range(600):
         try:

@@ -175,7 +175,8 @@ class Call:
             return
         self._voice_in = VoiceInput(speech.vad(), voice.vad, input_rate=voice.input_rate, emit=self._post_turn,
                                     tap=self._recorder.user if self._recorder else None)
-        self._hearing = Hearing(speech.stt, language=voice.language, debug=self._debug, log=self._log)
+        self._hearing = Hearing(speech.stt, language=voice.language, debug=self._debug, log=self._log,
+                                on_early=self._early_words)
         if speech.tts is not None:
             self._voice_out = VoiceOutput(speech.tts, voice=voice.voice, output_rate=voice.output_rate,
                                           lead=voice.client_buffer, send_audio=send_audio(self._send),
@@ -248,7 +249,16 @@ class Call:
             if greeting.delay > 0:
                 self._spawn(self._timer("user_fallback", greeting.delay))
 
-    def _prefill(self) -> None:
+    def _early_words(self, text: str) -> None:
+        """The user has paused and we already know what they said: have the model read it now.
+
+        If the turn then ends, the reply's prompt is already in the KV cache and its first token
+        comes at once; if the user goes on, the cache simply diverges at this message.
+        """
+        if self._current is None:
+            self._prefill(ChatMessage("user", text))
+
+    def _prefill(self, *extra: ChatMessage) -> None:
         """While the user has the floor, let the model read the conversation so far into its KV cache.
 
         Then a spoken turn's first token only waits for the new user words. Only back ends
@@ -257,7 +267,7 @@ class Call:
         prefill = getattr(self._llm, "prefill", None)
         if prefill is None:
             return
-        messages = [ChatMessage("system", self.spec.system_prompt), *self._history]
+        messages = [ChatMessage("system", self.spec.system_prompt), *self._history, *(e for e, _ in self._pending), *extra]
         tools = [t.spec for t in self.spec.tools]
 
         async def run() -> None:

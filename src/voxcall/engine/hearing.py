@@ -36,17 +36,27 @@ class Hearing:
         language: str | None,
         debug: Callable[[str], Awaitable[None]],
         log: logging.Logger | logging.LoggerAdapter[logging.Logger],
+        on_early: Callable[[str], None] | None = None,
     ) -> None:
         self._stt = stt
         self._language = language
         self._debug = debug
         self._log = log
         self._early: _Early | None = None
+        self._on_early = on_early
 
     def paused(self, audio: bytes) -> None:
         """Start transcribing the turn so far (the user may be done)."""
         self.resumed()
-        self._early = _Early(audio, asyncio.create_task(self._transcribe(audio)))
+        early = _Early(audio, asyncio.create_task(self._transcribe(audio)))
+        early.task.add_done_callback(lambda task: self._early_done(early))
+        self._early = early
+
+    def _early_done(self, early: _Early) -> None:
+        # Still the current guess (no speech since): let the caller get ahead, e.g. prefill the LLM.
+        if early is self._early and self._on_early is not None and not early.task.cancelled() and early.task.exception() is None:
+            if text := early.task.result():
+                self._on_early(text)
 
     def resumed(self) -> None:
         """The user goes on: drop the early transcription."""
@@ -58,9 +68,13 @@ class Hearing:
         """The text of a finished turn ("" when nothing intelligible was said)."""
         early, self._early = self._early, None
         if early is not None and early.audio == audio:
+            self._log.debug("turn ended: using the early transcription (done: %s)", early.task.done())
             return await early.task
         if early is not None:
+            self._log.debug("turn ended: the early transcription is stale (%d vs %d bytes)", len(early.audio), len(audio))
             early.task.cancel()
+        else:
+            self._log.debug("turn ended with no early transcription")
         return await self._transcribe(audio)
 
     async def close(self) -> None:
@@ -68,8 +82,12 @@ class Hearing:
 
     async def _transcribe(self, audio: bytes) -> str:
         try:
+            started = asyncio.get_running_loop().time()
             async with asyncio.timeout(STT_TIMEOUT):
-                return (await self._stt.transcribe(audio, language=self._language)).strip()
+                text = (await self._stt.transcribe(audio, language=self._language)).strip()
+            self._log.debug("transcribed %.2f s of audio in %.0f ms", len(audio) / 32000,
+                            (asyncio.get_running_loop().time() - started) * 1000)
+            return text
         except (ProviderError, TimeoutError) as exc:
             reason = "timed out" if isinstance(exc, TimeoutError) else str(exc)
             self._log.warning("speech recognition failed: %s", reason)
