@@ -25,6 +25,6 @@ def test_clause_is_released_as_soon_as_it_is_complete() -> None:
     assert s.feed(" are") == [] and s.flush() == "How are"
 
 
-def test_a_long_first_sentence_is_cut_after_five_words() -> None:
+def test_a_long_first_sentence_is_cut_after_four_words() -> None:
     assert feed_all(["The capital of France is ", "Paris and it is lovely. Yes."]) == [
-        "The capital of France is", "Paris and it is lovely.", "Yes."]
+        "The capital of France", "is Paris and it is lovely.", "Yes."]

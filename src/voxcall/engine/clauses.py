@@ -1,7 +1,7 @@
 """Split streaming LLM text into speakable clauses (pure).
 
 The first clause of a reply is cut as early as it is complete (at , ; : or a
-sentence end, or after five words) so speech starts while the model is still generating; later
+sentence end, or after four words) so speech starts while the model is still generating; later
 clauses are whole sentences, unless a sentence runs long.
 """
 
@@ -20,7 +20,7 @@ _LONG = 18  # words after which a later clause may also end at a comma
 @dataclass(slots=True)
 class ClauseSplitter:
     first_min_words: int = 2
-    first_max_words: int = 5
+    first_max_words: int = 4
     """The first clause is cut after this many complete words even without punctuation: first audio sooner."""
     _buffer: str = ""
     _emitted: int = 0
