@@ -9,6 +9,7 @@ import argparse
 import asyncio
 import logging
 import os
+import shutil
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -122,9 +123,13 @@ async def _ensure_key(settings: Any) -> str | None:
 
 
 def _progress(label: str) -> Any:
+    shown = {"percent": -1}
+
     def report(done: int, total: int) -> None:
-        if total:
-            print(f"\r{label}: {done * 100 // total}%", end="" if done < total else "\n", file=sys.stderr, flush=True)
+        percent = done * 100 // total if total else 100
+        if percent != shown["percent"]:  # one update per percent, not per chunk
+            shown["percent"] = percent
+            print(f"\r{label}: {percent}%", end="" if percent < 100 else "\n", file=sys.stderr, flush=True)
 
     return report
 
@@ -147,9 +152,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     print(f"voxcall is ready at {base}  (REST API: {base}/api, OpenAPI: {base}/api/schema/)")
     if key:
         print(f"Your API key (shown once): {key}")
-        print(f"Try:  VOXCALL_API_KEY={key} voxcall chat --url {base}")
+        command = shutil.which("voxcall") or str(Path(sys.executable).parent / "voxcall")
+        print(f"Try:  VOXCALL_API_KEY={key} {command} chat --url {base}")
+        print(f"      or open {base}/ in a browser and paste the key")
     sys.stdout.flush()
-    uvicorn.run(create_app(settings, llm=llm, speech=speech), host=settings.host, port=settings.port, log_level=args.log_level.lower(), ws="websockets")
+    uvicorn.run(create_app(settings, llm=llm, speech=speech), host=settings.host, port=settings.port, log_level=args.log_level.lower(), ws="websockets-sansio")
     return 0
 
 

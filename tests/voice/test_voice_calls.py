@@ -62,7 +62,7 @@ async def test_barge_in_clears_playback_and_truncates_the_agent(qwen_server: Run
         await client.until(lambda m: m == {"type": "state", "state": "speaking"})
         await asyncio.sleep(1.5)  # let the story play for a while
         interruption = speech("interrupt.wav", IN_RATE)
-        onset = client.say(interruption) + first_loud_offset(interruption, IN_RATE)
+        onset = await client.say(interruption) + first_loud_offset(interruption, IN_RATE)
         clear_at, _ = await client.until(lambda m: m["type"] == "playback_clear_buffer", timeout=10)
         assert clear_at - onset < 0.3, f"playback_clear_buffer came {1000 * (clear_at - onset):.0f} ms after speech onset"
         _, cut = await client.until(lambda m: m["type"] == "transcript" and m["role"] == "agent" and m["final"])

@@ -45,6 +45,7 @@ class VoiceClient:
     messages: list[tuple[float, dict[str, Any]]] = field(default_factory=list)
     audio: list[tuple[float, int]] = field(default_factory=list)
     _queue: asyncio.Queue[bytes] = field(default_factory=asyncio.Queue)
+    _started: list[asyncio.Future[float]] = field(default_factory=list)
 
     async def run(self) -> None:
         await asyncio.gather(self._send_loop(), self._receive_loop())
@@ -56,7 +57,8 @@ class VoiceClient:
         start = time.monotonic()
         sent = 0
         while True:
-            if not pending and not self._queue.empty():
+            fresh = not pending and not self._queue.empty()
+            if fresh:
                 pending = self._queue.get_nowait()
             piece, pending = (pending[:chunk], pending[chunk:]) if pending else (silence, b"")
             piece = piece.ljust(chunk, b"\x00")
@@ -64,6 +66,8 @@ class VoiceClient:
                 await self.ws.send(piece)
             except websockets.ConnectionClosed:
                 return
+            if fresh and self._started:
+                self._started.pop(0).set_result(time.monotonic())
             sent += 1
             await asyncio.sleep(max(0.0, start + sent * CHUNK_MS / 1000 - time.monotonic()))
 
@@ -78,10 +82,12 @@ class VoiceClient:
         except websockets.ConnectionClosed:
             return
 
-    def say(self, pcm: bytes) -> float:
-        """Queue speech; returns the monotonic time its first sample will go out (approximately)."""
+    def say(self, pcm: bytes) -> asyncio.Future[float]:
+        """Queue speech; the future gets the monotonic time its first chunk actually went out."""
+        started: asyncio.Future[float] = asyncio.get_running_loop().create_future()
+        self._started.append(started)
         self._queue.put_nowait(pcm)
-        return time.monotonic()
+        return started
 
     def of(self, kind: str) -> list[dict[str, Any]]:
         return [m for _, m in self.messages if m["type"] == kind]
