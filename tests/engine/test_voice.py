@@ -163,3 +163,28 @@ def _channels_have_audio(wav_bytes: bytes) -> tuple[bool, bool]:
         assert wav.getnchannels() == 2
         data = np.frombuffer(wav.readframes(wav.getnframes()), dtype="<i2").reshape(-1, 2)
     return bool(np.abs(data[:, 0]).max() > 1000), bool(np.abs(data[:, 1]).max() > 1000)
+
+
+async def test_media_idle_timeout_ends_the_call_with_connection_error() -> None:
+    """mediaIdleTimeout (raised to the 10 s minimum): no audio for that long ends the call."""
+    llm, stt = ScriptedLLM([]), ScriptedSTT([])
+    voice = VoiceSpec(input_rate=RATE, output_rate=RATE, media_idle_timeout=1.0)
+    records: list[Any] = []
+
+    async def record(item: Any) -> None:
+        records.append(item)
+
+    async def send(message: Any) -> None:
+        pass
+
+    call = Call(CallSpec(call_id="idle", greeting=Greeting(agent_first=False), voice=voice), llm, send=send, record=record,
+                speech=Speech(EnergyVAD, stt, ToneTTS(RATE)))
+    started = asyncio.get_running_loop().time()
+    task = asyncio.create_task(call.run())
+    for _ in range(50):  # one second of audio, then nothing
+        call.receive(AudioIn(QUIET))
+        await asyncio.sleep(0.02)
+    async with asyncio.timeout(15):
+        assert await task == "connection_error"
+    assert 10.5 < asyncio.get_running_loop().time() - started < 13.5
+    assert any(isinstance(r, EventRecord) and r.type == "media_idle" for r in records)
