@@ -29,6 +29,8 @@ from pydantic import BaseModel
 
 from voxcall.engine.clauses import ClauseSplitter
 from voxcall.engine.hearing import Hearing
+from voxcall.engine.inactivity import Inactivity
+from voxcall.engine.latency import TurnTiming
 from voxcall.engine.recording import Recorder
 from voxcall.engine.spec import CallSpec, EventRecord, Speech
 from voxcall.engine.tools import ToolRunner
@@ -98,18 +100,10 @@ class _Turn:
     at: float
 
 
-@dataclass(slots=True)
-class _TurnTiming:
-    speech_end: float
-    turn_end: float
-    transcript: float = 0.0
-    first_token: float = 0.0
-
-
 @dataclass(frozen=True, slots=True)
 class _Heard:
     text: str
-    timing: _TurnTiming
+    timing: TurnTiming
 
 
 @dataclass(slots=True)
@@ -158,10 +152,8 @@ class Call:
         self._end_reason: str | None = None
         self._unrecorded: asyncio.Queue[CallMessage | EventRecord] = asyncio.Queue()
         self._background: set[asyncio.Task[Any]] = set()
-        self._timing: _TurnTiming | None = None
-        self._inactivity_index = 0
-        self._inactivity_timer: asyncio.TimerHandle | None = None
-        self._active_since_message = False
+        self._timing: TurnTiming | None = None
+        self._inactivity = Inactivity(spec.inactivity, lambda: self._inbox.put_nowait(_Timer("inactivity")))
         self.call_state: dict[str, Any] = {}
         self._setup_voice(speech)
 
@@ -218,7 +210,7 @@ class Call:
             self._log.exception("call failed")
             self._end_reason = "system_error"
         finally:
-            self._cancel_inactivity()
+            self._inactivity.cancel()
             for task in list(self._background):
                 task.cancel()
             await self._stop_current()
@@ -373,14 +365,14 @@ class Call:
         elif isinstance(event, Resumed) and self._hearing is not None:
             self._hearing.resumed()
         elif isinstance(event, TurnEnded) and self._hearing is not None:
-            timing = _TurnTiming(speech_end=turn.at - event.trailing_silence_frames * self.spec.voice.vad.frame_seconds,
+            timing = TurnTiming(speech_end=turn.at - event.trailing_silence_frames * self.spec.voice.vad.frame_seconds,
                                  turn_end=turn.at)
             self._spawn(self._finish_turn(event.audio, timing))
         elif isinstance(event, AudioOverflow):
             self._event("audio_overflow", f"Client sent audio faster than real time; dropped {event.dropped_seconds:.2f}s so far",
                         "warning")
 
-    async def _finish_turn(self, audio: bytes, timing: _TurnTiming) -> None:
+    async def _finish_turn(self, audio: bytes, timing: TurnTiming) -> None:
         assert self._hearing is not None
         text = await self._hearing.finish(audio)
         timing.transcript = self._loop.time()
@@ -411,32 +403,16 @@ class Call:
 
     def _activity(self) -> None:
         """The user did something: restart the inactivity sequence."""
-        self._inactivity_index = 0
-        self._active_since_message = True
-        self._cancel_inactivity()
-
-    def _cancel_inactivity(self) -> None:
-        if self._inactivity_timer is not None:
-            self._inactivity_timer.cancel()
-            self._inactivity_timer = None
-
-    def _arm_inactivity(self) -> None:
-        messages = self.spec.inactivity
-        if self._inactivity_timer is None and self._inactivity_index < len(messages):
-            if self._voice_in is not None and self._voice_in.in_speech:
-                return
-            delay = messages[self._inactivity_index].duration
-            self._inactivity_timer = self._loop.call_later(delay, self._inbox.put_nowait, _Timer("inactivity"))
+        self._inactivity.activity()
 
     def _inactivity_due(self) -> None:
-        self._inactivity_timer = None
-        if self._current is not None or self._agenda or self._inactivity_index >= len(self.spec.inactivity):
+        if self._current is not None or self._agenda or (self._voice_in is not None and self._voice_in.in_speech):
+            self._inactivity.cancel()
             return
-        message = self.spec.inactivity[self._inactivity_index]
-        self._inactivity_index += 1
-        self._active_since_message = False
-        behavior = message.end_behavior if message.end_behavior != "none" else None
-        self._agenda.append(_Say(message.message, inactivity=behavior))
+        message = self._inactivity.take()
+        if message is not None:
+            behavior = message.end_behavior if message.end_behavior != "none" else None
+            self._agenda.append(_Say(message.message, inactivity=behavior))
 
     # ------------------------------------------------------------ agenda
 
@@ -449,9 +425,9 @@ class Call:
             if self._state != "listening":
                 self._prefill()
             await self._set_state("listening")
-            self._arm_inactivity()
+            self._inactivity.arm()
             return
-        self._cancel_inactivity()
+        self._inactivity.cancel()
         action = self._agenda.popleft()
         self._current_action = action
         self._interruptible = not (isinstance(action, _Say) and action.uninterruptible)
@@ -469,7 +445,7 @@ class Call:
         if isinstance(action, _Say) and not task.cancelled():
             if action.end_reason:
                 self._end_reason = action.end_reason
-            elif action.inactivity == "strict" or (action.inactivity == "soft" and not self._active_since_message):
+            elif action.inactivity == "strict" or (action.inactivity == "soft" and not self._inactivity.active_since_message):
                 self._end_reason = "agent_hangup"
 
     def _interrupt(self) -> None:
@@ -686,16 +662,7 @@ class Call:
         timing, self._timing = self._timing, None
         if timing is None:
             return
-        now = self._loop.time()
-        stages = {
-            "endpointMs": round((timing.turn_end - timing.speech_end) * 1000),
-            "transcriptMs": round((timing.transcript - timing.turn_end) * 1000),
-            "firstTokenMs": round(((timing.first_token or now) - timing.transcript) * 1000),
-            "firstAudioMs": round((now - (timing.first_token or now)) * 1000),
-            "totalMs": round((now - timing.speech_end) * 1000),
-        }
-        text = ("Turn latency: end of speech -> end of turn %(endpointMs)d ms -> transcript %(transcriptMs)d ms -> "
-                "LLM first token %(firstTokenMs)d ms -> first audio %(firstAudioMs)d ms (total %(totalMs)d ms)" % stages)
+        text, stages = timing.report(self._loop.time())
         self._log.debug("%s", text)
         await self._debug(text)
         self._event("turn_latency", text, "info", stages)

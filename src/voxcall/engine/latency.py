@@ -1,0 +1,31 @@
+"""Per-turn latency: end of speech -> end of turn -> transcript -> LLM first token -> first audio out."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["TurnTiming"]
+
+
+@dataclass(slots=True)
+class TurnTiming:
+    """Loop times (seconds) of one spoken turn's stages; filled in as the turn goes."""
+
+    speech_end: float
+    turn_end: float
+    transcript: float = 0.0
+    first_token: float = 0.0
+
+    def report(self, first_audio: float) -> tuple[str, dict[str, int]]:
+        """A readable line and the stage durations in ms, once the first audio went out."""
+        first_token = self.first_token or first_audio
+        stages = {
+            "endpointMs": round((self.turn_end - self.speech_end) * 1000),
+            "transcriptMs": round((self.transcript - self.turn_end) * 1000),
+            "firstTokenMs": round((first_token - self.transcript) * 1000),
+            "firstAudioMs": round((first_audio - first_token) * 1000),
+            "totalMs": round((first_audio - self.speech_end) * 1000),
+        }
+        text = ("Turn latency: end of speech -> end of turn %(endpointMs)d ms -> transcript %(transcriptMs)d ms -> "
+                "LLM first token %(firstTokenMs)d ms -> first audio %(firstAudioMs)d ms (total %(totalMs)d ms)" % stages)
+        return text, stages
