@@ -52,16 +52,24 @@ def load_llm(name: LLMName, *, cache_dir: Path, n_threads: int = 2, progress: Pr
 class _Channel:
     """Carries events from the worker thread to the event loop; `stopped` is the cancel flag.
 
-    The queue is unbounded, but one generation puts at most `max_tokens` + 2 items in it.
+    At most `WINDOW` items wait unread: a consumer that stops reading (a voice reply
+    synthesising its first clause) pauses generation instead of fighting it for the
+    two cores; it resumes as soon as the consumer reads again.
     """
+
+    WINDOW = 4
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
         self._queue: asyncio.Queue[object] = asyncio.Queue()
+        self._slots = threading.Semaphore(self.WINDOW)
         self.stopped = threading.Event()
 
     def put(self, item: object) -> None:
-        """Called from the worker thread."""
+        """Called from the worker thread; waits while `WINDOW` items are unread (never once stopped)."""
+        while not self._slots.acquire(timeout=0.05):
+            if self.stopped.is_set():
+                return
         if self.stopped.is_set():
             return
         try:
@@ -70,7 +78,9 @@ class _Channel:
             self.stopped.set()
 
     async def get(self) -> object:
-        return await self._queue.get()
+        item = await self._queue.get()
+        self._slots.release()
+        return item
 
 
 @dataclass(frozen=True, slots=True)
