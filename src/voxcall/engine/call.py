@@ -22,12 +22,12 @@ import json
 import logging
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel
 
-from voxcall.engine.clauses import ClauseSplitter
+from voxcall.engine.delivery import Delivery, Spoken
 from voxcall.engine.hearing import Hearing
 from voxcall.engine.inactivity import Inactivity
 from voxcall.engine.latency import TurnTiming
@@ -106,12 +106,6 @@ class _Heard:
     timing: TurnTiming
 
 
-@dataclass(slots=True)
-class _Spoken:
-    text: str = ""
-    calls: list[ToolCall] = field(default_factory=list)
-
-
 _Action = _Generate | _Say
 
 
@@ -156,6 +150,9 @@ class Call:
         self._inactivity = Inactivity(spec.inactivity, lambda: self._inbox.put_nowait(_Timer("inactivity")))
         self.call_state: dict[str, Any] = {}
         self._setup_voice(speech)
+        self._delivery = Delivery(self._writer, send=send, speaking=lambda: self._set_state("speaking"),
+                                  first_token=self._first_token, first_audio=self._first_audio,
+                                  llm_timeout=spec.llm_timeout, voice_out=self._voice_out)
 
     def _setup_voice(self, speech: Speech | None) -> None:
         voice = self.spec.voice
@@ -528,7 +525,7 @@ class Call:
         async def one() -> AsyncIterator[LLMEvent]:
             yield TextDelta(action.text)
 
-        await self._deliver(one(), _Spoken())
+        await self._deliver(one(), Spoken())
 
     async def _generate(self, action: _Generate) -> None:
         spoke = False
@@ -540,7 +537,7 @@ class Call:
                 messages.append(ChatMessage("user", instruction))
             instruction = None
             tools = [t.spec for t in self.spec.tools] if action.offer_tools else []
-            spoken = _Spoken()
+            spoken = Spoken()
             await self._deliver(self._llm.stream(messages, tools, temperature=self.spec.temperature), spoken)
             spoke = spoke or bool(spoken.text)
             if not spoken.calls:
@@ -557,7 +554,7 @@ class Call:
                 return
         await self._debug("stopped after %d tool rounds" % self.spec.max_tool_rounds)
 
-    async def _deliver(self, stream: AsyncIterator[LLMEvent], spoken: _Spoken) -> None:
+    async def _deliver(self, stream: AsyncIterator[LLMEvent], spoken: Spoken) -> None:
         """Stream one agent utterance in the current output medium into a transcript (and audio).
 
         Cancellation (barge-in) leaves `spoken.text` as what the user got: all of
@@ -568,9 +565,9 @@ class Call:
         try:
             try:
                 if medium == "voice":
-                    await self._speak(stream, ordinal, spoken)
+                    await self._delivery.speak(stream, ordinal, spoken)
                 else:
-                    await self._type(stream, ordinal, spoken)
+                    await self._delivery.type(stream, ordinal, spoken)
             finally:
                 await _aclose(stream)
         except (ProviderError, TimeoutError) as exc:
@@ -596,67 +593,23 @@ class Call:
             if final is not None:
                 await self._send(final)
 
-    async def _apologise(self, medium: str, ordinal: int, spoken: _Spoken) -> None:
+    async def _apologise(self, medium: str, ordinal: int, spoken: Spoken) -> None:
         if medium == "voice":
             with contextlib.suppress(ProviderError):  # the voice itself may be what failed
-                await self._speak(_one(APOLOGY), ordinal, spoken)
+                await self._delivery.speak(_one(APOLOGY), ordinal, spoken)
                 return
         if not spoken.text:
-            await self._type(_one(APOLOGY), ordinal, spoken)
+            await self._delivery.type(_one(APOLOGY), ordinal, spoken)
 
-    async def _type(self, stream: AsyncIterator[LLMEvent], ordinal: int, spoken: _Spoken) -> None:
-        async for event in self._first_event_deadline(stream):
-            if isinstance(event, TextDelta):
-                message = self._writer.append(ordinal, event.text)
-                if message is not None:
-                    if not spoken.text:
-                        await self._set_state("speaking")
-                    await self._send(message)
-                    spoken.text += event.text
-            elif isinstance(event, ToolCall):
-                spoken.calls.append(event)
-
-    async def _speak(self, stream: AsyncIterator[LLMEvent], ordinal: int, spoken: _Spoken) -> None:
-        assert self._voice_out is not None
-
-        async def clauses() -> AsyncIterator[str]:
-            splitter = ClauseSplitter()
-            async for event in self._first_event_deadline(stream):
-                if isinstance(event, TextDelta):
-                    for clause in splitter.feed(event.text):
-                        yield clause
-                elif isinstance(event, ToolCall):
-                    spoken.calls.append(event)
-            if rest := splitter.flush():
-                yield rest
-
-        async def on_text(words: str) -> None:
-            message = self._writer.append(ordinal, words)
-            spoken.text += words
-            if message is not None:
-                await self._send(message)
-
-        async def on_first_audio() -> None:
-            if self._voice_in is not None:
-                self._voice_in.agent_speaking = True
-            await self._set_state("speaking")
-            await self._report_latency()
-
-        await self._voice_out.speak(clauses(), on_text, on_first_audio)
-
-    async def _first_event_deadline(self, stream: AsyncIterator[LLMEvent]) -> AsyncIterator[LLMEvent]:
-        """The stream, failing with TimeoutError if the first event takes longer than `llm_timeout`."""
-        iterator = aiter(stream)
-        try:
-            async with asyncio.timeout(self.spec.llm_timeout):
-                first = await anext(iterator)
-        except StopAsyncIteration:
-            return
+    def _first_token(self) -> None:
         if self._timing is not None and not self._timing.first_token:
             self._timing.first_token = self._loop.time()
-        yield first
-        async for event in iterator:
-            yield event
+
+    async def _first_audio(self) -> None:
+        if self._voice_in is not None:
+            self._voice_in.agent_speaking = True
+        await self._set_state("speaking")
+        await self._report_latency()
 
     async def _report_latency(self) -> None:
         timing, self._timing = self._timing, None

@@ -12,7 +12,7 @@ import asyncio
 from collections.abc import Callable
 
 from voxcall.audio import Resampler
-from voxcall.engine.turns import TurnDetector, TurnEvent, VadConfig
+from voxcall.engine.turns import TurnDetector, VadConfig
 from voxcall.providers.base import VAD
 
 __all__ = ["AudioOverflow", "VoiceInput"]
