@@ -1,7 +1,7 @@
 """An LLM behind any OpenAI-compatible `/chat/completions` endpoint (vLLM, Ollama, llama.cpp server, OpenAI).
 
 Streams with server-sent events and native function tools. HTTP and transport
-failures become `ProviderError` in one place, `_map_errors()` (STYLE.md rule 2).
+failures become `ProviderError` in one place, `map_errors()` (STYLE.md rule 2).
 """
 
 from __future__ import annotations
@@ -9,14 +9,14 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-from collections.abc import AsyncIterator, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 
 from voxcall.errors import ProviderError
+from voxcall.providers.http import Endpoint, map_errors
 from voxcall.providers.base import ChatMessage, LLMEvent, TextDelta, ToolCall, ToolSpec
 
 __all__ = ["OpenAILLM"]
@@ -24,7 +24,7 @@ __all__ = ["OpenAILLM"]
 logger = logging.getLogger(__name__)
 
 
-class OpenAILLM:
+class OpenAILLM(Endpoint):
     """Streams chat completions from an OpenAI-compatible server.
 
     Args:
@@ -45,18 +45,10 @@ class OpenAILLM:
         client: httpx.AsyncClient | None = None,
         timeout: float = 30.0,
     ) -> None:
+        super().__init__(base_url, api_key, client, timeout)
         self.name = model
         self.model = model
-        self._url = base_url.rstrip("/") + "/chat/completions"
-        self._headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        self._owns_client = client is None
-        self._client = client if client is not None else httpx.AsyncClient()
-        self._timeout = httpx.Timeout(timeout)
-
-    async def aclose(self) -> None:
-        """Close the HTTP client if this object created it."""
-        if self._owns_client:
-            await self._client.aclose()
+        self._url = self._base + "/chat/completions"
 
     async def stream(
         self,
@@ -81,7 +73,7 @@ class OpenAILLM:
         if tools:
             body["tools"] = [_tool_to_openai(tool) for tool in tools]
         calls = _ToolCallAssembler()
-        with _map_errors():
+        with map_errors("LLM"):
             async with self._client.stream(
                 "POST", self._url, json=body, headers=self._headers, timeout=self._timeout
             ) as response:
@@ -95,23 +87,6 @@ class OpenAILLM:
                         yield TextDelta(text)
         for call in calls.finish():
             yield call
-
-
-@contextmanager
-def _map_errors() -> Iterator[None]:
-    """The one place where httpx failures become `ProviderError`."""
-    try:
-        yield
-    except httpx.HTTPStatusError as exc:
-        status = exc.response.status_code
-        detail = exc.response.text[:500]
-        raise ProviderError(
-            f"LLM server answered {status}: {detail}", retryable=status >= 500 or status == 429
-        ) from exc
-    except httpx.TransportError as exc:
-        raise ProviderError(f"LLM server unreachable: {exc!r}", retryable=True) from exc
-    except httpx.HTTPError as exc:
-        raise ProviderError(f"LLM request failed: {exc!r}") from exc
 
 
 async def _sse_data(lines: AsyncIterator[str]) -> AsyncIterator[str]:

@@ -1,21 +1,21 @@
 """Speech behind any OpenAI-compatible server: `/audio/transcriptions` (STT) and `/audio/speech` (TTS).
 
 Both take an injected `httpx.AsyncClient` (for tests, `httpx.MockTransport`). HTTP and
-transport failures become `ProviderError` in one place, `_map_errors()` (STYLE.md rule 2),
+transport failures become `ProviderError` in one place, `map_errors()` (STYLE.md rule 2),
 with the same rule as the LLM client: 429, 5xx and transport errors are retryable.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import httpx
 
 from voxcall.audio import write_wav
 from voxcall.errors import ProviderError
+from voxcall.providers.http import Endpoint, map_errors
 
 __all__ = ["OPENAI_VOICES", "OpenAISTT", "OpenAITTS"]
 
@@ -25,23 +25,7 @@ OPENAI_VOICES = ("alloy", "ash", "ballad", "coral", "echo", "fable", "nova", "on
 """The voices of OpenAI's `/audio/speech`; other servers take `voices=` with their own list."""
 
 
-class _Endpoint:
-    """What both clients share: the URL root, the auth header and the (possibly owned) client."""
-
-    def __init__(self, base_url: str, api_key: str | None, client: httpx.AsyncClient | None, timeout: float) -> None:
-        self._base = base_url.rstrip("/")
-        self._headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        self._owns_client = client is None
-        self._client = client if client is not None else httpx.AsyncClient()
-        self._timeout = httpx.Timeout(timeout)
-
-    async def aclose(self) -> None:
-        """Close the HTTP client if this object created it."""
-        if self._owns_client:
-            await self._client.aclose()
-
-
-class OpenAISTT(_Endpoint):
+class OpenAISTT(Endpoint):
     """Transcribes through `POST {base_url}/audio/transcriptions` (multipart WAV upload).
 
     Args:
@@ -77,7 +61,7 @@ class OpenAISTT(_Endpoint):
         if language:
             data["language"] = language
         files = {"file": ("audio.wav", write_wav(pcm, self.sample_rate), "audio/wav")}
-        with _map_errors("transcription"):
+        with map_errors("transcription"):
             response = await self._client.post(
                 f"{self._base}/audio/transcriptions",
                 data=data,
@@ -93,7 +77,7 @@ class OpenAISTT(_Endpoint):
         return text.strip()
 
 
-class OpenAITTS(_Endpoint):
+class OpenAITTS(Endpoint):
     """Synthesises through `POST {base_url}/audio/speech` with `response_format: "pcm"`, streaming the body.
 
     OpenAI's "pcm" is s16le mono at 24 kHz; set `sample_rate` for servers that differ.
@@ -151,7 +135,7 @@ class OpenAITTS(_Endpoint):
         if not str(body["input"]).strip():
             return
         carry = b""
-        with _map_errors("speech"):
+        with map_errors("speech"):
             async with self._client.stream(
                 "POST", f"{self._base}/audio/speech", json=body, headers=self._headers, timeout=self._timeout
             ) as response:
@@ -166,22 +150,6 @@ class OpenAITTS(_Endpoint):
                         yield data[:whole]
         if carry:
             logger.debug("speech server sent an odd number of bytes; dropped the last one")
-
-
-@contextmanager
-def _map_errors(what: str) -> Iterator[None]:
-    """The one place where httpx failures become `ProviderError`."""
-    try:
-        yield
-    except httpx.HTTPStatusError as exc:
-        status = exc.response.status_code
-        raise ProviderError(
-            f"{what} server answered {status}: {exc.response.text[:500]}", retryable=status >= 500 or status == 429
-        ) from exc
-    except httpx.TransportError as exc:
-        raise ProviderError(f"{what} server unreachable: {exc!r}", retryable=True) from exc
-    except httpx.HTTPError as exc:
-        raise ProviderError(f"{what} request failed: {exc!r}") from exc
 
 
 def _json(response: httpx.Response) -> dict[str, Any]:
