@@ -141,10 +141,10 @@ class BytesSink:
         self.closed = True
 
 
-class WavFileSink:
+class WavFileSink(BytesSink):
     """Agent audio to a WAV file, written when the session closes the sink (on leaving the call).
 
-    Like `BytesSink`, `data` holds what was received and `clear()` keeps it.
+    A `BytesSink` that also writes its `data` out: `clear()` keeps what was received.
 
     Args:
         path: where to write (replaced if it exists); its folder must exist.
@@ -158,26 +158,7 @@ class WavFileSink:
         self.path = Path(path)
         if not self.path.parent.is_dir():
             raise FileNotFoundError(f"{self.path.parent}: no such folder for the output file")
-        self.sample_rate = sample_rate
-        self.data = bytearray()
-        self.clears = 0
-        self.closed = False
-
-    @property
-    def duration(self) -> float:
-        """Seconds of audio received (0 while the rate is unknown)."""
-        return len(self.data) / 2 / self.sample_rate if self.sample_rate else 0.0
-
-    def write(self, data: bytes) -> None:
-        """Keep `data` for the file."""
-        self.data += data
-
-    def clear(self) -> None:
-        """Count a `playback_clear_buffer`; written audio was already played and stays."""
-        self.clears += 1
-
-    async def drain(self) -> None:
-        """Nothing is ever queued: returns at once."""
+        super().__init__(sample_rate)
 
     async def close(self) -> None:
         """Write the WAV file (once); raises OSError when it cannot be written."""
