@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import os
 import shutil
 import sys
@@ -48,6 +47,7 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--stt-url", help="OpenAI-compatible /audio/transcriptions base URL instead of embedded Whisper (env VOXCALL_STT_URL)")
     serve.add_argument("--tts-url", help="OpenAI-compatible /audio/speech base URL instead of embedded Piper (env VOXCALL_TTS_URL)")
     serve.add_argument("--log-level", default="info")
+    serve.add_argument("--log-format", choices=["text", "json"], help="log lines as text or JSON objects (env VOXCALL_LOG_FORMAT)")
 
     keys = sub.add_parser("keys", help="manage API keys (talks to the database directly)")
     keys_sub = keys.add_subparsers(dest="action", required=True)
@@ -100,6 +100,7 @@ def _settings(args: argparse.Namespace) -> Any:
         "speech": False if getattr(args, "no_speech", False) else None,
         "stt_url": getattr(args, "stt_url", None),
         "tts_url": getattr(args, "tts_url", None),
+        "log_format": getattr(args, "log_format", None),
     }.items() if v is not None}
     return Settings(**overrides)
 
@@ -135,13 +136,13 @@ def _progress(label: str) -> Any:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
     from voxcall.server.app import create_app, load_llm, load_speech
+    from voxcall.server.logs import configure_logging
+    from voxcall.server.serve import serve
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = _settings(args)
+    configure_logging(args.log_level, settings.log_format)
     key = asyncio.run(_ensure_key(settings))
     print(f"Loading the LLM ({settings.llm})...", file=sys.stderr, flush=True)
     llm = load_llm(settings, progress=_progress("Assembling LLM weights"))
@@ -156,7 +157,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print(f"Try:  VOXCALL_API_KEY={key} {command} chat --url {base}")
         print(f"      or open {base}/ in a browser and paste the key")
     sys.stdout.flush()
-    uvicorn.run(create_app(settings, llm=llm, speech=speech), host=settings.host, port=settings.port, log_level=args.log_level.lower(), ws="websockets-sansio")
+    serve(create_app(settings, llm=llm, speech=speech), settings, log_level=args.log_level)
     return 0
 
 

@@ -38,6 +38,9 @@ class Settings(BaseSettings):
     speech_api_key: str | None = None
     max_calls: int = 8
     cors_origins: list[str] = Field(default_factory=list)
+    drain_seconds: float = Field(default=30.0, ge=0, description="on SIGTERM, how long live calls may go on before they are ended")
+    stale_call_seconds: float = Field(default=60.0, ge=0, description="sweep interval and grace for joined calls no server hosts; 0 = off")
+    log_format: Literal["text", "json"] = "text"
 
     def resolved_database_url(self) -> str:
         """The database URL, defaulting to SQLite (aiosqlite) in the data directory."""

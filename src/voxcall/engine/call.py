@@ -54,7 +54,7 @@ from voxcall.protocol.rest import CallMessage
 from voxcall.protocol.transcripts import TranscriptWriter
 from voxcall.providers.base import LLM, ChatMessage, LLMEvent, TextDelta, ToolCall
 
-__all__ = ["Call"]
+__all__ = ["INTERRUPTED", "Call"]
 
 logger = logging.getLogger(__name__)
 
@@ -63,6 +63,8 @@ Record = Callable[[CallMessage | EventRecord], Awaitable[None]]
 
 GREETING_PROMPT = "(The call has just connected. Greet the user in one short sentence and offer help.)"
 APOLOGY = "Sorry, I ran into a problem. Could you say that again?"
+INTERRUPTED = "voxcall.interrupted"
+"""Message `metadata` key of an agent reply cut off because the call ended; the value is the end reason."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,6 +146,7 @@ class Call:
         self._medium = spec.output_medium
         self._user_spoke = False
         self._end_reason: str | None = None
+        self._cutting: str | None = None  # why the running action is being stopped (an end reason)
         self._unrecorded: asyncio.Queue[CallMessage | EventRecord] = asyncio.Queue()
         self._background: set[asyncio.Task[Any]] = set()
         self._timing: TurnTiming | None = None
@@ -210,7 +213,7 @@ class Call:
             self._inactivity.cancel()
             for task in list(self._background):
                 task.cancel()
-            await self._stop_current()
+            await self._stop_current(self._end_reason or "system_error")
             if self._hearing is not None:
                 await self._hearing.close()
             self._flush_pending()
@@ -390,7 +393,7 @@ class Call:
     async def _time_up(self) -> None:
         await self._debug("maxDuration reached")
         self._agenda.clear()
-        await self._stop_current()
+        await self._stop_current("timeout")
         if self.spec.time_exceeded_message:
             self._agenda.append(_Say(self.spec.time_exceeded_message, True, end_reason="timeout"))
         else:
@@ -449,14 +452,17 @@ class Call:
         if self._current is not None and self._interruptible:
             self._current.cancel()
 
-    async def _stop_current(self) -> None:
+    async def _stop_current(self, cause: str) -> None:
+        """Cancel the running action because the call is ending; a reply it cuts off is stored as interrupted by `cause`."""
         task = self._current
         if task is None:
             return
+        self._cutting = cause
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             async with asyncio.timeout(5):
                 await asyncio.shield(task)
+        self._cutting = None
         self._current = None
         self._current_action = None
 
@@ -468,7 +474,7 @@ class Call:
             self._append(entry, medium=medium)
 
     def _append(self, entry: ChatMessage, *, medium: str = "text", error: str | None = None,
-                state: dict[str, Any] | None = None) -> None:
+                state: dict[str, Any] | None = None, metadata: dict[str, Any] | None = None) -> None:
         """Add to the LLM history and queue it for recording, in one order. Never awaits."""
         self._history.append(entry)
         kind = "MESSAGE_MEDIUM_VOICE" if medium == "voice" else "MESSAGE_MEDIUM_TEXT"
@@ -480,7 +486,7 @@ class Call:
                                tool_name=entry.name, error_details=error, call_state=state))
         elif entry.role == "assistant":
             if entry.content:
-                record(CallMessage(role="MESSAGE_ROLE_AGENT", text=entry.content, medium=kind))
+                record(CallMessage(role="MESSAGE_ROLE_AGENT", text=entry.content, medium=kind, metadata=metadata))
             for call in entry.tool_calls:
                 record(CallMessage(role="MESSAGE_ROLE_TOOL_CALL", text=json.dumps(call.arguments),
                                    invocation_id=call.id, tool_name=call.name))
@@ -562,6 +568,7 @@ class Call:
         """
         medium = self._output_medium()
         ordinal = self._writer.open("agent", medium)
+        cut: str | None = None
         try:
             try:
                 if medium == "voice":
@@ -578,6 +585,7 @@ class Call:
             if not spoken.text:
                 await self._apologise(medium, ordinal, spoken)
         except asyncio.CancelledError:
+            cut = self._cutting  # None for a barge-in: then the user chose to cut it
             spoken.calls.clear()  # tool calls not yet run are dropped with the interrupted reply
             if medium == "voice" and self._voice_out is not None:
                 spoken.text = self._voice_out.heard()
@@ -589,7 +597,8 @@ class Call:
             text = spoken.text.strip()
             final = self._writer.close(ordinal, heard=text)
             if text or spoken.calls:
-                self._append(ChatMessage("assistant", text, tool_calls=tuple(spoken.calls)), medium=medium)
+                self._append(ChatMessage("assistant", text, tool_calls=tuple(spoken.calls)), medium=medium,
+                             metadata={INTERRUPTED: cut} if cut else None)
             if final is not None:
                 await self._send(final)
 

@@ -20,6 +20,7 @@ from voxcall.engine.spec import Speech
 from voxcall.providers.base import LLM, ChatMessage
 from voxcall.server import realtime, rest, web
 from voxcall.server.services import Services
+from voxcall.server.sweep import StaleCallSweep
 from voxcall.server.tokens import JoinTokens
 from voxcall.store import open_store
 from voxcall.store.recordings import RecordingStore
@@ -119,9 +120,12 @@ def create_app(
         app.state.services = services or await build_services(settings, llm, speech)
         if owned:
             await warm_up(app.state.services.llm, app.state.services.speech)
+        sweep = StaleCallSweep(app.state.services, interval=settings.stale_call_seconds)
+        sweep.start()
         try:
             yield
         finally:
+            await sweep.stop()
             if owned:
                 await app.state.services.close()
 
