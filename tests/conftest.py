@@ -8,7 +8,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
@@ -25,6 +25,8 @@ class RunningServer:
     api_key: str
     data_dir: Path
     log: Path
+    process: subprocess.Popen[bytes] | None = field(default=None, compare=False, repr=False)
+    """The `voxcall serve` process (for tests that signal it)."""
 
     @property
     def api(self) -> str:
@@ -71,7 +73,7 @@ def server_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]
                 raise RuntimeError(f"server exited with {proc.returncode}:\n{log.read_text()[-4000:]}")
             try:
                 if httpx.get(f"{url}/api/accounts/me", headers={"X-API-Key": key}, timeout=2).status_code == 200:
-                    return RunningServer(url, key, data_dir, log)
+                    return RunningServer(url, key, data_dir, log, proc)
             except httpx.HTTPError:
                 pass
             time.sleep(0.3)
