@@ -51,7 +51,7 @@ class Api:
 async def make_api(tmp_path: Path) -> AsyncIterator[Callable[..., Any]]:
     built: list[Services] = []
 
-    async def make(**limits: int) -> Api:
+    async def make(**limits: Any) -> Api:
         values: dict[str, Any] = {**LOOSE, **limits}
         settings = Settings(data_dir=tmp_path / f"s{len(built)}", speech=False, **values)
         svc = await build_services(settings, llm=ScriptedLLM([]), speech=None)
@@ -171,3 +171,14 @@ async def test_the_sdk_raises_rate_limited_with_retry_after(make_api: Callable[.
             await client.calls.create({})
     assert info.value.status_code == 429 and info.value.retry_after == 5.0
     assert "allowedConcurrentCalls" in str(info.value.detail)
+
+
+async def test_browsers_may_read_retry_after(make_api: Callable[..., Any]) -> None:
+    api = await make_api(max_calls=1, cors_origins=["http://app.example"])
+    async with api.client() as http:
+        http.headers["Origin"] = "http://app.example"
+        assert (await http.post("/calls", json={})).status_code == 201
+        refused = await http.post("/calls", json={})
+    assert_429(refused, "5", "allowedConcurrentCalls")
+    assert refused.headers["Access-Control-Allow-Origin"] == "http://app.example"
+    assert "retry-after" in refused.headers["Access-Control-Expose-Headers"].lower()

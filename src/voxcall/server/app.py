@@ -131,7 +131,7 @@ def create_app(
         app.state.services = services
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["*"],
-                           allow_headers=["X-API-Key", "X-Unsafe-API-Key", "Content-Type"])
+                           allow_headers=["X-API-Key", "X-Unsafe-API-Key", "Content-Type"], expose_headers=["Retry-After"])
 
     @app.exception_handler(ApiError)
     async def api_error(request: Request, exc: ApiError) -> JSONResponse:
