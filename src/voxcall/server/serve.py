@@ -50,7 +50,37 @@ class GracefulServer(uvicorn.Server):
         self._loop: asyncio.AbstractEventLoop | None = None
         self._task: asyncio.Task[None] | None = None
 
-    async def graceful_server(app: FastAPI, settings: Settings, *, log_level: str = "info") -> GracefulServer:
+    async def serve(self, sockets: list[socket.socket] | None = None) -> None:
+        self._loop = asyncio.get_running_loop()
+        await super().serve(sockets)
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        svc: Services | None = getattr(self._app.state, "services", None)
+        if svc is None or self._loop is None or not self.started:
+            super().handle_exit(sig, frame)
+            return
+        svc.draining = True
+        if sig == signal.SIGTERM and self._drain_seconds > 0 and not self._draining and not self.should_exit:
+            self._draining = True
+            self._captured_signals.append(sig)  # re-raised once uvicorn is done, as for a plain shutdown
+            self._loop.call_soon_threadsafe(self._start_drain, svc)
+            return
+        svc.stopping = True
+        super().handle_exit(sig, frame)
+
+    def _start_drain(self, svc: Services) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._drain_then_exit(svc))
+
+    async def _drain_then_exit(self, svc: Services) -> None:
+        try:
+            await drain(svc, self._drain_seconds)
+        except Exception:
+            logger.exception("draining the calls failed")
+        finally:
+            self.should_exit = True
+
+
+def graceful_server(app: FastAPI, settings: Settings, *, log_level: str = "info") -> GracefulServer:
     """A server for `app` on `settings.host:settings.port` (uvicorn's sans-I/O websockets), draining on SIGTERM."""
     config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level=log_level.lower(), ws="websockets-sansio")
     return GracefulServer(config, app, drain_seconds=settings.drain_seconds)
