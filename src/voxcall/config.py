@@ -38,6 +38,8 @@ class Settings(BaseSettings):
     speech_api_key: str | None = None
     max_calls: int = 8
     cors_origins: list[str] = Field(default_factory=list)
+    outbound_allow: str = Field(default="", description="comma-separated CIDRs or host names that HTTP tools and "
+                                "webhooks may reach although private (loopback, intranet); see voxcall.outbound")
 
     def resolved_database_url(self) -> str:
         """The database URL, defaulting to SQLite (aiosqlite) in the data directory."""
