@@ -18,7 +18,7 @@ from voxcall.errors import ApiError
 from voxcall.protocol.rest import Voice
 from voxcall.engine.spec import Speech
 from voxcall.providers.base import LLM, ChatMessage
-from voxcall.server import realtime, rest, web
+from voxcall.server import realtime, rest, tools, web
 from voxcall.server.services import Services
 from voxcall.server.tokens import JoinTokens
 from voxcall.store import open_store
@@ -137,6 +137,7 @@ def create_app(
         return JSONResponse({"detail": exc.detail}, status_code=exc.status_code)
 
     app.include_router(rest.router)
+    app.include_router(tools.router)
     app.include_router(realtime.router)
     app.include_router(web.router)
     return app

@@ -19,6 +19,7 @@ from voxcall.protocol.connection import ServerConnection, enabled_messages
 from voxcall.protocol.realtime import CallStarted
 from voxcall.protocol.rest import CallMessage, StartCallRequest
 from voxcall.server.calls import build_spec
+from voxcall.server.tools import tool_executors
 from voxcall.server.services import LiveCall, Services, ws_services
 
 __all__ = ["router"]
@@ -98,7 +99,8 @@ async def _run(websocket: WebSocket, svc: Services, connection: ServerConnection
 
     record_row = await svc.store.get_call(call_id)
     call = Call(build_spec(record_row, history, [v.voice_id for v in svc.voices]), svc.llm, send=send, record=record, speech=svc.speech,
-                save_recording=save_recording, log=logging.LoggerAdapter(logging.getLogger("voxcall.call"), {"call_id": call_id}))
+                save_recording=save_recording, log=logging.LoggerAdapter(logging.getLogger("voxcall.call"), {"call_id": call_id}),
+                tool_executors=tool_executors(svc))
     live = svc.live[call_id] = LiveCall(call)
     await send(CallStarted(call_id=call_id))
     reader = asyncio.create_task(_read(websocket, connection, call, flush))

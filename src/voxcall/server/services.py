@@ -9,18 +9,22 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+import httpx
 from fastapi import Request, WebSocket
 
 from voxcall.config import Settings
 from voxcall.engine.call import Call
 from voxcall.engine.spec import Speech
 from voxcall.errors import NotFound, Unauthorized
+from voxcall.outbound import OutboundPolicy, safe_client
 from voxcall.protocol.rest import StartCallRequest, Voice
 from voxcall.providers.base import LLM
+from voxcall.server.call_tools import PUBLIC_TOOLS
 from voxcall.server.tokens import JoinTokens
 from voxcall.store import Store
 from voxcall.store.recordings import RecordingStore
 from voxcall.store.records import CallRecord
+from voxcall.store.tools import ToolStore
 
 __all__ = ["LiveCall", "Services", "get_services", "require_api_key"]
 
@@ -45,8 +49,23 @@ class Services:
     speech: Speech | None = None
     voices: list[Voice] = field(default_factory=list)
     live: dict[str, LiveCall] = field(default_factory=dict)
+    tools: ToolStore | None = None
+    """Durable tools; built from `store` when not given."""
+    outbound: httpx.AsyncClient | None = None
+    """The one client for requests on a user's behalf (HTTP tools, webhooks): SSRF-checked (voxcall.outbound)."""
     _timers: dict[str, asyncio.TimerHandle] = field(default_factory=dict)
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
+
+    def __post_init__(self) -> None:
+        if self.tools is None:
+            self.tools = ToolStore(self.store.engine, PUBLIC_TOOLS)
+        if self.outbound is None:
+            self.outbound = safe_client(OutboundPolicy.parse(self.settings.outbound_allow))
+
+    @property
+    def tool_store(self) -> ToolStore:
+        assert self.tools is not None  # set in __post_init__
+        return self.tools
 
     def watch_join_timeout(self, record: CallRecord) -> None:
         """End the call as `unjoined` if nobody joins within its joinTimeout."""
@@ -89,6 +108,8 @@ class Services:
             task.cancel()
         with contextlib.suppress(Exception):
             await asyncio.wait_for(asyncio.gather(*(lc.done.wait() for lc in self.live.values())), 5)
+        if self.outbound is not None:
+            await self.outbound.aclose()
         await self.store.close()
 
 
