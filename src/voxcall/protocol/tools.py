@@ -88,7 +88,7 @@ class StaticParameter(WireModel):
 class AutomaticParameter(WireModel):
     name: str = Field(min_length=1)
     location: ParameterLocation = "PARAMETER_LOCATION_BODY"
-    known_value: KnownParam = "KNOWN_PARAM_UNSPECIFIED"
+    known_value: KnownParam = Field(default="KNOWN_PARAM_UNSPECIFIED", validate_default=True)
 
     @field_validator("known_value")
     @classmethod
