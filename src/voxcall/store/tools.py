@@ -173,6 +173,7 @@ class ToolStore:
         """Remember that a call selected these durable tools (tool id → its model-facing names there)."""
         if not uses:
             return
+        await self._seed()
         async with self._sessions.begin() as session:
             for tool_id, names in uses.items():
                 session.add(ToolUseRow(tool_id=tool_id, call_id=call_id, created=created, names=list(names)))
