@@ -18,6 +18,7 @@ from voxcall.errors import ApiError
 from voxcall.protocol.rest import Voice
 from voxcall.engine.spec import Speech
 from voxcall.providers.base import LLM, ChatMessage
+from voxcall.server.docs import add_docs
 from voxcall.server import realtime, rest, tools, web
 from voxcall.server.services import Services
 from voxcall.server.tokens import JoinTokens
@@ -125,7 +126,8 @@ def create_app(
             if owned:
                 await app.state.services.close()
 
-    app = FastAPI(title="voxcall", version=__version__, lifespan=lifespan, openapi_url="/api/openapi.json", docs_url="/api/docs", redoc_url=None)
+    app = FastAPI(title="voxcall", version=__version__, lifespan=lifespan, openapi_url="/api/openapi.json", docs_url=None, redoc_url=None)
+    add_docs(app, openapi_url="/api/openapi.json")
     if services is not None:
         app.state.services = services
     if settings.cors_origins:
