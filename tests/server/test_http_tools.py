@@ -223,6 +223,13 @@ async def test_missing_required_argument_sends_nothing(backend: ToolServer, clie
     assert outcome.result == "The tool lookup needs city." and backend.seen == []
 
 
+async def test_values_http_cannot_carry_are_a_failure_not_a_crash(backend: ToolServer, client: httpx.AsyncClient) -> None:
+    tool = http_tool(f"{backend.url}/ok", dynamicParameters=[
+        {"name": "X-Name", "location": "PARAMETER_LOCATION_HEADER", "schema": {"type": "string"}}])
+    outcome = await run(client, tool, {"X-Name": "Zo\u00eb \u2603"})
+    assert outcome.result == "The tool lookup could not be called with these values." and backend.seen == []
+
+
 def _resolver(table: dict[str, Sequence[str]]):  # type: ignore[no-untyped-def]
     """Names from `table`, anything else (e.g. localhost) from the system resolver."""
     async def resolve(host: str, port: int) -> Sequence[str]:

@@ -75,6 +75,8 @@ class HttpToolExecutor:
                            f"response body larger than {self._max_bytes} bytes", tool)
         except httpx.HTTPError as exc:  # refused target (OutboundRefused), connect error, bad redirect, ...
             return failure(call, "The tool {name} is unavailable.", f"{type(exc).__name__}: {exc}", tool)
+        except (httpx.InvalidURL, ValueError) as exc:  # e.g. a header value that is not ASCII
+            return failure(call, "The tool {name} could not be called with these values.", f"{type(exc).__name__}: {exc}", tool)
         return _interpret(tool, call, status, headers, body)
 
     async def _send(self, http: HttpSpec, url: str, inputs: ToolInputs, timeout: float) -> tuple[int, httpx.Headers, bytes]:
