@@ -47,7 +47,12 @@ class Settings(BaseSettings):
     tts_model: str = "tts-1"
     tts_voice: str = "alloy"
     speech_api_key: str | None = None
-    max_calls: int = 8
+    # Limits; each answers 429 with Retry-After, and 0 turns it off (server/limits.py).
+    max_calls: int = Field(default=20, ge=0, description="concurrent calls per account (created, not ended): allowedConcurrentCalls")
+    calls_per_second: int = Field(default=10, ge=0, description="calls an account may create per second")
+    calls_per_minute: int = Field(default=120, ge=0, description="calls an account may create per minute")
+    requests_per_second: int = Field(default=200, ge=0, description="/api requests per API key per second")
+    auth_failures_per_minute: int = Field(default=10, ge=0, description="bad API keys per client address per minute")
     cors_origins: list[str] = Field(default_factory=list)
     outbound_allow: str = Field(default="", description="comma-separated CIDRs or host names that HTTP tools and "
                                 "webhooks may reach although private (loopback, intranet); see voxcall.outbound")

@@ -14,12 +14,13 @@ from fastapi.responses import JSONResponse
 
 from voxcall import __version__
 from voxcall.config import Settings
-from voxcall.errors import ApiError
+from voxcall.errors import ApiError, RateLimited
 from voxcall.protocol.rest import Voice
 from voxcall.engine.spec import Speech
 from voxcall.providers.base import LLM, ChatMessage
 from voxcall.server.docs import add_docs
 from voxcall.server import realtime, rest, tools, web
+from voxcall.server.limits import retry_after_header
 from voxcall.server.services import Services
 from voxcall.server.tokens import JoinTokens
 from voxcall.store import open_store
@@ -132,11 +133,14 @@ def create_app(
         app.state.services = services
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["*"],
-                           allow_headers=["X-API-Key", "X-Unsafe-API-Key", "Content-Type"])
+                           allow_headers=["X-API-Key", "X-Unsafe-API-Key", "Content-Type"], expose_headers=["Retry-After"])
 
     @app.exception_handler(ApiError)
     async def api_error(request: Request, exc: ApiError) -> JSONResponse:
-        return JSONResponse({"detail": exc.detail}, status_code=exc.status_code)
+        headers = None
+        if isinstance(exc, RateLimited) and exc.retry_after is not None:
+            headers = {"Retry-After": retry_after_header(exc.retry_after)}
+        return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=headers)
 
     app.include_router(rest.router)
     app.include_router(tools.router)

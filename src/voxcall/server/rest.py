@@ -14,6 +14,7 @@ from fastapi.responses import FileResponse, JSONResponse
 from voxcall.errors import InvalidRequest, NotFound, ProtocolError
 from voxcall.protocol.realtime import ForcedAgentMessage, HangUp, UserTextMessage, parse_client
 from voxcall.protocol.rest import Account, CallMessage, ModelAlias, Page, StartCallRequest
+from voxcall.server.admission import active_calls, admit_call
 from voxcall.server.call_tools import durable_uses, public_call_tool, resolve_call_tools
 from voxcall.server.calls import to_call
 from voxcall.server.services import Services, get_services, require_api_key
@@ -78,7 +79,7 @@ async def create_call(
         tools=tools,
         enable_greeting_prompt=enable_greeting_prompt,
     )
-    await svc.store.create_call(record)
+    await admit_call(svc, record)  # 429 beyond the account's concurrency or creation rate
     await svc.tool_store.record_uses(call_id, created, durable_uses(tools))
     for message in inherited or list(body.initial_messages or []):
         await svc.store.add_message(call_id, message.model_copy(update={"call_stage_message_index": None}))
@@ -184,8 +185,8 @@ async def list_voices(request: Request, svc: Svc, account: AccountId) -> dict[st
 @router.get("/accounts/me")
 async def account_me(svc: Svc, account: AccountId) -> dict[str, Any]:
     name = await svc.store.get_account_name(account)
-    live = await svc.store.count_live_calls(account)
-    return Account(account_id=account, name=name, active_calls=live, allowed_concurrent_calls=svc.settings.max_calls).wire()
+    live = len(await active_calls(svc, account))  # the count POST /api/calls enforces the limit on
+    return Account(account_id=account, name=name, active_calls=live, allowed_concurrent_calls=svc.settings.max_calls or None).wire()
 
 
 @router.get("/schema/", include_in_schema=False)
