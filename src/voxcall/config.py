@@ -57,6 +57,8 @@ class Settings(BaseSettings):
     drain_seconds: float = Field(default=30.0, ge=0, description="on SIGTERM, how long live calls may go on before they are ended")
     stale_call_seconds: float = Field(default=60.0, ge=0, description="sweep interval and grace for joined calls no server hosts; 0 = off")
     log_format: Literal["text", "json"] = "text"
+    outbound_allow: str = Field(default="", description="comma-separated CIDRs or host names that HTTP tools and "
+                                "webhooks may reach although private (loopback, intranet); see voxcall.outbound")
 
     def model_post_init(self, __context: object) -> None:
         self.data_dir = self.data_dir.expanduser().resolve()  # one meaning, whatever the working directory

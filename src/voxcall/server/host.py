@@ -32,6 +32,7 @@ from voxcall.server.calls import build_spec
 from voxcall.server.live import NORMAL_CLOSURE, SERVICE_RESTART, LiveCall
 from voxcall.server.logs import call_context
 from voxcall.server.services import Services
+from voxcall.server.tools import tool_executors
 from voxcall.store.records import CallRecord
 
 __all__ = ["INTERNAL_ERROR", "POLICY_VIOLATION", "MediaFactory", "host_call", "refuse"]
@@ -105,7 +106,7 @@ class _Host:
         spec = build_spec(record, history, [v.voice_id for v in svc.voices])
         log = logging.LoggerAdapter(logging.getLogger("voxcall.call"), {"call_id": self.call_id})
         return Call(spec, svc.llm, send=self.send, record=self._record, speech=svc.speech,
-                    save_recording=self._save_recording, log=log)
+                    save_recording=self._save_recording, log=log, tool_executors=tool_executors(svc))
 
     # ------------------------------------------------------------ the end
 

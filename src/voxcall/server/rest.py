@@ -15,7 +15,8 @@ from voxcall.errors import InvalidRequest, NotFound, ProtocolError
 from voxcall.protocol.realtime import ForcedAgentMessage, HangUp, UserTextMessage, parse_client
 from voxcall.protocol.rest import Account, CallMessage, ModelAlias, Page, StartCallRequest
 from voxcall.server.admission import active_calls, admit_call
-from voxcall.server.calls import build_call_tools, to_call
+from voxcall.server.call_tools import durable_uses, public_call_tool, resolve_call_tools
+from voxcall.server.calls import to_call
 from voxcall.server.services import Services, get_services, require_api_key
 from voxcall.store.records import CallRecord
 
@@ -65,7 +66,7 @@ async def create_call(
         given = {**prior.request, **given}
         body = StartCallRequest.model_validate(given)
     _check_voice(body, svc)
-    tools = build_call_tools(body)
+    tools = await resolve_call_tools(body, svc.tool_store, account)
     call_id = str(uuid.uuid4())
     created = datetime.now(UTC)
     expires = created.timestamp() + (body.join_timeout or 30.0)
@@ -79,6 +80,7 @@ async def create_call(
         enable_greeting_prompt=enable_greeting_prompt,
     )
     await admit_call(svc, record)  # 429 beyond the account's concurrency or creation rate
+    await svc.tool_store.record_uses(call_id, created, durable_uses(tools))
     for message in inherited or list(body.initial_messages or []):
         await svc.store.add_message(call_id, message.model_copy(update={"call_stage_message_index": None}))
     svc.watch_join_timeout(record)
@@ -148,7 +150,7 @@ async def list_messages(
 @router.get("/calls/{call_id}/tools")
 async def list_call_tools(call_id: str, svc: Svc, account: AccountId) -> list[dict[str, Any]]:
     """The call's tools as a bare array (not paginated), as the hosted API does."""
-    return (await svc.store.get_call(call_id, account)).tools
+    return [public_call_tool(t) for t in (await svc.store.get_call(call_id, account)).tools]
 
 
 @router.post("/calls/{call_id}/send_data_message", status_code=204)

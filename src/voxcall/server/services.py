@@ -10,19 +10,23 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+import httpx
 from fastapi import Request, WebSocket
 
 from voxcall.config import Settings
 from voxcall.engine.spec import Speech
 from voxcall.errors import NotFound, RateLimited, Unauthorized
+from voxcall.outbound import OutboundPolicy, safe_client
 from voxcall.protocol.rest import StartCallRequest, Voice
 from voxcall.providers.base import LLM
+from voxcall.server.call_tools import PUBLIC_TOOLS
 from voxcall.server.limits import Limits, enforce, retry_after_header
 from voxcall.server.live import SERVICE_RESTART, LiveCall, LiveCalls, LiveDirectory
 from voxcall.server.tokens import JoinTokens
 from voxcall.store import Store
 from voxcall.store.recordings import RecordingStore
 from voxcall.store.records import CallRecord
+from voxcall.store.tools import ToolStore
 
 __all__ = ["EndHook", "LiveCall", "Services", "get_services", "require_api_key"]
 
@@ -51,12 +55,25 @@ class Services:
     """Shutting down gracefully: new joins are refused (1013), live calls run on for a while."""
     stopping: bool = False
     """Shutting down now: calls whose socket closes end as `system_error`."""
+    tools: ToolStore | None = None
+    """Durable tools; built from `store` when not given."""
+    outbound: httpx.AsyncClient | None = None
+    """The one client for requests on a user's behalf (HTTP tools, webhooks): SSRF-checked (voxcall.outbound)."""
     _timers: dict[str, asyncio.TimerHandle] = field(default_factory=dict)
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         if self.limits is None:
             self.limits = Limits.from_settings(self.settings)
+        if self.tools is None:
+            self.tools = ToolStore(self.store.engine, PUBLIC_TOOLS)
+        if self.outbound is None:
+            self.outbound = safe_client(OutboundPolicy.parse(self.settings.outbound_allow))
+
+    @property
+    def tool_store(self) -> ToolStore:
+        assert self.tools is not None  # set in __post_init__
+        return self.tools
 
     def watch_join_timeout(self, record: CallRecord) -> None:
         """End the call as `unjoined` if nobody joins within its joinTimeout."""
@@ -119,6 +136,8 @@ class Services:
         for task in list(self._tasks):
             task.cancel()
         await self.end_live_calls(5.0)
+        if self.outbound is not None:
+            await self.outbound.aclose()
         await self.store.close()
 
 
