@@ -60,6 +60,12 @@ class Settings(BaseSettings):
     outbound_allow: str = Field(default="", description="comma-separated CIDRs or host names that HTTP tools and "
                                 "webhooks may reach although private (loopback, intranet); see voxcall.outbound")
 
+    # Carrier REST APIs (phone calls): operator settings, trusted; tests point them at fakes on 127.0.0.1.
+    twilio_api_url: str = Field(default="https://api.twilio.com", description="Twilio REST API base URL")
+    telnyx_api_url: str = Field(default="https://api.telnyx.com", description="Telnyx REST API base URL")
+    plivo_api_url: str = Field(default="https://api.plivo.com", description="Plivo REST API base URL")
+    carrier_timeout: float = Field(default=10.0, gt=0, description="seconds to wait for a carrier's REST API")
+
     def model_post_init(self, __context: object) -> None:
         self.data_dir = self.data_dir.expanduser().resolve()  # one meaning, whatever the working directory
 

@@ -19,7 +19,7 @@ from voxcall.protocol.rest import Voice
 from voxcall.engine.spec import Speech
 from voxcall.providers.base import LLM, ChatMessage
 from voxcall.server.docs import add_docs
-from voxcall.server import realtime, rest, tools, web
+from voxcall.server import outgoing, realtime, rest, telephony_configs, tools, web
 from voxcall.server.limits import retry_after_header
 from voxcall.server.services import Services
 from voxcall.server.sweep import StaleCallSweep
@@ -148,6 +148,8 @@ def create_app(
 
     app.include_router(rest.router)
     app.include_router(tools.router)
+    app.include_router(telephony_configs.router)
+    app.include_router(outgoing.router)
     app.include_router(realtime.router)
     app.include_router(web.router)
     return app

@@ -17,6 +17,7 @@ from voxcall.protocol.rest import Account, CallMessage, ModelAlias, Page, StartC
 from voxcall.server.admission import active_calls, admit_call
 from voxcall.server.call_tools import durable_uses, public_call_tool, resolve_call_tools
 from voxcall.server.calls import to_call
+from voxcall.server.outgoing import place_outgoing, prepare_outgoing
 from voxcall.server.services import Services, get_services, require_api_key
 from voxcall.store.records import CallRecord
 
@@ -66,6 +67,7 @@ async def create_call(
         given = {**prior.request, **given}
         body = StartCallRequest.model_validate(given)
     _check_voice(body, svc)
+    outgoing = await prepare_outgoing(svc, account, body)  # 422 unless the account has the carrier's config
     tools = await resolve_call_tools(body, svc.tool_store, account)
     call_id = str(uuid.uuid4())
     created = datetime.now(UTC)
@@ -84,6 +86,8 @@ async def create_call(
     for message in inherited or list(body.initial_messages or []):
         await svc.store.add_message(call_id, message.model_copy(update={"call_stage_message_index": None}))
     svc.watch_join_timeout(record)
+    if outgoing is not None:
+        await place_outgoing(svc, record, outgoing)  # the carrier dials; a refusal ends the call (connection_error)
     return JSONResponse(to_call(record).wire(), status_code=201)
 
 

@@ -22,6 +22,7 @@ from voxcall.providers.base import LLM
 from voxcall.server.call_tools import PUBLIC_TOOLS
 from voxcall.server.limits import Limits, enforce, retry_after_header
 from voxcall.server.live import SERVICE_RESTART, LiveCall, LiveCalls, LiveDirectory
+from voxcall.server.phone import Phone
 from voxcall.server.tokens import JoinTokens
 from voxcall.store import Store
 from voxcall.store.recordings import RecordingStore
@@ -59,6 +60,7 @@ class Services:
     """Durable tools; built from `store` when not given."""
     outbound: httpx.AsyncClient | None = None
     """The one client for requests on a user's behalf (HTTP tools, webhooks): SSRF-checked (voxcall.outbound)."""
+    phone: Phone = None  # type: ignore[assignment]  # carrier configs and REST APIs: built unless given
     _timers: dict[str, asyncio.TimerHandle] = field(default_factory=dict)
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
@@ -69,6 +71,9 @@ class Services:
             self.tools = ToolStore(self.store.engine, PUBLIC_TOOLS)
         if self.outbound is None:
             self.outbound = safe_client(OutboundPolicy.parse(self.settings.outbound_allow))
+        if self.phone is None:
+            self.phone = Phone.open(self.store, self.settings)
+        self.on_ended.append(self.phone.on_ended)  # hangs up the carrier's side of calls voxcall dialled or answered
 
     @property
     def tool_store(self) -> ToolStore:
@@ -138,6 +143,7 @@ class Services:
         await self.end_live_calls(5.0)
         if self.outbound is not None:
             await self.outbound.aclose()
+        await self.phone.close()
         await self.store.close()
 
 
