@@ -180,17 +180,18 @@ class VoicemailExecutor:
 
     Static parameters: `result` (the tool result in the history, default "[Leaving voicemail...]")
     and `strict` (default true: the call ends whatever the callee does; false is taken as true,
-    since the engine has no "continue if the user speaks" hang-up yet).
+    since the engine has no "continue if the user speaks" hang-up yet). A failure lets the agent
+    speak (whatever the tool's defaultReaction), so that it can put things right.
     """
 
     async def execute(self, tool: ToolDef, call: ToolCall, context: ToolContext) -> ToolOutcome:
         try:
             values = assemble(tool, call.arguments, context).body
         except MissingArguments as exc:
-            return failure(call, "The tool {name} needs the message to leave.", str(exc), tool)
+            return failure(call, "The tool {name} needs the message to leave.", str(exc))
         message = str(values.get("message") or "").strip()
         if not message:
-            return failure(call, "The tool {name} needs the message to leave.", "empty message", tool)
+            return failure(call, "The tool {name} needs the message to leave.", "empty message")
         result = values.get("result")
         return ToolOutcome(str(result) if result is not None else VOICEMAIL_RESULT, reaction="listens",
                            control=HangUp(message=message, strict=values.get("strict") is not False))

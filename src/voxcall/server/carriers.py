@@ -72,22 +72,25 @@ def carrier_params(carrier: str, params: Mapping[str, Any]) -> dict[str, Any]:
     return {k[:1].upper() + k[1:]: v for k, v in params.items()}
 
 
-def _form(values: Mapping[str, Any]) -> list[tuple[str, str]]:
-    """Form fields: lists repeat the field, booleans are true/false, objects go as JSON."""
-    fields: list[tuple[str, str]] = []
+def _form(values: Mapping[str, Any]) -> dict[str, str | list[str]]:
+    """Form fields: a list repeats the field, booleans are true/false, objects go as JSON."""
+    def one(item: Any) -> str:
+        if isinstance(item, bool):
+            return "true" if item else "false"
+        return json.dumps(item) if isinstance(item, (dict, list)) else str(item)
+
+    fields: dict[str, str | list[str]] = {}
     for key, value in values.items():
-        for item in value if isinstance(value, list) else [value]:
-            if isinstance(item, bool):
-                fields.append((key, "true" if item else "false"))
-            elif isinstance(item, (dict, list)):
-                fields.append((key, json.dumps(item)))
-            elif item is not None:
-                fields.append((key, str(item)))
+        if isinstance(value, list):
+            fields[key] = [one(item) for item in value if item is not None]
+        elif value is not None:
+            fields[key] = one(value)
     return fields
 
 
 def _segment(value: str) -> str:
-    return quote(value, safe="")
+    """One path segment: "/", "?", "#" and the like escaped; ":" and "@" kept (Telnyx call ids are "v3:...")."""
+    return quote(value, safe=":@")
 
 
 def _detail(body: Any, text: str) -> str:
@@ -174,7 +177,7 @@ class CarrierApi:
         auth, headers = _credentials(carrier, config)
         try:
             response = await self._client.request(method, url, auth=auth, headers=headers,
-                                                  data=_form(data) if data is not None else None,  # type: ignore[arg-type]
+                                                  data=_form(data) if data is not None else None,
                                                   json=json_body)
         except httpx.HTTPError as exc:
             raise CarrierError(carrier, f"could not reach {name} at {url.split('?')[0]}: "

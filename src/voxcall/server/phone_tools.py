@@ -10,7 +10,8 @@ Both are public durable tools (listed by `GET /api/tools?ownership=public`), sel
   live call's TwiML is replaced by `<Dial>` through the REST API, then the voxcall call
   ends at once (Ultravox: "invoking the tool will immediately end the Ultravox call
   regardless of whether the transfer succeeds"). When the REST API refuses, the model is
-  told, and the call goes on with the agent. Other media have no cold transfer here.
+  told (and speaks: failures never leave the agent silent), and the call goes on with the
+  agent. Other media have no cold transfer here.
 """
 
 from __future__ import annotations
@@ -76,24 +77,24 @@ class ColdTransferExecutor:
         try:
             values = assemble(tool, call.arguments, context).body
         except MissingArguments as exc:
-            return failure(call, "The tool {name} is missing parameters.", str(exc), tool)
+            return failure(call, "The tool {name} is missing parameters.", str(exc))
         target = str(values.get("target") or "").strip()
         if not target:
-            return failure(call, "The tool {name} has no target to transfer to.", "no target (parameterOverrides.target)", tool)
+            return failure(call, "The tool {name} has no target to transfer to.", "no target (parameterOverrides.target)")
         problem, carrier_call, config = await self._twilio_call(context.call_id)
         if problem:
-            return failure(call, "This call cannot be transferred.", problem, tool)
+            return failure(call, "This call cannot be transferred.", problem)
         assert carrier_call is not None and config is not None and carrier_call.carrier_call_id
         twiml = dial_twiml(target, caller_id=_text(values.get("from")), headers=_headers(values.get("extraHeaders")),
                            **{k: _text(values.get(k)) for k in _SIP_FIELDS})
         if await self._phone.store.move(context.call_id, "transferred", from_=("placed",)) is None:
-            return failure(call, "This call cannot be transferred.", "the Twilio call is no longer live", tool)
+            return failure(call, "This call cannot be transferred.", "the Twilio call is no longer live")
         try:
             await self._phone.api.redirect(config, carrier_call.carrier_call_id, twiml)
         except CarrierError as exc:
             await self._phone.store.move(context.call_id, "placed", from_=("transferred",))
             await self._phone.event(context.call_id, "carrier_transfer_failed", exc.detail, "warning", exc.extras())
-            return failure(call, "The transfer did not work; the caller is still with you.", exc.detail, tool)
+            return failure(call, "The transfer did not work; the caller is still with you.", exc.detail)
         await self._phone.event(context.call_id, "carrier_transfer", f"transferred the Twilio call to {target}")
         return ToolOutcome(f"Transferring the call to {target}.", reaction="listens", control=HangUp())
 
