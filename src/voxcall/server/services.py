@@ -17,6 +17,7 @@ from voxcall.engine.spec import Speech
 from voxcall.errors import NotFound, Unauthorized
 from voxcall.protocol.rest import StartCallRequest, Voice
 from voxcall.providers.base import LLM
+from voxcall.server.platform import Platform
 from voxcall.server.tokens import JoinTokens
 from voxcall.store import Store
 from voxcall.store.recordings import RecordingStore
@@ -47,6 +48,15 @@ class Services:
     live: dict[str, LiveCall] = field(default_factory=dict)
     _timers: dict[str, asyncio.TimerHandle] = field(default_factory=dict)
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    platform: Platform = field(default=None)  # type: ignore[assignment]  # agents, webhooks, ...: built unless given
+
+    def __post_init__(self) -> None:
+        if self.platform is None:
+            self.platform = Platform.open(self.store, self.settings)
+
+    async def notify(self, event: str, call_id: str) -> None:
+        """Emit a call lifecycle event (call.started, call.joined, call.ended) to webhooks and callbacks; never raises."""
+        await self.platform.notify(event, call_id)
 
     def watch_join_timeout(self, record: CallRecord) -> None:
         """End the call as `unjoined` if nobody joins within its joinTimeout."""
@@ -71,6 +81,7 @@ class Services:
             at = datetime.fromtimestamp(deadline, UTC)
             if await self.store.mark_ended(record.call_id, reason="unjoined", at=at):
                 record.ended, record.end_reason = at, "unjoined"
+                await self.notify("call.ended", record.call_id)
             else:
                 record = await self.store.get_call(record.call_id)
         return record
@@ -89,6 +100,7 @@ class Services:
             task.cancel()
         with contextlib.suppress(Exception):
             await asyncio.wait_for(asyncio.gather(*(lc.done.wait() for lc in self.live.values())), 5)
+        await self.platform.close()
         await self.store.close()
 
 
