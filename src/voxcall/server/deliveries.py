@@ -172,8 +172,9 @@ class Deliveries:
             SIGNATURE_HEADER: sign(body, timestamp, delivery.secrets),
         }
         try:
-            response = await self._client.post(delivery.url, content=body, headers=headers, timeout=self.timeout)
-        except httpx.TimeoutException:
+            async with asyncio.timeout(self.timeout):  # the whole exchange, not only each read
+                response = await self._client.post(delivery.url, content=body, headers=headers, timeout=self.timeout)
+        except (httpx.TimeoutException, TimeoutError):
             return f"timed out after {self.timeout:g} s"
         except httpx.HTTPError as exc:
             return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__

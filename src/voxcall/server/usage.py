@@ -91,15 +91,14 @@ def call_usage(samples: Iterable[CallSample], keep: SampleFilter) -> CallUsage:
 def _levels(intervals: list[tuple[float, float]], start: float, size: float, count: int, end: float) -> list[tuple[int, float]]:
     """(peak, time-weighted average) of how many intervals are open, per bucket; averages stop at `end`."""
     events = sorted([(s, 1) for s, e in intervals if e > s] + [(e, -1) for s, e in intervals if e > s])
-    level, i = 0, 0
-    while i < len(events) and events[i][0] <= start:  # ends sort before starts at the same instant
-        level += events[i][1]
-        i += 1
-    result = []
+    level, i, result = 0, 0, []  # ends sort before starts at the same instant
     for k in range(count):
         low = start + k * size
         high = low + size
         until = min(high, end) if end > low else high
+        while i < len(events) and events[i][0] <= low:  # what changes at the very start belongs to this bucket
+            level += events[i][1]
+            i += 1
         peak, area, t = level, 0.0, low
         while i < len(events) and events[i][0] < high:
             at, change = events[i]

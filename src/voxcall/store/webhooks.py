@@ -22,7 +22,7 @@ from voxcall.store.pages import Listing, fetch_page
 from voxcall.store.platform_tables import DeliveryRow, WebhookRow
 from voxcall.store.repository import _aware, _call_uuid, _text
 
-__all__ = ["RECENT_FAILURES", "UNHEALTHY_AFTER", "Delivery", "NewDelivery", "Outbox", "WebhookRecord", "WebhookStore"]
+__all__ = ["RECENT_FAILURES", "UNHEALTHY_AFTER", "Delivery", "NewDelivery", "Outbox", "PendingDelivery", "WebhookRecord", "WebhookStore"]
 
 RECENT_FAILURES = 10
 """How many failures a webhook's `recentFailures` keeps (newest last)."""
@@ -166,6 +166,16 @@ class Delivery:
     attempts: int
 
 
+@dataclass(frozen=True, slots=True)
+class PendingDelivery:
+    id: int
+    call_id: str
+    event: str
+    attempts: int
+    next_attempt: datetime
+    last_error: str | None
+
+
 class Outbox:
     """The durable queue of webhook and callback deliveries."""
 
@@ -242,6 +252,12 @@ class Outbox:
         """When the earliest pending delivery is due, or None when none is pending."""
         async with self._sessions() as session:
             return await session.scalar(select(func.min(DeliveryRow.next_attempt)).where(DeliveryRow.status == "pending"))
+
+    async def pending(self) -> list[PendingDelivery]:
+        """Every pending delivery, earliest due first (for operators and tests)."""
+        query = select(DeliveryRow).where(DeliveryRow.status == "pending").order_by(DeliveryRow.next_attempt, DeliveryRow.id)
+        async with self._sessions() as session:
+            return [PendingDelivery(r.id, r.call_id, r.event, r.attempts, r.next_attempt, r.last_error) for r in await session.scalars(query)]
 
     async def counts(self, call_id: str | None = None) -> dict[str, int]:
         """How many deliveries are in each status (of one call, if given)."""
