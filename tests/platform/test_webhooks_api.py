@@ -263,3 +263,22 @@ async def test_an_unanswered_receiver_times_out(tmp_path: Path) -> None:
             assert datetime.fromisoformat(failures[0]["timestamp"]) > datetime.now(UTC) - timedelta(seconds=10)
     finally:
         await svc.close()
+
+
+async def test_private_targets_are_refused_unless_allowed(api: Api, tmp_path: Path) -> None:
+    for url in ["http://127.0.0.1:9/x", "http://localhost/x", "http://10.0.0.1/x", "http://169.254.169.254/latest", "http://[::1]/x"]:
+        r = await api.client.post("/webhooks", json={"url": url, "events": ["call.ended"]})
+        assert r.status_code == 422 and "public addresses only" in r.text, (url, r.text)
+    created = await hook(api)
+    r = await api.client.patch(f"/webhooks/{created['webhookId']}", json={"url": "http://192.168.1.1/"})
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "url"]
+    r = await api.client.post("/calls", json={"callbacks": {"ended": {"url": "http://127.0.0.1:9/ended"}}})
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "callbacks", "ended", "url"]
+    receiver = Receiver()
+    allowed = await open_services(tmp_path / "allowed", receiver, outbound_allow="127.0.0.1")
+    try:
+        async with serving(allowed, receiver) as other:
+            assert (await other.client.post("/webhooks", json={"url": "http://127.0.0.1:9/x", "events": []})).status_code == 201
+            assert (await other.client.post("/webhooks", json={"url": "http://10.0.0.1/x", "events": []})).status_code == 422
+    finally:
+        await allowed.close()

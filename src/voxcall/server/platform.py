@@ -19,7 +19,9 @@ from datetime import UTC, datetime
 import httpx
 
 from voxcall.config import Settings
-from voxcall.errors import NotFound
+from voxcall.errors import InvalidRequest, NotFound
+from voxcall.outbound import OutboundPolicy, safe_client
+from voxcall.protocol.rest import StartCallRequest
 from voxcall.server.calls import to_call
 from voxcall.server.deliveries import Deliveries
 from voxcall.store import Store
@@ -50,20 +52,41 @@ class Platform:
     api_keys: ApiKeyStore
     usage: UsageStore
     deliveries: Deliveries
+    policy: OutboundPolicy
     _client: httpx.AsyncClient | None = None
 
     @classmethod
     def open(cls, store: Store, settings: Settings, client: httpx.AsyncClient | None = None) -> Platform:
-        """Build on `store`'s engine. Without `client`, an HTTP client is made (and closed by `close`)."""
+        """Build on `store`'s engine. Without `client`, an outbound-safe HTTP client is made (and closed by `close`).
+
+        Webhook and callback targets must be public addresses, unless VOXCALL_OUTBOUND_ALLOW lets them
+        through (voxcall.outbound checks every address at connect time).
+        """
         engine = store.engine
-        owned = None if client is not None else _default_client()
+        policy = OutboundPolicy.parse(settings.outbound_allow)
+        owned = None if client is not None else safe_client(policy, timeout=settings.webhook_timeout)
         outbox, webhooks = Outbox(engine), WebhookStore(engine)
         deliveries = Deliveries(
             outbox, webhooks, client or owned,  # type: ignore[arg-type]
             retry_base=settings.webhook_retry_base, max_retries=settings.webhook_max_retries, timeout=settings.webhook_timeout,
         )
         return cls(store=store, agents=AgentStore(engine), webhooks=webhooks, outbox=outbox, tombstones=TombstoneStore(engine),
-                   api_keys=ApiKeyStore(engine), usage=UsageStore(engine), deliveries=deliveries, _client=owned)
+                   api_keys=ApiKeyStore(engine), usage=UsageStore(engine), deliveries=deliveries, policy=policy,
+                   _client=owned)
+
+    def check_url(self, url: str, *loc: str | int) -> None:
+        """Refuse (422) a webhook or callback URL that can never be delivered to (a loopback or private target)."""
+        reason = self.policy.url_refusal(url)
+        if reason is not None:
+            raise InvalidRequest([{"loc": list(loc), "type": "value_error",
+                                   "msg": f"{reason}: webhooks go to public addresses only (VOXCALL_OUTBOUND_ALLOW lists exceptions)"}])
+
+    def check_callbacks(self, request: StartCallRequest) -> None:
+        """Refuse a call whose `callbacks` point where they can never be delivered."""
+        for name in ("joined", "ended", "billed"):
+            callback = getattr(request.callbacks, name) if request.callbacks else None
+            if callback is not None:
+                self.check_url(callback.url, "body", "callbacks", name, "url")
 
     def start(self) -> None:
         """Start the webhook sender (it picks up deliveries left pending by an earlier process)."""
@@ -100,6 +123,3 @@ class Platform:
                                       secrets=tuple(callback.get("secrets") or ())))
         return queued
 
-
-def _default_client() -> httpx.AsyncClient:
-    return httpx.AsyncClient(follow_redirects=False)

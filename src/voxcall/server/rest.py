@@ -87,6 +87,7 @@ async def start_call(
     may rework the resolved CallTools (agent templates) and raise InvalidRequest.
     """
     _check_voice(body, svc)
+    svc.platform.check_callbacks(body)
     tools = build_call_tools(body)
     if prepare_tools is not None:
         tools = prepare_tools(tools)

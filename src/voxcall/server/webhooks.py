@@ -63,6 +63,7 @@ async def list_webhooks(
 @router.post("/webhooks", status_code=201)
 async def create_webhook(svc: Svc, account: AccountId, raw: RawBody = None) -> JSONResponse:
     body = parse_body(WebhookWrite, raw)
+    svc.platform.check_url(body.url, "body", "url")
     agent_id = await _check_agent(svc, account, body.agent_id)
     record = await svc.platform.webhooks.create(
         account, url=body.url, events=list(dict.fromkeys(body.events)), agent_id=agent_id,
@@ -91,6 +92,7 @@ async def update_webhook(webhook_id: str, svc: Svc, account: AccountId, raw: Raw
 async def _update(webhook_id: str, svc: Services, account: str, raw: dict[str, Any] | None, body: WebhookWrite | WebhookPatch) -> dict[str, Any]:
     values: dict[str, Any] = {}
     if body.url is not None:
+        svc.platform.check_url(body.url, "body", "url")
         values["url"] = body.url
     if body.events is not None:
         values["events"] = list(dict.fromkeys(body.events))
