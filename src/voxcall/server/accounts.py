@@ -44,7 +44,7 @@ def key_resource(info: ApiKeyInfo) -> dict[str, Any]:
 
 @router.get("/api_keys")
 async def list_keys(request: Request, svc: Svc, account: AccountId, cursor: str | None = None, page_size: PageSize = 100) -> dict[str, Any]:
-    keys, nxt, prev, total = await svc.platform.api_keys.list(account, cursor=cursor, page_size=page_size)
+    keys, nxt, prev, total = await svc.platform.api_keys.list_keys(account, cursor=cursor, page_size=page_size)
     return page(request, [key_resource(k) for k in keys], nxt, prev, total)
 
 

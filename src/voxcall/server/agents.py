@@ -42,7 +42,7 @@ async def list_agents(
     search: str | None = None, sort: str = "-created",
 ) -> dict[str, Any]:
     """The account's agents (newest first by default; `sort` also takes created, name, -name)."""
-    records, nxt, prev, total = await svc.platform.agents.list(account, cursor=cursor, page_size=page_size, search=search, sort=sort)
+    records, nxt, prev, total = await svc.platform.agents.list_agents(account, cursor=cursor, page_size=page_size, search=search, sort=sort)
     return page(request, [agent_resource(r) for r in records], nxt, prev, total)
 
 

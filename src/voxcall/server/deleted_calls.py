@@ -36,7 +36,7 @@ async def list_deleted_calls(
     from_date: Annotated[str | None, Query(alias="fromDate")] = None,
     to_date: Annotated[str | None, Query(alias="toDate")] = None,
 ) -> dict[str, Any]:
-    records, nxt, prev, total = await svc.platform.tombstones.list(
+    records, nxt, prev, total = await svc.platform.tombstones.list_tombstones(
         account, cursor=cursor, page_size=page_size, agent_ids=parse_agent_ids(agent_ids),
         from_date=parse_date(from_date, "fromDate"), to_date=parse_date(to_date, "toDate", end_of_day=True),
     )

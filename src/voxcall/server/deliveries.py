@@ -53,7 +53,7 @@ def sign(body: bytes, timestamp: str, secrets: Iterable[str]) -> str:
 
 def retry_delay(attempt: int, base: float) -> float:
     """Seconds to wait after failed attempt number `attempt` (1 = the first): base, 2 x base, 4 x base, ... with +-10% jitter."""
-    return base * 2 ** (attempt - 1) * random.uniform(0.9, 1.1)
+    return float(base * 2 ** (attempt - 1) * random.uniform(0.9, 1.1))
 
 
 def _where(url: str) -> str:

@@ -56,7 +56,7 @@ async def list_webhooks(
     request: Request, svc: Svc, account: AccountId, cursor: str | None = None, page_size: PageSize = 100,
     agent_id: Annotated[str | None, Query(alias="agentId")] = None,
 ) -> dict[str, Any]:
-    records, nxt, prev, total = await svc.platform.webhooks.list(account, cursor=cursor, page_size=page_size, agent_id=agent_id)
+    records, nxt, prev, total = await svc.platform.webhooks.list_webhooks(account, cursor=cursor, page_size=page_size, agent_id=agent_id)
     return page(request, [webhook_resource(r) for r in records], nxt, prev, total)
 
 

@@ -83,7 +83,7 @@ class AgentStore:
             raise _not_found(agent_id)
         return _record(row)
 
-    async def list(
+    async def list_agents(
         self, account_id: str, *, cursor: str | None, page_size: int, search: str | None = None, sort: str = "-created"
     ) -> tuple[list[AgentRecord], str | None, str | None, int]:
         """One page of the account's agents: (results, next, previous, total).

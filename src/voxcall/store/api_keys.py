@@ -31,7 +31,7 @@ class ApiKeyStore:
     def __init__(self, engine: AsyncEngine) -> None:
         self._sessions = async_sessionmaker(engine, expire_on_commit=False)
 
-    async def list(self, account_id: str, *, cursor: str | None, page_size: int) -> tuple[list[ApiKeyInfo], str | None, str | None, int]:
+    async def list_keys(self, account_id: str, *, cursor: str | None, page_size: int) -> tuple[list[ApiKeyInfo], str | None, str | None, int]:
         """One page of the account's keys, oldest first, revoked ones included."""
         condition = ApiKeyRow.account_id == account_id
         async with self._sessions() as session:

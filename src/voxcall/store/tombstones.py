@@ -89,7 +89,7 @@ class TombstoneStore:
             raise NotFound(f"No deleted call {call_id!r} in this account: list them with GET /api/deleted_calls.")
         return _record(row)
 
-    async def list(
+    async def list_tombstones(
         self,
         account_id: str,
         *,

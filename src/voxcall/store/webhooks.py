@@ -84,7 +84,7 @@ class WebhookStore:
             raise _not_found(webhook_id)
         return _record(row)
 
-    async def list(
+    async def list_webhooks(
         self, account_id: str, *, cursor: str | None, page_size: int, agent_id: str | None = None
     ) -> tuple[list[WebhookRecord], str | None, str | None, int]:
         """One page of the account's webhooks, newest first (only those of `agent_id`, if given)."""
@@ -251,7 +251,8 @@ class Outbox:
     async def next_due(self) -> datetime | None:
         """When the earliest pending delivery is due, or None when none is pending."""
         async with self._sessions() as session:
-            return await session.scalar(select(func.min(DeliveryRow.next_attempt)).where(DeliveryRow.status == "pending"))
+            due: datetime | None = await session.scalar(select(func.min(DeliveryRow.next_attempt)).where(DeliveryRow.status == "pending"))
+        return due
 
     async def pending(self) -> list[PendingDelivery]:
         """Every pending delivery, earliest due first (for operators and tests)."""
