@@ -55,9 +55,15 @@ def _voxcall(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str
 
 
 @pytest.fixture(scope="session")
-def server_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Assembled model weights shared by every server of the session (link it as DATA_DIR/models)."""
+    return tmp_path_factory.mktemp("models")
+
+
+@pytest.fixture(scope="session")
+def server_factory(tmp_path_factory: pytest.TempPathFactory, models_dir: Path) -> Iterator[object]:
     processes: list[subprocess.Popen[bytes]] = []
-    models = tmp_path_factory.mktemp("models")  # assembled weights shared by every server of the session
+    models = models_dir
 
     def start(llm: str = "smollm2-135m", *, database_url: str | None = None, extra_env: dict[str, str] | None = None,
               data_dir: Path | None = None) -> RunningServer:

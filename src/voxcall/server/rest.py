@@ -15,6 +15,7 @@ from fastapi.responses import FileResponse, JSONResponse
 from voxcall.errors import InvalidRequest, NotFound, ProtocolError
 from voxcall.protocol.realtime import ForcedAgentMessage, HangUp, UserTextMessage, parse_client
 from voxcall.protocol.rest import Account, CallMessage, ModelAlias, Page, StartCallRequest
+from voxcall.server.admission import active_calls, admit_call
 from voxcall.server.calls import build_call_tools, to_call
 from voxcall.server.services import Services, get_services, require_api_key
 from voxcall.store.records import CallRecord
@@ -105,7 +106,7 @@ async def start_call(
         agent_id=agent[0] if agent else None,
         agent_name=agent[1] if agent else None,
     )
-    await svc.store.create_call(record)
+    await admit_call(svc, record)  # 429 beyond the account's concurrency or creation rate
     for message in initial:
         await svc.store.add_message(call_id, message.model_copy(update={"call_stage_message_index": None}))
     svc.watch_join_timeout(record)
@@ -211,8 +212,8 @@ async def list_voices(request: Request, svc: Svc, account: AccountId) -> dict[st
 @router.get("/accounts/me")
 async def account_me(svc: Svc, account: AccountId) -> dict[str, Any]:
     name = await svc.store.get_account_name(account)
-    live = await svc.store.count_live_calls(account)
-    return Account(account_id=account, name=name, active_calls=live, allowed_concurrent_calls=svc.settings.max_calls).wire()
+    live = len(await active_calls(svc, account))  # the count POST /api/calls enforces the limit on
+    return Account(account_id=account, name=name, active_calls=live, allowed_concurrent_calls=svc.settings.max_calls or None).wire()
 
 
 @router.get("/schema/", include_in_schema=False)

@@ -14,10 +14,11 @@ from fastapi import Request, WebSocket
 from voxcall.config import Settings
 from voxcall.engine.call import Call
 from voxcall.engine.spec import Speech
-from voxcall.errors import NotFound, Unauthorized
+from voxcall.errors import NotFound, RateLimited, Unauthorized
 from voxcall.protocol.rest import StartCallRequest, Voice
 from voxcall.providers.base import LLM
 from voxcall.server.platform import Platform
+from voxcall.server.limits import Limits, enforce, retry_after_header
 from voxcall.server.tokens import JoinTokens
 from voxcall.store import Store
 from voxcall.store.recordings import RecordingStore
@@ -45,18 +46,21 @@ class Services:
     recordings: RecordingStore
     speech: Speech | None = None
     voices: list[Voice] = field(default_factory=list)
+    limits: Limits = None  # type: ignore[assignment]  # built from `settings` when not given
     live: dict[str, LiveCall] = field(default_factory=dict)
     _timers: dict[str, asyncio.TimerHandle] = field(default_factory=dict)
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
     platform: Platform = field(default=None)  # type: ignore[assignment]  # agents, webhooks, ...: built unless given
 
-    def __post_init__(self) -> None:
-        if self.platform is None:
-            self.platform = Platform.open(self.store, self.settings)
-
     async def notify(self, event: str, call_id: str) -> None:
         """Emit a call lifecycle event (call.started, call.joined, call.ended) to webhooks and callbacks; never raises."""
         await self.platform.notify(event, call_id)
+
+    def __post_init__(self) -> None:
+        if self.limits is None:
+            self.limits = Limits.from_settings(self.settings)
+        if self.platform is None:
+            self.platform = Platform.open(self.store, self.settings)
 
     def watch_join_timeout(self, record: CallRecord) -> None:
         """End the call as `unjoined` if nobody joins within its joinTimeout."""
@@ -113,11 +117,24 @@ def ws_services(websocket: WebSocket) -> Services:
 
 
 async def require_api_key(request: Request) -> str:
-    """The caller's account id, from `X-API-Key` (or `X-Unsafe-API-Key`); 401 otherwise."""
+    """The caller's account id, from `X-API-Key` (or `X-Unsafe-API-Key`); 401 otherwise.
+
+    429 (with Retry-After) when this client address sent too many invalid keys lately, checked
+    before the key is looked at, or when this key's request rate is used up (server/limits.py).
+    """
     key = request.headers.get("x-api-key") or request.headers.get("x-unsafe-api-key")
     if not key:
         raise Unauthorized("Authentication credentials were not provided: send your key in the X-API-Key header.")
-    account = await get_services(request).store.authenticate(key.strip())
+    key, svc = key.strip(), get_services(request)
+    address = request.client.host if request.client else "unknown"
+    limits = svc.limits
+    blocked = await limits.auth_failures.check(address)
+    if not blocked.allowed:  # before the key is looked at: guessing keys gets no answer at all
+        raise RateLimited(f"Too many invalid API keys from this address. Retry with a valid key after "
+                          f"{retry_after_header(blocked.retry_after)} s.", retry_after=blocked.retry_after)
+    account = await svc.store.authenticate(key)
     if account is None:
+        await limits.auth_failures.hit(address)
         raise Unauthorized("Invalid API key.")
+    await enforce(limits.requests, key[:8], f"Too many requests for this API key (at most {svc.settings.requests_per_second} per second).")
     return account
