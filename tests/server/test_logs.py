@@ -59,3 +59,33 @@ def test_json_lines_carry_the_traceback(lines: tuple[io.StringIO, io.StringIO]) 
         logging.getLogger("voxcall.test_logs").exception("failed")
     entry = json.loads(structured.getvalue().splitlines()[-1])
     assert entry["message"] == "failed" and "ValueError: boom" in entry["exc_info"]
+
+
+def test_secrets_in_urls_are_redacted() -> None:
+    from voxcall.server.logs import SecretFilter, redact
+
+    assert redact('"WebSocket /calls/c1/server_web_socket?token=abc.def&clientVersion=1" [accepted]') == (
+        '"WebSocket /calls/c1/server_web_socket?token=…&clientVersion=1" [accepted]')
+    assert redact("GET /calls/c1/telephony/abc.def HTTP/1.1") == "GET /calls/c1/telephony/… HTTP/1.1"
+    record = logging.LogRecord("uvicorn.access", logging.INFO, __file__, 1, '%s - "%s %s"', ("127.0.0.1", "GET", "/x?token=s3cret"), None)
+    SecretFilter().filter(record)
+    assert "s3cret" not in record.getMessage()
+
+
+def test_the_server_log_never_holds_a_join_token(server: object) -> None:
+    """uvicorn logs every WebSocket handshake with its path: the token must not reach the log."""
+    import httpx
+    from websockets.sync.client import connect
+
+    from tests.conftest import RunningServer
+
+    assert isinstance(server, RunningServer)
+    call = httpx.post(f"{server.api}/calls", headers=server.headers(), timeout=30,
+                      json={"initialOutputMedium": "MESSAGE_MEDIUM_TEXT", "firstSpeakerSettings": {"user": {}}}).json()
+    token = call["joinUrl"].split("token=")[1]
+    with connect(call["joinUrl"], open_timeout=10) as ws:
+        ws.recv(timeout=10)
+    httpx.delete(f"{server.api}/calls/{call['callId']}", headers=server.headers(), timeout=30)
+    log = server.log.read_text()
+    assert f"/calls/{call['callId']}/server_web_socket?token=…" in log  # the handshake was logged, redacted
+    assert token not in log

@@ -19,7 +19,7 @@ from voxcall.protocol.rest import Voice
 from voxcall.engine.spec import Speech
 from voxcall.providers.base import LLM, ChatMessage
 from voxcall.server.docs import add_docs
-from voxcall.server import outgoing, realtime, rest, telephony_configs, tools, web
+from voxcall.server import accounts, agents, deleted_calls, outgoing, realtime, rest, telephony_configs, tools, web, webhooks
 from voxcall.server.limits import retry_after_header
 from voxcall.server.services import Services
 from voxcall.server.sweep import StaleCallSweep
@@ -102,8 +102,10 @@ async def build_services(settings: Settings, llm: LLM | None = None, speech: Spe
     if speech is True:
         speech = load_speech(settings)
     speech = speech or None
-    return Services(settings=settings, store=store, llm=llm or load_llm(settings), tokens=JoinTokens(secret),
-                    recordings=RecordingStore(settings.data_dir / "recordings"), speech=speech, voices=voices_of(speech))
+    services = Services(settings=settings, store=store, llm=llm or load_llm(settings), tokens=JoinTokens(secret),
+                        recordings=RecordingStore(settings.data_dir / "recordings"), speech=speech, voices=voices_of(speech))
+    services.platform.start()  # the webhook sender: also sends what an earlier process left pending
+    return services
 
 
 def create_app(
@@ -148,6 +150,8 @@ def create_app(
 
     app.include_router(rest.router)
     app.include_router(tools.router)
+    for platform_router in (agents.router, webhooks.router, accounts.router, deleted_calls.router):
+        app.include_router(platform_router)
     app.include_router(telephony_configs.router)
     app.include_router(outgoing.router)
     app.include_router(realtime.router)

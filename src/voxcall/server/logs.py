@@ -13,10 +13,12 @@ import contextlib
 import contextvars
 import json
 import logging
+import re
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
-__all__ = ["TEXT_FORMAT", "CallIdFilter", "JsonFormatter", "call_context", "configure_logging", "current_call_id"]
+__all__ = ["TEXT_FORMAT", "CallIdFilter", "JsonFormatter", "SecretFilter", "call_context", "configure_logging",
+           "current_call_id", "redact"]
 
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s%(call_tag)s: %(message)s"
 
@@ -48,6 +50,29 @@ class CallIdFilter(logging.Filter):
         return True
 
 
+_SECRETS = re.compile(r"(?P<key>[?&](?:token|api_key|apiKey|key)=)[^&\s\"']+|(?P<path>/telephony/)[^/?\s\"']+")
+
+
+def redact(text: str) -> str:
+    """Join tokens (query `token=` or a telephony join path) and key parameters replaced by `…`."""
+    return _SECRETS.sub(lambda m: (m.group("key") or m.group("path")) + "…", text)
+
+
+class SecretFilter(logging.Filter):
+    """Redacts secrets that URLs carry from a record's message and string arguments.
+
+    uvicorn logs each request and WebSocket handshake with its full path, and a join URL's token is
+    a credential for that call (single use, but valid until joined).
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.msg, str):
+            record.msg = redact(record.msg)
+        if isinstance(record.args, tuple):
+            record.args = tuple(redact(a) if isinstance(a, str) else a for a in record.args)
+        return True
+
+
 class JsonFormatter(logging.Formatter):
     """One JSON object a line: time, level, logger, message, call_id (and exc_info when present)."""
 
@@ -68,5 +93,8 @@ def configure_logging(level: str = "info", fmt: str = "text") -> None:
     """Root handler for `voxcall serve`: text (with `[call <id>]`) or JSON lines. Only the CLI calls this."""
     handler = logging.StreamHandler()
     handler.addFilter(CallIdFilter())
+    handler.addFilter(SecretFilter())
+    for name in ("uvicorn.access", "uvicorn.error"):  # they keep their own handlers
+        logging.getLogger(name).addFilter(SecretFilter())
     handler.setFormatter(JsonFormatter() if fmt == "json" else logging.Formatter(TEXT_FORMAT))
     logging.basicConfig(level=level.upper(), handlers=[handler], force=True)

@@ -20,6 +20,7 @@ from voxcall.outbound import OutboundPolicy, safe_client
 from voxcall.protocol.rest import StartCallRequest, Voice
 from voxcall.providers.base import LLM
 from voxcall.server.call_tools import PUBLIC_TOOLS
+from voxcall.server.platform import Platform
 from voxcall.server.limits import Limits, enforce, retry_after_header
 from voxcall.server.live import SERVICE_RESTART, LiveCall, LiveCalls, LiveDirectory
 from voxcall.server.phone import Phone
@@ -63,6 +64,11 @@ class Services:
     phone: Phone = None  # type: ignore[assignment]  # carrier configs and REST APIs: built unless given
     _timers: dict[str, asyncio.TimerHandle] = field(default_factory=dict)
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    platform: Platform = field(default=None)  # type: ignore[assignment]  # agents, webhooks, ...: built unless given
+
+    async def notify(self, event: str, call_id: str) -> None:
+        """Emit a call lifecycle event (call.started, call.joined, call.ended) to webhooks and callbacks; never raises."""
+        await self.platform.notify(event, call_id)
 
     def __post_init__(self) -> None:
         if self.limits is None:
@@ -71,9 +77,15 @@ class Services:
             self.tools = ToolStore(self.store.engine, PUBLIC_TOOLS)
         if self.outbound is None:
             self.outbound = safe_client(OutboundPolicy.parse(self.settings.outbound_allow))
+        if self.platform is None:
+            self.platform = Platform.open(self.store, self.settings)
+        self.on_ended.append(self._webhook_ended)
         if self.phone is None:
             self.phone = Phone.open(self.store, self.settings)
         self.on_ended.append(self.phone.on_ended)  # hangs up the carrier's side of calls voxcall dialled or answered
+
+    async def _webhook_ended(self, call_id: str, reason: str) -> None:
+        await self.notify("call.ended", call_id)
 
     @property
     def tool_store(self) -> ToolStore:
@@ -141,6 +153,7 @@ class Services:
         for task in list(self._tasks):
             task.cancel()
         await self.end_live_calls(5.0)
+        await self.platform.close()
         if self.outbound is not None:
             await self.outbound.aclose()
         await self.phone.close()

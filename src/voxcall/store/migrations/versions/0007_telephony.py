@@ -1,11 +1,11 @@
 """Phone calls: carrier credentials per account (`/api/telephony_configs/*`) and the carrier side of calls.
 
 Revision ID: 0007
-Revises: 0003
+Revises: 0004
 Create Date: 2026-12-01
 
-(Set `down_revision` to the newest revision of the branch this lands on: 0004 once the
-platform revision is there, 0006 if 0005 and 0006 exist.)
+(0005 and 0006 are reserved for other branches: when they land first, this revision
+follows the newest of them; set `down_revision` to it.)
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0007"
-down_revision: str | None = "0003"
+down_revision: str | None = "0004"
 branch_labels: str | None = None
 depends_on: str | None = None
 
