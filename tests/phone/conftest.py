@@ -8,6 +8,7 @@ makes to a carrier is recorded there with its method, path, headers and body.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -20,11 +21,16 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
+from tests.platform.conftest import Receiver
 from tests.toolserver import Seen, ToolServer
 from voxcall.config import Settings
 from voxcall.providers.fake import ScriptedLLM
-from voxcall.server.app import build_services, create_app
+from voxcall.server.app import create_app
+from voxcall.server.platform import Platform
 from voxcall.server.services import Services
+from voxcall.server.tokens import JoinTokens
+from voxcall.store import open_store
+from voxcall.store.recordings import RecordingStore
 
 TWILIO = {"accountSid": "AC0123456789abcdef", "authToken": "twilio-auth-token-0123456789abcdef"}
 PLIVO = {"authId": "MAXXXXXXXXXXXXXXXXXX", "authToken": "plivo-auth-token-0123456789"}
@@ -54,6 +60,7 @@ class Api:
     client: httpx.AsyncClient
     keys: dict[str, str]
     carrier: ToolServer
+    webhooks: Receiver
 
     async def call(self, method: str, path: str, who: str = "a", **kw: Any) -> httpx.Response:
         headers = {"X-API-Key": self.keys[who], **kw.pop("headers", {})}
@@ -79,13 +86,29 @@ def carriers() -> Iterator[ToolServer]:
         yield server
 
 
-@pytest.fixture
-async def api(tmp_path: Path, carriers: ToolServer) -> AsyncIterator[Api]:
-    settings = Settings(data_dir=tmp_path, speech=False, twilio_api_url=carriers.url, telnyx_api_url=carriers.url,
-                        plivo_api_url=carriers.url, carrier_timeout=5)
-    svc = await build_services(settings, llm=ScriptedLLM([]), speech=None)
+async def open_services(tmp: Path, carriers: ToolServer, receiver: Receiver, **settings: Any) -> Services:
+    """Real services (SQLite in `tmp`) with the carrier APIs at `carriers` and webhooks sent to `receiver`."""
+    settings = Settings(**{"data_dir": tmp, "speech": False, "twilio_api_url": carriers.url, "telnyx_api_url": carriers.url,
+                           "plivo_api_url": carriers.url, "carrier_timeout": 5, **settings})
+    store = await open_store(settings.resolved_database_url())
+    platform = Platform.open(store, settings, client=httpx.AsyncClient(transport=httpx.MockTransport(receiver.handle)))
+    return Services(settings=settings, store=store, llm=ScriptedLLM([]), tokens=JoinTokens("t" * 32),
+                    recordings=RecordingStore(tmp / "recordings"), platform=platform)
+
+
+@contextlib.asynccontextmanager
+async def serving(svc: Services, carriers: ToolServer, receiver: Receiver) -> AsyncIterator[Api]:
     keys = {who: (await svc.store.create_api_key(account_id=f"acct-{who}"))[0] for who in ("a", "b")}
     client = httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(services=svc)), base_url="http://test")
-    yield Api(svc, client, keys, carriers)
-    await client.aclose()
-    await svc.close()
+    try:
+        yield Api(svc, client, keys, carriers, receiver)
+    finally:
+        await client.aclose()
+        await svc.close()
+
+
+@pytest.fixture
+async def api(tmp_path: Path, carriers: ToolServer) -> AsyncIterator[Api]:
+    receiver = Receiver()
+    async with serving(await open_services(tmp_path, carriers, receiver), carriers, receiver) as api:
+        yield api

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import uuid
+
 import pytest
 
 from tests.phone.conftest import PLIVO, TELNYX, TELNYX_PUBLIC, TWILIO, Api
 from voxcall.server.app import create_app
+
 
 async def test_twilio_round_trip_shows_only_the_prefix_of_the_auth_token(api: Api) -> None:
     missing = await api.call("GET", "/api/telephony_configs/twilio")

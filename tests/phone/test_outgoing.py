@@ -17,7 +17,16 @@ from urllib.parse import urlencode, urlsplit
 from plivo.utils.signature_v3 import construct_post_url, get_signature_v3
 
 from tests.conftest import free_port
-from tests.phone.conftest import PLIVO, TELNYX, TELNYX_KEY, TWILIO, Api, answer_json, basic, form
+from tests.phone.conftest import (
+    PLIVO,
+    TELNYX,
+    TELNYX_KEY,
+    TWILIO,
+    Api,
+    answer_json,
+    basic,
+    form,
+)
 from voxcall.config import Settings
 from voxcall.providers.fake import ScriptedLLM
 from voxcall.server.app import build_services

@@ -12,11 +12,20 @@ from urllib.parse import urlencode
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from plivo.utils.signature_v3 import construct_get_url, construct_post_url, get_signature_v3
+from plivo.utils.signature_v3 import (
+    construct_get_url,
+    construct_post_url,
+    get_signature_v3,
+)
 from twilio.request_validator import RequestValidator
 
 from tests.phone.conftest import TELNYX_KEY, TELNYX_PUBLIC
-from voxcall.protocol.carrier_signatures import SignatureError, SignedRequest, signing_carrier, verify
+from voxcall.protocol.carrier_signatures import (
+    SignatureError,
+    SignedRequest,
+    signing_carrier,
+    verify,
+)
 
 TOKEN = "12345678901234567890123456789012"
 URL = "https://voice.example.com/api/agents/5bd5a0e6-7b36-4f8a-9b0c-9a1f0c2ad111/telephony_xml"

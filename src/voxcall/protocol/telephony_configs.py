@@ -29,6 +29,7 @@ __all__ = [
     "ConfigBody",
     "OutgoingParams",
     "config_resource",
+    "map_context",
     "merged_config",
     "secret_prefix",
 ]
@@ -143,3 +144,39 @@ class OutgoingParams(WireModel):
     to: str = Field(min_length=1, max_length=500)
     from_: str = Field(alias="from", min_length=1, max_length=200)
     additional_params: dict[str, Any] | None = None
+
+
+_MISSING = object()
+
+
+def _lookup(fields: dict[str, Any], path: str) -> Any:
+    """A request field by its dot-separated name: the literal key first (form fields are flat), then nested objects."""
+    if path in fields:
+        return fields[path]
+    value: Any = fields
+    for part in path.split("."):
+        if not isinstance(value, dict) or part not in value:
+            return _MISSING
+        value = value[part]
+    return value
+
+
+def map_context(fields: dict[str, Any], mapping: dict[str, str]) -> dict[str, Any]:
+    """`requestContextMapping` applied to a carrier's request: the templateContext of the incoming call.
+
+    `{"From": "user.phone_number"}` turns `From=+15551234567` into
+    `{"user": {"phone_number": "+15551234567"}}`. Fields the request lacks are left out.
+    """
+    context: dict[str, Any] = {}
+    for source, target in mapping.items():
+        value = _lookup(fields, source)
+        if value is _MISSING:
+            continue
+        *parents, leaf = target.split(".")
+        node = context
+        for part in parents:
+            if not isinstance(node.get(part), dict):
+                node[part] = {}
+            node = node[part]
+        node[leaf] = value
+    return context

@@ -19,7 +19,7 @@ from voxcall.protocol.rest import Voice
 from voxcall.engine.spec import Speech
 from voxcall.providers.base import LLM, ChatMessage
 from voxcall.server.docs import add_docs
-from voxcall.server import accounts, agents, deleted_calls, outgoing, realtime, rest, telephony_configs, tools, web, webhooks
+from voxcall.server import accounts, agents, deleted_calls, outgoing, realtime, rest, telephony_configs, telephony_xml, tools, web, webhooks
 from voxcall.server.limits import retry_after_header
 from voxcall.server.services import Services
 from voxcall.server.sweep import StaleCallSweep
@@ -154,6 +154,7 @@ def create_app(
         app.include_router(platform_router)
     app.include_router(telephony_configs.router)
     app.include_router(outgoing.router)
+    app.include_router(telephony_xml.router)
     app.include_router(realtime.router)
     app.include_router(web.router)
     return app

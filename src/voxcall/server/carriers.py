@@ -29,9 +29,11 @@ import httpx
 
 from voxcall.config import Settings
 
-__all__ = ["CARRIER_NAMES", "CarrierApi", "CarrierError", "Placed", "carrier_params"]
+__all__ = ["CALL_ID_FIELDS", "CARRIER_NAMES", "CarrierApi", "CarrierError", "Placed", "carrier_params"]
 
 CARRIER_NAMES = {"twilio": "Twilio", "telnyx": "Telnyx", "plivo": "Plivo"}
+CALL_ID_FIELDS = {"twilio": "CallSid", "telnyx": "CallSid", "plivo": "CallUUID"}
+"""The form field that names the carrier's call in the requests it makes to voxcall (voice webhook, answer URL)."""
 _MAX_DETAIL = 500
 
 

@@ -31,7 +31,7 @@ from voxcall.protocol.carrier_xml import XML_MEDIA_TYPE, stream_xml
 from voxcall.protocol.rest import StartCallRequest
 from voxcall.protocol.telephony_configs import OutgoingParams
 from voxcall.server.carrier_requests import signed_request
-from voxcall.server.carriers import CARRIER_NAMES, CarrierError
+from voxcall.server.carriers import CALL_ID_FIELDS, CARRIER_NAMES, CarrierError
 from voxcall.server.services import Services, get_services
 from voxcall.store.records import CallRecord
 from voxcall.store.telephony import CarrierCall
@@ -41,7 +41,6 @@ __all__ = ["Outgoing", "answer_url", "outgoing_of", "place_outgoing", "prepare_o
 logger = logging.getLogger(__name__)
 router = APIRouter()
 HANG_UP_XML = '<?xml version="1.0" encoding="UTF-8"?><Response><Hangup/></Response>'
-_CALL_ID_FIELDS = {"twilio": "CallSid", "telnyx": "CallSid", "plivo": "CallUUID"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,7 +157,7 @@ async def answer(request: Request, call_id: str, token: str) -> Response:
         raise ApiError(f"Refused: {exc}", status_code=403) from None
     if record.ended is not None or carrier_call.state not in ("dialing", "placed"):
         return Response(HANG_UP_XML, media_type=XML_MEDIA_TYPE)
-    given = dict(signed.form()).get(_CALL_ID_FIELDS[carrier_call.carrier])
+    given = dict(signed.form()).get(CALL_ID_FIELDS[carrier_call.carrier])
     if given and given != carrier_call.carrier_call_id:
         await svc.phone.store.set_call(call_id, carrier_call_id=given)
     return Response(stream_xml(carrier_call.carrier, record.join_url or ""), media_type=XML_MEDIA_TYPE)
