@@ -38,6 +38,18 @@ class Settings(BaseSettings):
     speech_api_key: str | None = None
     max_calls: int = 8
     cors_origins: list[str] = Field(default_factory=list)
+    # Input limits (README "Configuration"); the statuses they answer are in the descriptions.
+    max_request_bytes: int = Field(default=2 * 1024 * 1024, gt=0, description="largest HTTP request body (413)")
+    max_data_message_bytes: int = Field(default=64 * 1024, gt=0,
+                                        description="largest realtime text frame and send_data_message body (413)")
+    max_json_depth: int = Field(default=64, gt=0, description="deepest JSON nesting in bodies and frames (422)")
+    max_system_prompt_chars: int = Field(default=100_000, gt=0, description="longest systemPrompt (422)")
+    max_initial_messages: int = Field(default=2000, ge=0, description="most initialMessages (422)")
+    max_initial_messages_bytes: int = Field(default=1024 * 1024, gt=0, description="initialMessages JSON size (422)")
+    max_metadata_bytes: int = Field(default=16 * 1024, gt=0, description="metadata JSON size (422)")
+    ws_message_rate: float = Field(default=50.0, gt=0, description="client text frames a second per call")
+    ws_text_byte_rate: float = Field(default=256 * 1024, gt=0, description="bytes of client text a second per call")
+    ws_audio_frame_rate: float = Field(default=500.0, gt=0, description="client audio frames a second per call")
 
     def resolved_database_url(self) -> str:
         """The database URL, defaulting to SQLite (aiosqlite) in the data directory."""

@@ -38,7 +38,7 @@ from voxcall.engine.turns import BargeIn, Paused, Resumed, SpeechStarted, TurnEn
 from voxcall.engine.voice_in import AudioOverflow, VoiceInput
 from voxcall.engine.voice_out import VoiceOutput
 from voxcall.errors import ProviderError
-from voxcall.protocol.connection import AudioIn, BadMessage
+from voxcall.protocol.connection import AudioIn, BadMessage, Throttled
 from voxcall.protocol.realtime import (
     ClientToolResult,
     Debug,
@@ -63,6 +63,10 @@ Record = Callable[[CallMessage | EventRecord], Awaitable[None]]
 
 GREETING_PROMPT = "(The call has just connected. Greet the user in one short sentence and offer help.)"
 APOLOGY = "Sorry, I ran into a problem. Could you say that again?"
+MAX_INBOX = 1000
+"""Client events waiting for the call loop beyond which more are dropped (the call's own events always get in)."""
+MAX_UNRECORDED = 10_000
+"""History entries and events waiting to be stored beyond which more are dropped (and logged)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,7 +148,8 @@ class Call:
         self._medium = spec.output_medium
         self._user_spoke = False
         self._end_reason: str | None = None
-        self._unrecorded: asyncio.Queue[CallMessage | EventRecord] = asyncio.Queue()
+        self._unrecorded: asyncio.Queue[CallMessage | EventRecord] = asyncio.Queue(MAX_UNRECORDED)
+        self._dropped = {"inbox": 0, "records": 0}
         self._background: set[asyncio.Task[Any]] = set()
         self._timing: TurnTiming | None = None
         self._inactivity = Inactivity(spec.inactivity, lambda: self._inbox.put_nowait(_Timer("inactivity")))
@@ -179,7 +184,18 @@ class Call:
             if self._voice_in is not None:
                 self._voice_in.push(event.pcm)
             return
+        if self._inbox.qsize() >= MAX_INBOX:
+            self._drop("inbox", "client messages: the call is not keeping up")
+            return
         self._inbox.put_nowait(event)
+
+    def _drop(self, what: str, text: str) -> None:
+        self._dropped[what] += 1
+        count = self._dropped[what]
+        if count == 1 or count % 1000 == 0:
+            self._log.error("dropped %d %s", count, text)
+            if what == "inbox":
+                self._event("inbox_overflow", f"Dropped {count} {text}", "error", {"dropped": count})
 
     def end(self, reason: str) -> None:
         """End the call from outside (client gone, API delete). Never blocks."""
@@ -306,7 +322,10 @@ class Call:
                 if not self._tools.resolve(event):
                     await self._debug(f"Ignored client_tool_result for unknown or finished invocation {event.invocation_id}")
             case BadMessage():
-                self._log.warning("ignored a client message: %s", event.reason)
+                self._log.debug("ignored a client message: %s", event.reason)
+            case Throttled():
+                self._event("rate_limited", f"Dropped {event.text_frames} text and {event.audio_frames} audio frames over "
+                            "the rate limits", "warning", {"text": event.text_frames, "audio": event.audio_frames, "total": event.total})
             case _Finished():
                 await self._finished(event.task)
             case _Timer(name="max_duration"):
@@ -472,7 +491,7 @@ class Call:
         """Add to the LLM history and queue it for recording, in one order. Never awaits."""
         self._history.append(entry)
         kind = "MESSAGE_MEDIUM_VOICE" if medium == "voice" else "MESSAGE_MEDIUM_TEXT"
-        record = self._unrecorded.put_nowait
+        record = self._keep
         if entry.role == "user":
             record(CallMessage(role="MESSAGE_ROLE_USER", text=entry.content, medium=kind))
         elif entry.role == "tool":
@@ -486,7 +505,13 @@ class Call:
                                    invocation_id=call.id, tool_name=call.name))
 
     def _event(self, kind: str, text: str, severity: str = "info", extras: dict[str, Any] | None = None) -> None:
-        self._unrecorded.put_nowait(EventRecord(kind, text, severity, self._loop.time() - self._started, extras))  # type: ignore[arg-type]
+        self._keep(EventRecord(kind, text, severity, self._loop.time() - self._started, extras))  # type: ignore[arg-type]
+
+    def _keep(self, item: CallMessage | EventRecord) -> None:
+        try:
+            self._unrecorded.put_nowait(item)
+        except asyncio.QueueFull:
+            self._drop("records", "call messages and events: storage is not keeping up")
 
     async def _recorder_loop(self) -> None:
         """Write history entries and events in order, off the conversation's path, never cancelled mid-write."""
@@ -571,9 +596,9 @@ class Call:
             finally:
                 await _aclose(stream)
         except (ProviderError, TimeoutError) as exc:
-            reason = "timed out" if isinstance(exc, TimeoutError) else str(exc)
-            self._log.warning("agent reply failed: %s", reason)
-            await self._debug(f"Agent reply failed: {reason}")
+            kind = "timed out" if isinstance(exc, TimeoutError) else _kind(exc)  # the log never gets the prompt: see _kind
+            self._log.warning("agent reply failed in call %s: %s", self.spec.call_id, kind)
+            await self._debug(f"Agent reply failed: {kind if isinstance(exc, TimeoutError) else str(exc)[:200]}")
             spoken.calls.clear()
             if not spoken.text:
                 await self._apologise(medium, ordinal, spoken)
@@ -661,6 +686,15 @@ def send_audio(send: Send) -> Callable[[bytes], Awaitable[None]]:
         await send(pcm)
 
     return audio
+
+
+def _kind(exc: BaseException) -> str:
+    """The error's type and its cause's type, e.g. `ProviderError (UnicodeEncodeError)`.
+
+    Error texts are left out: a back end's may quote the whole prompt.
+    """
+    cause = exc.__cause__
+    return f"{type(exc).__name__} ({type(cause).__name__})" if cause is not None else type(exc).__name__
 
 
 async def _one(text: str) -> AsyncIterator[LLMEvent]:

@@ -42,6 +42,7 @@ logger = logging.getLogger(__name__)
 _END = object()
 _CONTEXT_MARGIN = 16  # tokens kept free beyond max_tokens for the forced JSON pieces
 _ARGUMENTS_MAX_TOKENS = 256  # tool arguments are not limited by max_tokens, which is about speech
+_MAX_TOKEN_CHARS = 32  # no token is longer: turns beyond budget * this many characters cannot fit
 
 
 def load_llm(name: LLMName, *, cache_dir: Path, n_threads: int = 2, progress: Progress | None = None) -> LlamaLLM:
@@ -198,7 +199,8 @@ class LlamaLLM:
             except ProviderError as exc:
                 channel.put(exc)
             except Exception as exc:  # everything from llama.cpp becomes ProviderError
-                error = ProviderError(f"llama.cpp generation failed: {exc!r}")
+                # Only the type: the text of some errors (UnicodeEncodeError) holds the whole prompt.
+                error = ProviderError(f"llama.cpp generation failed: {type(exc).__name__}")
                 error.__cause__ = exc
                 channel.put(error)
             finally:
@@ -298,23 +300,51 @@ class LlamaLLM:
                     return
 
     def _prompt_tokens(self, request: _Request, prefill: str) -> list[int]:
-        """Render and tokenize the prompt, dropping the oldest turns if it does not fit."""
+        """Render and tokenize the prompt, dropping as few of the oldest turns as make it fit.
+
+        Turns far beyond what the context can hold are cut by length first, then a binary
+        search finds the fewest further turns to drop: a long history costs a few
+        tokenizations, not one per turn.
+        """
         rendered = routing.render_messages(request.messages, request.tools)
         first = 1 if rendered and rendered[0]["role"] == "system" else 0
         budget = self._n_ctx - max(request.max_tokens, _ARGUMENTS_MAX_TOKENS) - _CONTEXT_MARGIN
-        while True:
-            prompt = self._format(messages=rendered).prompt + prefill
-            tokens = self._tokenize(prompt, special=True)
-            if len(tokens) <= budget:
-                return tokens
-            if len(rendered) - first <= 1:
-                raise ProviderError(f"prompt of {len(tokens)} tokens does not fit the context of {self._n_ctx}")
-            logger.debug("prompt of %d tokens too long; dropping the oldest turn", len(tokens))
-            del rendered[first]
+        head, turns = rendered[:first], _recent(rendered[first:], budget * _MAX_TOKEN_CHARS)
+
+        def tokens_without(oldest: int) -> list[int]:
+            return self._tokenize(self._format(messages=head + turns[oldest:]).prompt + prefill, special=True)
+
+        tokens = tokens_without(0)
+        if len(tokens) <= budget:
+            return tokens
+        low, high = 0, max(0, len(turns) - 1)  # dropping `low` turns is too long; at most all but the newest
+        best = tokens_without(high)
+        if len(best) > budget:
+            raise ProviderError(f"prompt of {len(best)} tokens does not fit the context of {self._n_ctx}")
+        while high - low > 1:
+            middle = (low + high) // 2
+            candidate = tokens_without(middle)
+            if len(candidate) <= budget:
+                high, best = middle, candidate
+            else:
+                low = middle
+        logger.debug("prompt of %d tokens too long; dropped the %d oldest turns", len(tokens), high)
+        return best
 
     def _tokenize(self, text: str, *, special: bool) -> list[int]:
-        tokens: list[int] = self._llama.tokenize(text.encode("utf-8"), add_bos=False, special=special)
+        # "replace": text that is not valid Unicode (a lone surrogate) must not fail every later turn.
+        tokens: list[int] = self._llama.tokenize(text.encode("utf-8", "replace"), add_bos=False, special=special)
         return tokens
+
+
+def _recent(turns: list[dict[str, str]], max_chars: int) -> list[dict[str, str]]:
+    """The newest turns whose text adds up to at most `max_chars` (always the newest one)."""
+    total = 0
+    for keep, turn in enumerate(reversed(turns)):
+        total += len(turn.get("content") or "")
+        if total > max_chars and keep > 0:
+            return turns[len(turns) - keep:]
+    return turns
 
 
 class _Stats:

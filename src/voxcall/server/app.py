@@ -15,16 +15,18 @@ from fastapi.responses import JSONResponse
 from voxcall import __version__
 from voxcall.config import Settings
 from voxcall.errors import ApiError
+from voxcall.protocol.hygiene import BodyLimits
 from voxcall.protocol.rest import Voice
 from voxcall.engine.spec import Speech
 from voxcall.providers.base import LLM, ChatMessage
 from voxcall.server import realtime, rest, web
+from voxcall.server.guard import BodyGuard, StrictJSONResponse
 from voxcall.server.services import Services
 from voxcall.server.tokens import JoinTokens
 from voxcall.store import open_store
 from voxcall.store.recordings import RecordingStore
 
-__all__ = ["build_services", "create_app", "load_llm", "load_speech", "warm_up"]
+__all__ = ["body_limits", "build_services", "create_app", "load_llm", "load_speech", "warm_up"]
 
 logger = logging.getLogger(__name__)
 
@@ -103,6 +105,16 @@ async def build_services(settings: Settings, llm: LLM | None = None, speech: Spe
                     recordings=RecordingStore(settings.data_dir / "recordings"), speech=speech, voices=voices_of(speech))
 
 
+def body_limits(settings: Settings) -> BodyLimits:
+    """The request limits of the settings (README "Configuration")."""
+    return BodyLimits(
+        max_request_bytes=settings.max_request_bytes, max_data_message_bytes=settings.max_data_message_bytes,
+        max_depth=settings.max_json_depth, max_system_prompt_chars=settings.max_system_prompt_chars,
+        max_initial_messages=settings.max_initial_messages, max_initial_messages_bytes=settings.max_initial_messages_bytes,
+        max_metadata_bytes=settings.max_metadata_bytes,
+    )
+
+
 def create_app(
     settings: Settings | None = None,
     *,
@@ -125,9 +137,11 @@ def create_app(
             if owned:
                 await app.state.services.close()
 
-    app = FastAPI(title="voxcall", version=__version__, lifespan=lifespan, openapi_url="/api/openapi.json", docs_url="/api/docs", redoc_url=None)
+    app = FastAPI(title="voxcall", version=__version__, lifespan=lifespan, openapi_url="/api/openapi.json", docs_url="/api/docs",
+                  redoc_url=None, default_response_class=StrictJSONResponse)
     if services is not None:
         app.state.services = services
+    app.add_middleware(BodyGuard, limits=body_limits(settings))  # inside CORS, so refusals carry CORS headers
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["*"],
                            allow_headers=["X-API-Key", "X-Unsafe-API-Key", "Content-Type"])

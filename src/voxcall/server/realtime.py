@@ -15,7 +15,7 @@ from starlette.websockets import WebSocketDisconnect, WebSocketState
 from voxcall.engine.call import Call
 from voxcall.engine.spec import EventRecord
 from voxcall.errors import NotFound
-from voxcall.protocol.connection import ServerConnection, enabled_messages
+from voxcall.protocol.connection import InboundLimits, ServerConnection, enabled_messages
 from voxcall.protocol.realtime import CallStarted
 from voxcall.protocol.rest import CallMessage, StartCallRequest
 from voxcall.server.calls import build_spec
@@ -52,7 +52,10 @@ async def join(websocket: WebSocket, call_id: str) -> None:
         return
     request = StartCallRequest.model_validate(record.request)
     extra = params.getlist("experimentalMessages") + params.getlist("additionalMessages")
-    connection = ServerConnection(enabled_messages(request.medium.data_messages if request.medium else None, extra))
+    limits = InboundLimits(svc.settings.ws_message_rate, svc.settings.ws_text_byte_rate, svc.settings.ws_audio_frame_rate)
+    connection = ServerConnection(enabled_messages(request.medium.data_messages if request.medium else None, extra),
+                                  max_text=svc.settings.max_data_message_bytes, max_depth=svc.settings.max_json_depth,
+                                  limits=limits)
     await websocket.accept()
     reason = await _run(websocket, svc, connection, record.call_id, await _history(svc, call_id))
     await svc.store.mark_ended(call_id, reason=reason, at=datetime.now(UTC))
@@ -118,15 +121,16 @@ async def _run(websocket: WebSocket, svc: Services, connection: ServerConnection
 
 async def _read(websocket: WebSocket, connection: ServerConnection, call: Call, flush: object) -> None:
     """Feed client frames to the call; a closed socket ends the call as `hangup`."""
+    loop = asyncio.get_running_loop()
     try:
         while True:
             message = await websocket.receive()
             if message["type"] == "websocket.disconnect":
                 break
             if message.get("text") is not None:
-                connection.receive_text(message["text"])
+                connection.receive_text(message["text"], now=loop.time())
             elif message.get("bytes") is not None:
-                connection.receive_bytes(message["bytes"])
+                connection.receive_bytes(message["bytes"], now=loop.time())
             for event in connection.events_received():
                 call.receive(event)
             await flush()  # type: ignore[operator]

@@ -78,8 +78,7 @@ async def create_call(
         enable_greeting_prompt=enable_greeting_prompt,
     )
     await svc.store.create_call(record)
-    for message in inherited or list(body.initial_messages or []):
-        await svc.store.add_message(call_id, message.model_copy(update={"call_stage_message_index": None}))
+    await svc.store.add_messages(call_id, inherited or list(body.initial_messages or []))
     svc.watch_join_timeout(record)
     return JSONResponse(to_call(record).wire(), status_code=201)
 
