@@ -25,6 +25,8 @@ class RunningServer:
     api_key: str
     data_dir: Path
     log: Path
+    pid: int = 0
+    """The server process, e.g. to read /proc/<pid>/status."""
 
     @property
     def api(self) -> str:
@@ -71,7 +73,7 @@ def server_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]
                 raise RuntimeError(f"server exited with {proc.returncode}:\n{log.read_text()[-4000:]}")
             try:
                 if httpx.get(f"{url}/api/accounts/me", headers={"X-API-Key": key}, timeout=2).status_code == 200:
-                    return RunningServer(url, key, data_dir, log)
+                    return RunningServer(url, key, data_dir, log, proc.pid)
             except httpx.HTTPError:
                 pass
             time.sleep(0.3)
