@@ -108,3 +108,29 @@ async def test_a_failed_turn_logs_the_call_id_and_error_type_never_the_prompt(ca
     assert not [r for r in caplog.records if "TOP-SECRET" in r.getMessage()]
     [warning] = [r for r in caplog.records if r.levelno == logging.WARNING]
     assert warning.getMessage() == "agent reply failed in call c-bounds: ProviderError (UnicodeEncodeError)"
+
+
+class PrefillingLLM(ScriptedLLM):
+    """A model with a KV-cache prefill that never finishes (a model busy with other calls)."""
+
+    def __init__(self) -> None:
+        super().__init__(lambda messages, tools: [TextDelta("ok")])
+        self.waiting = 0
+
+    async def prefill(self, messages: Any, tools: Any) -> None:
+        self.waiting += 1
+        try:
+            await asyncio.Event().wait()
+        finally:
+            self.waiting -= 1
+
+
+async def test_at_most_one_prefill_waits_for_the_model() -> None:
+    llm = PrefillingLLM()
+    h = Harness(llm)
+    for i in range(20):
+        h.call.receive(UserTextMessage(text=f"turn {i}", urgency="immediate"))
+        await h.until(lambda: sum(isinstance(m, Transcript) and m.final and m.role == "agent" for m in h.sent) == i + 1)
+        await asyncio.sleep(0.01)
+    assert len(llm.calls) == 20 and llm.waiting == 1  # it used to be one more waiting prefill per turn
+    assert await h.hang_up() == "hangup"

@@ -151,6 +151,7 @@ class Call:
         self._unrecorded: asyncio.Queue[CallMessage | EventRecord] = asyncio.Queue(MAX_UNRECORDED)
         self._dropped = {"inbox": 0, "records": 0}
         self._background: set[asyncio.Task[Any]] = set()
+        self._prefilling: asyncio.Task[Any] | None = None
         self._timing: TurnTiming | None = None
         self._inactivity = Inactivity(spec.inactivity, lambda: self._inbox.put_nowait(_Timer("inactivity")))
         self.call_state: dict[str, Any] = {}
@@ -279,7 +280,9 @@ class Call:
             with contextlib.suppress(Exception):
                 await prefill(messages, tools)
 
-        self._spawn(run())
+        if self._prefilling is not None:
+            self._prefilling.cancel()  # at most one prefill waits for the model: they used to pile up under floods
+        self._prefilling = self._spawn(run())
 
     async def _timer(self, name: str, delay: float) -> None:
         await asyncio.sleep(delay)
