@@ -43,6 +43,7 @@ _END = object()
 _CONTEXT_MARGIN = 16  # tokens kept free beyond max_tokens for the forced JSON pieces
 _ARGUMENTS_MAX_TOKENS = 256  # tool arguments are not limited by max_tokens, which is about speech
 _MAX_TOKEN_CHARS = 32  # no token is longer: turns beyond budget * this many characters cannot fit
+_DROP_STEP = 16  # turns left out of a long prompt go in steps of this many (see _prompt_tokens)
 
 
 def load_llm(name: LLMName, *, cache_dir: Path, n_threads: int = 2, progress: Progress | None = None) -> LlamaLLM:
@@ -300,35 +301,38 @@ class LlamaLLM:
                     return
 
     def _prompt_tokens(self, request: _Request, prefill: str) -> list[int]:
-        """Render and tokenize the prompt, dropping as few of the oldest turns as make it fit.
+        """Render and tokenize the prompt, dropping the oldest turns if it does not fit.
 
-        Turns far beyond what the context can hold are cut by length first, then a binary
-        search finds the fewest further turns to drop: a long history costs a few
-        tokenizations, not one per turn.
+        Turns are dropped in steps of `_DROP_STEP` counted from the start of the conversation,
+        so the kept prefix, and llama.cpp's cache of it, lasts for several turns instead of
+        changing (and being evaluated again) every turn. Turns far beyond what the context
+        can hold are cut by length first, and a binary search finds the first step that fits:
+        a long history costs a few tokenizations, not one per turn.
         """
         rendered = routing.render_messages(request.messages, request.tools)
         first = 1 if rendered and rendered[0]["role"] == "system" else 0
         budget = self._n_ctx - max(request.max_tokens, _ARGUMENTS_MAX_TOKENS) - _CONTEXT_MARGIN
-        head, turns = rendered[:first], _recent(rendered[first:], budget * _MAX_TOKEN_CHARS)
+        head, turns = rendered[:first], rendered[first:]
 
         def tokens_without(oldest: int) -> list[int]:
             return self._tokenize(self._format(messages=head + turns[oldest:]).prompt + prefill, special=True)
 
-        tokens = tokens_without(0)
+        drops = _drop_points(turns, budget * _MAX_TOKEN_CHARS)
+        tokens = tokens_without(drops[0])
         if len(tokens) <= budget:
             return tokens
-        low, high = 0, max(0, len(turns) - 1)  # dropping `low` turns is too long; at most all but the newest
-        best = tokens_without(high)
+        best = tokens_without(drops[-1]) if len(drops) > 1 else tokens
         if len(best) > budget:
             raise ProviderError(f"prompt of {len(best)} tokens does not fit the context of {self._n_ctx}")
+        low, high = 0, len(drops) - 1  # leaving out drops[low] turns is too long, drops[high] fits
         while high - low > 1:
             middle = (low + high) // 2
-            candidate = tokens_without(middle)
+            candidate = tokens_without(drops[middle])
             if len(candidate) <= budget:
                 high, best = middle, candidate
             else:
                 low = middle
-        logger.debug("prompt of %d tokens too long; dropped the %d oldest turns", len(tokens), high)
+        logger.debug("prompt of %d tokens too long; left out the %d oldest turns", len(tokens), drops[high])
         return best
 
     def _tokenize(self, text: str, *, special: bool) -> list[int]:
@@ -337,14 +341,18 @@ class LlamaLLM:
         return tokens
 
 
-def _recent(turns: list[dict[str, str]], max_chars: int) -> list[dict[str, str]]:
-    """The newest turns whose text adds up to at most `max_chars` (always the newest one)."""
-    total = 0
-    for keep, turn in enumerate(reversed(turns)):
-        total += len(turn.get("content") or "")
-        if total > max_chars and keep > 0:
-            return turns[len(turns) - keep:]
-    return turns
+def _drop_points(turns: list[dict[str, str]], max_chars: int) -> list[int]:
+    """How many of the oldest turns a prompt may leave out, fewest first: multiples of `_DROP_STEP`,
+    at least as many as leave the rest under `max_chars` characters, and at most all but the newest."""
+    last = max(0, len(turns) - 1)
+    total, fewest = 0, 0
+    for index in range(len(turns) - 1, -1, -1):
+        total += len(turns[index].get("content") or "")
+        if total > max_chars and index < last:
+            fewest = index + 1
+            break
+    fewest = -(-fewest // _DROP_STEP) * _DROP_STEP
+    return [*range(fewest, last, _DROP_STEP), last] if fewest < last else [last]
 
 
 class _Stats:
