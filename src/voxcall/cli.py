@@ -138,6 +138,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from voxcall.server.app import create_app, load_llm, load_speech
+    from voxcall.server.logs import RedactSecrets, uvicorn_log_config
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -156,7 +157,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print(f"Try:  VOXCALL_API_KEY={key} {command} chat --url {base}")
         print(f"      or open {base}/ in a browser and paste the key")
     sys.stdout.flush()
-    uvicorn.run(create_app(settings, llm=llm, speech=speech), host=settings.host, port=settings.port, log_level=args.log_level.lower(), ws="websockets-sansio")
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(RedactSecrets())
+    uvicorn.run(create_app(settings, llm=llm, speech=speech), host=settings.host, port=settings.port, log_level=args.log_level.lower(),
+                ws="websockets-sansio", log_config=uvicorn_log_config())
     return 0
 
 
