@@ -130,7 +130,7 @@ async def test_at_most_one_prefill_waits_for_the_model() -> None:
     h = Harness(llm)
     for i in range(20):
         h.call.receive(UserTextMessage(text=f"turn {i}", urgency="immediate"))
-        await h.until(lambda: sum(isinstance(m, Transcript) and m.final and m.role == "agent" for m in h.sent) == i + 1)
+        await h.until(lambda i=i: sum(isinstance(m, Transcript) and m.final and m.role == "agent" for m in h.sent) == i + 1)
         await asyncio.sleep(0.01)
     assert len(llm.calls) == 20 and llm.waiting == 1  # it used to be one more waiting prefill per turn
     assert await h.hang_up() == "hangup"

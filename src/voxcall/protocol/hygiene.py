@@ -162,20 +162,20 @@ def call_body_problems(body: Any, limits: BodyLimits = DEFAULT_LIMITS) -> list[t
     if not isinstance(body, dict):
         return []
     problems: list[tuple[str, str]] = []
+
+    def over(name: str, measured: str, limit: int, setting: str) -> None:
+        problems.append((name, f"{measured}; the limit is {limit} (VOXCALL_{setting})"))
+
     prompt = _field(body, "systemPrompt", "system_prompt")
     if isinstance(prompt, str) and len(prompt) > limits.max_system_prompt_chars:
-        problems.append(("systemPrompt", f"is {len(prompt)} characters long; the limit is "
-                                         f"{limits.max_system_prompt_chars} (VOXCALL_MAX_SYSTEM_PROMPT_CHARS)"))
+        over("systemPrompt", f"is {len(prompt)} characters long", limits.max_system_prompt_chars, "MAX_SYSTEM_PROMPT_CHARS")
     messages = _field(body, "initialMessages", "initial_messages")
     if isinstance(messages, list):
         if len(messages) > limits.max_initial_messages:
-            problems.append(("initialMessages", f"has {len(messages)} messages; the limit is "
-                                                f"{limits.max_initial_messages} (VOXCALL_MAX_INITIAL_MESSAGES)"))
+            over("initialMessages", f"has {len(messages)} messages", limits.max_initial_messages, "MAX_INITIAL_MESSAGES")
         elif (size := json_size(messages)) > limits.max_initial_messages_bytes:
-            problems.append(("initialMessages", f"is {size} bytes of JSON; the limit is "
-                                                f"{limits.max_initial_messages_bytes} (VOXCALL_MAX_INITIAL_MESSAGES_BYTES)"))
+            over("initialMessages", f"is {size} bytes of JSON", limits.max_initial_messages_bytes, "MAX_INITIAL_MESSAGES_BYTES")
     metadata = body.get("metadata")
     if metadata is not None and (size := json_size(metadata)) > limits.max_metadata_bytes:
-        problems.append(("metadata", f"is {size} bytes of JSON; the limit is {limits.max_metadata_bytes} "
-                                     "(VOXCALL_MAX_METADATA_BYTES)"))
+        over("metadata", f"is {size} bytes of JSON", limits.max_metadata_bytes, "MAX_METADATA_BYTES")
     return problems

@@ -20,7 +20,12 @@ from typing import Any
 
 from starlette.responses import JSONResponse
 
-from voxcall.protocol.hygiene import BodyLimits, UnsafeJSON, call_body_problems, loads_strict
+from voxcall.protocol.hygiene import (
+    BodyLimits,
+    UnsafeJSON,
+    call_body_problems,
+    loads_strict,
+)
 
 __all__ = ["BodyGuard", "StrictJSONResponse"]
 
@@ -107,7 +112,7 @@ def _is_json(scope: Scope) -> bool:
     for name, value in scope.get("headers", []):
         if name == b"content-type":
             kind = value.split(b";")[0].strip().lower()
-            return kind.endswith(b"/json") or kind.endswith(b"+json")
+            return bool(kind.endswith((b"/json", b"+json")))
     return True  # FastAPI parses a body without a content type as JSON
 
 
