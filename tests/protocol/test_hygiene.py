@@ -10,26 +10,9 @@ import pytest
 from pydantic import ValidationError
 
 from voxcall.errors import ProtocolError
-from voxcall.protocol.connection import (
-    BadMessage,
-    InboundLimits,
-    ServerConnection,
-    Throttled,
-    enabled_messages,
-)
-from voxcall.protocol.hygiene import (
-    BodyLimits,
-    UnsafeJSON,
-    call_body_problems,
-    loads_strict,
-)
-from voxcall.protocol.realtime import (
-    Pong,
-    UnknownMessage,
-    UserTextMessage,
-    dump,
-    parse_client,
-)
+from voxcall.protocol.connection import BadMessage, InboundLimits, ServerConnection, Throttled, enabled_messages
+from voxcall.protocol.hygiene import BodyLimits, UnsafeJSON, call_body_problems, loads_strict
+from voxcall.protocol.realtime import Pong, UnknownMessage, UserTextMessage, dump, parse_client
 from voxcall.protocol.rest import StartCallRequest
 
 

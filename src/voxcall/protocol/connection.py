@@ -14,14 +14,7 @@ from pydantic import BaseModel
 
 from voxcall.errors import ProtocolError
 from voxcall.protocol.hygiene import MAX_DEPTH
-from voxcall.protocol.realtime import (
-    Debug,
-    Ping,
-    Pong,
-    dump,
-    parse_client,
-    parse_server,
-)
+from voxcall.protocol.realtime import Debug, Ping, Pong, dump, parse_client, parse_server
 from voxcall.protocol.rest import EnabledDataMessages
 
 __all__ = [

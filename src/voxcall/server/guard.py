@@ -20,12 +20,7 @@ from typing import Any
 
 from starlette.responses import JSONResponse
 
-from voxcall.protocol.hygiene import (
-    BodyLimits,
-    UnsafeJSON,
-    call_body_problems,
-    loads_strict,
-)
+from voxcall.protocol.hygiene import BodyLimits, UnsafeJSON, call_body_problems, loads_strict
 
 __all__ = ["BodyGuard", "StrictJSONResponse"]
 
