@@ -9,11 +9,11 @@ from typing import Any
 import pytest
 
 from voxcall.engine import call as call_module
-from voxcall.engine.call import APOLOGY, MAX_INBOX, MAX_UNRECORDED, Call
+from voxcall.engine.call import APOLOGY, MAX_AGENDA, MAX_INBOX, MAX_UNRECORDED, Call
 from voxcall.engine.spec import CallSpec, EventRecord, Greeting
 from voxcall.errors import ProviderError
 from voxcall.protocol.connection import Throttled
-from voxcall.protocol.realtime import Transcript, UserTextMessage
+from voxcall.protocol.realtime import ForcedAgentMessage, Transcript, UserTextMessage
 from voxcall.protocol.rest import CallMessage
 from voxcall.providers.base import TextDelta
 from voxcall.providers.fake import ScriptedLLM
@@ -133,4 +133,14 @@ async def test_at_most_one_prefill_waits_for_the_model() -> None:
         await h.until(lambda i=i: sum(isinstance(m, Transcript) and m.final and m.role == "agent" for m in h.sent) == i + 1)
         await asyncio.sleep(0.01)
     assert len(llm.calls) == 20 and llm.waiting == 1  # it used to be one more waiting prefill per turn
+    assert await h.hang_up() == "hangup"
+
+
+async def test_forced_agent_messages_waiting_to_be_said_are_bounded() -> None:
+    h = Harness(ScriptedLLM([]))
+    h.call.receive(ForcedAgentMessage(content="first", uninterruptible=True))
+    for i in range(MAX_AGENDA * 3):
+        h.call.receive(ForcedAgentMessage(content=f"say {i}"))
+    await h.until(lambda: h.events("agenda_overflow"))
+    assert len(h.call._agenda) <= MAX_AGENDA
     assert await h.hang_up() == "hangup"

@@ -221,6 +221,7 @@ def test_fuzz_soak_leaves_the_server_and_the_call_alive(server: RunningServer) -
             for phase in phases:
                 phase(min(deadline, time.monotonic() + PHASE_SECONDS))
                 peak = max(peak, rss_mb(server.pid))
+        fuzzed = time.monotonic()
         reader.settle(60)  # let the agent finish what the flood asked of it (bounded: it may still be busy)
         ws.send(json.dumps({"type": "ping", "timestamp": 424242.5}))
         reader.wait_for(lambda m: m == {"type": "pong", "timestamp": 424242.5}, 30)
@@ -230,7 +231,8 @@ def test_fuzz_soak_leaves_the_server_and_the_call_alive(server: RunningServer) -
         reply = reader.wait_for(lambda m: m.get("type") == "transcript" and m["role"] == "agent" and m["final"]
                                 and m["ordinal"] > asked["ordinal"], 150)
         peak = max(peak, rss_mb(server.pid))
-        print(f"\nsoak: RSS {baseline:.0f} MB -> peak {peak:.0f} MB; server frames {reader.counts}")
+        print(f"\nsoak: fuzzed {SOAK_SECONDS:.0f} s, then settled and answered in {time.monotonic() - fuzzed:.1f} s; "
+              f"RSS {baseline:.0f} MB -> peak {peak:.0f} MB; server frames {reader.counts}")
         assert reply["text"] and reply["text"] != APOLOGY
         assert reader.invalid == [], "the server wrote frames that are not strict JSON"
         assert peak - baseline < MAX_RSS_GROWTH_MB

@@ -65,6 +65,8 @@ GREETING_PROMPT = "(The call has just connected. Greet the user in one short sen
 APOLOGY = "Sorry, I ran into a problem. Could you say that again?"
 MAX_INBOX = 1000
 """Client events waiting for the call loop beyond which more are dropped (the call's own events always get in)."""
+MAX_AGENDA = 100
+"""Agent actions waiting beyond which further forced agent messages are dropped."""
 MAX_UNRECORDED = 10_000
 """History entries and events waiting to be stored beyond which more are dropped (and logged)."""
 
@@ -149,7 +151,7 @@ class Call:
         self._user_spoke = False
         self._end_reason: str | None = None
         self._unrecorded: asyncio.Queue[CallMessage | EventRecord] = asyncio.Queue(MAX_UNRECORDED)
-        self._dropped = {"inbox": 0, "records": 0}
+        self._dropped = {"inbox": 0, "agenda": 0, "records": 0}
         self._background: set[asyncio.Task[Any]] = set()
         self._prefilling: asyncio.Task[Any] | None = None
         self._timing: TurnTiming | None = None
@@ -195,8 +197,8 @@ class Call:
         count = self._dropped[what]
         if count == 1 or count % 1000 == 0:
             self._log.error("dropped %d %s", count, text)
-            if what == "inbox":
-                self._event("inbox_overflow", f"Dropped {count} {text}", "error", {"dropped": count})
+            if what != "records":
+                self._event(f"{what}_overflow", f"Dropped {count} {text}", "error", {"dropped": count})
 
     def end(self, reason: str) -> None:
         """End the call from outside (client gone, API delete). Never blocks."""
@@ -305,6 +307,8 @@ class Call:
                 await self._turn(event)
             case _Heard():
                 await self._heard(event)
+            case ForcedAgentMessage() if len(self._agenda) >= MAX_AGENDA:
+                self._drop("agenda", "forced agent messages: too many are waiting to be said")
             case ForcedAgentMessage():
                 say = _Say(event.content, bool(event.uninterruptible))
                 if event.urgency == "immediate":
