@@ -57,6 +57,11 @@ def rss_mb(pid: int) -> float:
     raise AssertionError("no VmRSS")
 
 
+def server_pid(server: RunningServer) -> int:
+    assert server.process is not None, "the server fixture exposes its process"
+    return server.process.pid
+
+
 def harmless(frame: str | bytes) -> bool:
     """False for frames that would legitimately end the call or turn on speech synthesis."""
     if isinstance(frame, bytes):
@@ -213,14 +218,14 @@ def test_fuzz_soak_leaves_the_server_and_the_call_alive(server: RunningServer) -
         reader = Reader(ws)
         reader.start()
         reader.wait_for(lambda m: m == {"type": "state", "state": "listening"}, 30)
-        baseline = peak = rss_mb(server.pid)
+        baseline = peak = rss_mb(server_pid(server))
         phases = [lambda u: hypothesis_json(ws, u), lambda u: mutated(ws, u, rng), lambda u: binary(ws, u, rng),
                   lambda u: oversized_and_nested(ws, u, rng), lambda u: flood(ws, u, rng)]
         deadline = time.monotonic() + SOAK_SECONDS
         while time.monotonic() < deadline:
             for phase in phases:
                 phase(min(deadline, time.monotonic() + PHASE_SECONDS))
-                peak = max(peak, rss_mb(server.pid))
+                peak = max(peak, rss_mb(server_pid(server)))
         fuzzed = time.monotonic()
         reader.settle(60)  # let the agent finish what the flood asked of it (bounded: it may still be busy)
         ws.send(json.dumps({"type": "ping", "timestamp": 424242.5}))
@@ -230,7 +235,7 @@ def test_fuzz_soak_leaves_the_server_and_the_call_alive(server: RunningServer) -
         asked = reader.wait_for(lambda m: m.get("type") == "transcript" and m.get("text") == question, 30)
         reply = reader.wait_for(lambda m: m.get("type") == "transcript" and m["role"] == "agent" and m["final"]
                                 and m["ordinal"] > asked["ordinal"], 150)
-        peak = max(peak, rss_mb(server.pid))
+        peak = max(peak, rss_mb(server_pid(server)))
         print(f"\nsoak: fuzzed {SOAK_SECONDS:.0f} s, then settled and answered in {time.monotonic() - fuzzed:.1f} s; "
               f"RSS {baseline:.0f} MB -> peak {peak:.0f} MB; server frames {reader.counts}")
         assert reply["text"] and reply["text"] != APOLOGY
