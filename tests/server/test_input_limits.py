@@ -114,6 +114,15 @@ async def test_field_limits_get_422_naming_the_field_and_the_setting(tmp_path: P
         assert fits.status_code == 201
 
 
+async def test_agent_calls_have_the_same_field_limits(tmp_path: Path) -> None:
+    async with rest(tmp_path, max_initial_messages=2) as (client, _):
+        agent = (await client.post("/agents", json={"name": "limits", "callTemplate": {"systemPrompt": "Hi."}})).json()
+        messages = [{"role": "MESSAGE_ROLE_USER", "text": "hi"}] * 3
+        problem = only_problem(await client.post(f"/agents/{agent['agentId']}/calls", json={"initialMessages": messages}))
+        assert problem["loc"] == ["body", "initialMessages"] and "VOXCALL_MAX_INITIAL_MESSAGES" in problem["msg"]
+        assert (await client.post(f"/agents/{agent['agentId']}/calls", json={"initialMessages": messages[:2]})).status_code == 201
+
+
 async def test_send_data_message_has_the_socket_limit(tmp_path: Path) -> None:
     async with rest(tmp_path) as (client, _):
         call_id = (await client.post("/calls", json={})).json()["callId"]

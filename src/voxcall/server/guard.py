@@ -33,7 +33,7 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 _DATA_MESSAGE = re.compile(r"^/api/calls/[^/]+/send_data_message/?$")
-_CALLS = re.compile(r"^/api/calls/?$")
+_CALLS = re.compile(r"^/api/(?:calls|agents/[^/]+/calls)/?$")  # bodies that start a call
 _SURROGATES = re.compile("[\ud800-\udfff]")
 
 
