@@ -15,11 +15,13 @@ from fastapi.responses import JSONResponse
 from voxcall import __version__
 from voxcall.config import Settings
 from voxcall.errors import ApiError, RateLimited
+from voxcall.protocol.hygiene import BodyLimits
 from voxcall.protocol.rest import Voice
 from voxcall.engine.spec import Speech
 from voxcall.providers.base import LLM, ChatMessage
 from voxcall.server.docs import add_docs
 from voxcall.server import accounts, agents, deleted_calls, outgoing, realtime, rest, telephony_configs, telephony_xml, tools, web, webhooks
+from voxcall.server.guard import BodyGuard, StrictJSONResponse
 from voxcall.server.limits import retry_after_header
 from voxcall.server.services import Services
 from voxcall.server.sweep import StaleCallSweep
@@ -27,7 +29,7 @@ from voxcall.server.tokens import JoinTokens
 from voxcall.store import open_store
 from voxcall.store.recordings import RecordingStore
 
-__all__ = ["build_services", "create_app", "load_llm", "load_speech", "warm_up"]
+__all__ = ["body_limits", "build_services", "create_app", "load_llm", "load_speech", "warm_up"]
 
 logger = logging.getLogger(__name__)
 
@@ -108,6 +110,16 @@ async def build_services(settings: Settings, llm: LLM | None = None, speech: Spe
     return services
 
 
+def body_limits(settings: Settings) -> BodyLimits:
+    """The request limits of the settings (README "Configuration")."""
+    return BodyLimits(
+        max_request_bytes=settings.max_request_bytes, max_data_message_bytes=settings.max_data_message_bytes,
+        max_depth=settings.max_json_depth, max_system_prompt_chars=settings.max_system_prompt_chars,
+        max_initial_messages=settings.max_initial_messages, max_initial_messages_bytes=settings.max_initial_messages_bytes,
+        max_metadata_bytes=settings.max_metadata_bytes,
+    )
+
+
 def create_app(
     settings: Settings | None = None,
     *,
@@ -133,10 +145,12 @@ def create_app(
             if owned:
                 await app.state.services.close()
 
-    app = FastAPI(title="voxcall", version=__version__, lifespan=lifespan, openapi_url="/api/openapi.json", docs_url=None, redoc_url=None)
+    app = FastAPI(title="voxcall", version=__version__, lifespan=lifespan, openapi_url="/api/openapi.json", docs_url=None, redoc_url=None,
+                  default_response_class=StrictJSONResponse)
     add_docs(app, openapi_url="/api/openapi.json")
     if services is not None:
         app.state.services = services
+    app.add_middleware(BodyGuard, limits=body_limits(settings))  # inside CORS, so refusals carry CORS headers
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["*"],
                            allow_headers=["X-API-Key", "X-Unsafe-API-Key", "Content-Type"], expose_headers=["Retry-After"])

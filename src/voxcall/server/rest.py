@@ -111,8 +111,7 @@ async def start_call(
     )
     await admit_call(svc, record)  # 429 beyond the account's concurrency or creation rate
     await svc.tool_store.record_uses(call_id, created, durable_uses(tools))
-    for message in initial:
-        await svc.store.add_message(call_id, message.model_copy(update={"call_stage_message_index": None}))
+    await svc.store.add_messages(call_id, list(initial))
     svc.watch_join_timeout(record)
     await svc.notify("call.started", call_id)
     if outgoing is not None:

@@ -317,6 +317,32 @@ class Store:
             return message.model_copy(update={"call_stage_message_index": index})
         raise RuntimeError(f"could not append a message to call {uid}")
 
+    async def add_messages(self, call_id: str, messages: list[CallMessage]) -> int:
+        """Append messages to a call in one transaction and one multi-row INSERT; returns how many.
+
+        The indexes continue densely from the call's last message, as with `add_message`.
+
+        Raises:
+            NotFound: the call does not exist.
+        """
+        if not messages:
+            return 0
+        uid = _call_uuid(call_id)
+        for _ in range(3):
+            try:
+                async with self._sessions.begin() as session:
+                    lock = select(CallRow.call_id).where(CallRow.call_id == uid).with_for_update(key_share=True)
+                    if uid is None or await session.scalar(lock) is None:
+                        raise NotFound(NOT_FOUND)
+                    last = await session.scalar(select(func.max(MessageRow.idx)).where(MessageRow.call_id == uid))
+                    start, now = (0 if last is None else last + 1), _now()
+                    rows = [_message_values(uid, m, start + i, now) for i, m in enumerate(messages)]
+                    await session.execute(insert(MessageRow.__table__), rows)
+            except IntegrityError:
+                continue  # another writer took those indexes (SQLite), or the call was deleted: check again
+            return len(rows)
+        raise RuntimeError(f"could not append messages to call {uid}")
+
     async def list_messages(
         self, call_id: str, *, cursor: str | None = None, page_size: int = 100
     ) -> tuple[list[CallMessage], str | None, str | None, int]:
@@ -451,14 +477,18 @@ def _insert_message(call_id: str, message: CallMessage) -> Any:
     next_index = (
         select(func.coalesce(func.max(MessageRow.idx) + 1, 0)).where(MessageRow.call_id == call_id).scalar_subquery()
     )
-    values = {
-        "call_id": call_id, "idx": next_index, "role": message.role, "text": message.text,
+    values = _message_values(call_id, message, next_index, _now())
+    return insert(MessageRow.__table__).values(values).returning(MessageRow.__table__.c.idx)
+
+
+def _message_values(call_id: str, message: CallMessage, index: Any, created: datetime) -> dict[str, Any]:
+    return {
+        "call_id": call_id, "idx": index, "role": message.role, "text": message.text,
         "medium": message.medium, "invocation_id": message.invocation_id, "tool_name": message.tool_name,
         "error_details": message.error_details, "call_stage_id": message.call_stage_id,
         "call_state": message.call_state, "timespan": message.timespan,
-        "wall_clock_timespan": message.wall_clock_timespan, "metadata": message.metadata, "created": _now(),
+        "wall_clock_timespan": message.wall_clock_timespan, "metadata": message.metadata, "created": created,
     }
-    return insert(MessageRow.__table__).values(values).returning(MessageRow.__table__.c.idx)
 
 
 def _now() -> datetime:
