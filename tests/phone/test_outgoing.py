@@ -267,3 +267,12 @@ async def test_plivo_cancels_a_call_that_is_still_ringing_by_its_request_id(api:
     await end(api, call["callId"], "system_error")
     [cancel] = api.requests(f"/v1/Account/{PLIVO['authId']}/Request/r-ringing/")
     assert cancel.method == "DELETE"
+
+
+async def test_deleting_a_ringing_call_hangs_it_up_at_the_carrier(api: Api) -> None:
+    await api.configure("twilio")
+    twilio_accepts(api, sid="CAdeleted")
+    call = await create(api, outgoing("twilio"))
+    assert (await api.call("DELETE", f"/api/calls/{call['callId']}")).status_code == 204
+    assert [form(s) for s in api.requests(TWILIO_CALLS.replace(".json", "/CAdeleted.json"))] == [{"Status": ["completed"]}]
+    assert await api.svc.phone.store.get_call(call["callId"]) is None  # gone with the call

@@ -65,6 +65,12 @@ class Phone:
                              "media stream within joinTimeout: the call is ended there too", "warning")
         await self.hang_up(call)
 
+    async def cancel(self, call_id: str) -> None:
+        """The call is being deleted: hang up its carrier call if voxcall still has to (ringing, never joined)."""
+        call = await self.store.move(call_id, "hung_up", from_=LIVE_STATES)
+        if call is not None and (call.carrier_call_id or call.request_id):
+            await self.hang_up(call)
+
     async def hang_up(self, call: CarrierCall) -> None:
         """Tell the carrier to end `call`; the outcome is a call event."""
         name = CARRIER_NAMES[call.carrier]

@@ -165,6 +165,7 @@ async def delete_call(call_id: str, svc: Svc, account: AccountId) -> Response:
             await asyncio.wait_for(live.done.wait(), 10)
         except TimeoutError:
             pass
+    await svc.phone.cancel(call_id)  # a call voxcall dialled that is still ringing: hang it up at the carrier
     await svc.platform.tombstones.bury(call_id, account)
     svc.recordings.delete(call_id)
     return Response(status_code=204)
