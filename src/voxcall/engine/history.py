@@ -40,6 +40,7 @@ __all__ = ["History", "Record", "Send", "uncancelled"]
 Send = Callable[[BaseModel | bytes], Awaitable[None]]
 Record = Callable[[CallMessage | EventRecord], Awaitable[None]]
 T = TypeVar("T")
+NO_RESULT = "The tool call was cancelled before it returned a result."
 
 
 class History:
@@ -56,7 +57,7 @@ class History:
         self._writer = TranscriptWriter()
         self._lock = asyncio.Lock()
         self._agent: Utterance | None = None
-        self._open_calls: set[str] = set()
+        self._open_calls: dict[str, str] = {}  # invocation id -> tool name, until its result is recorded
         self._held: deque[tuple[str, Medium]] = deque()
         self._queue: asyncio.Queue[tuple[CallMessage | EventRecord, asyncio.Future[None] | None]] = asyncio.Queue()
 
@@ -95,7 +96,7 @@ class History:
             text = (final.text or "") if final is not None else ""
             try:
                 if text or calls:
-                    self._open_calls.update(c.id for c in calls)
+                    self._open_calls.update((c.id, c.name) for c in calls)
                     await self._append(ChatMessage("assistant", text, tool_calls=calls), medium=utterance.medium)
                 if final is not None:
                     await self._send(final)
@@ -115,7 +116,7 @@ class History:
     async def _tool_result(self, entry: ChatMessage, error: str | None, state: dict[str, Any] | None) -> None:
         async with self._lock:
             await self._append(entry, error=error, state=state)
-            self._open_calls.discard(entry.tool_call_id or "")
+            self._open_calls.pop(entry.tool_call_id or "", None)
             await self._release()
 
     # ------------------------------------------------------------ user
@@ -134,11 +135,15 @@ class History:
     async def release(self, *, force: bool = False) -> None:
         """Send and record held user utterances now that nothing is in the way.
 
-        `force` also gives up on tool calls that will get no result (their turn is over).
+        `force`: the agent's turn is over, so a tool call still without a result
+        (the call ended while it ran, or an earlier call of the round hung up) gets
+        one saying so; the history stays well formed for the model and for a resume.
         """
         async def run() -> None:
             async with self._lock:
                 if force:
+                    for call_id, name in list(self._open_calls.items()):
+                        self._append(ChatMessage("tool", NO_RESULT, tool_call_id=call_id, name=name), error="no result: the turn ended")
                     self._open_calls.clear()
                 await self._release()
 
