@@ -6,12 +6,17 @@ import asyncio
 
 import pytest
 
+from tests.engine.test_call import WEATHER, Harness, spec
 from voxcall.engine.spec import ToolDef
-from voxcall.protocol.realtime import ClientToolInvocation, ClientToolResult, ForcedAgentMessage, ForcedToolCall, State
+from voxcall.protocol.realtime import (
+    ClientToolInvocation,
+    ClientToolResult,
+    ForcedAgentMessage,
+    ForcedToolCall,
+    State,
+)
 from voxcall.providers.base import ChatMessage, TextDelta, ToolCall, ToolSpec
 from voxcall.providers.fake import ScriptedLLM
-
-from tests.engine.test_call import WEATHER, Harness, spec
 
 LOOKUP = ForcedToolCall(id="forced1", name="getWeather", arguments={"city": "Oslo"})
 
@@ -66,7 +71,7 @@ async def test_forced_static_and_unknown_tools_go_to_the_history() -> None:
                                       urgency="immediate"))
     await h.until(lambda: sum(r.role == "MESSAGE_ROLE_TOOL_RESULT" for r in h.records) == 2)
     results = [r for r in h.records if r.role == "MESSAGE_ROLE_TOOL_RESULT"]
-    assert [(r.invocation_id, r.text) for r in results][0] == ("a", "30 days")
+    assert (results[0].invocation_id, results[0].text) == ("a", "30 days")
     assert results[1].invocation_id == "b" and results[1].error_details == "unknown tool"
     await h.until(lambda: bool(h.finals()))  # the last call's reaction (speaks) decides
     assert not h.of(ClientToolInvocation) and [t.text for t in h.finals()] == ["Refunds take 30 days."]

@@ -22,8 +22,17 @@ from typing import Any
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
+from tests.engine.test_call import WEATHER as CLIENT_WEATHER
+from tests.engine.test_call import Harness, spec
 from voxcall.engine.call import Call
-from voxcall.engine.spec import CallSpec, EventRecord, Greeting, Speech, ToolDef, VoiceSpec
+from voxcall.engine.spec import (
+    CallSpec,
+    EventRecord,
+    Greeting,
+    Speech,
+    ToolDef,
+    VoiceSpec,
+)
 from voxcall.errors import ProviderError
 from voxcall.protocol.realtime import (
     ClientToolInvocation,
@@ -40,9 +49,6 @@ from voxcall.protocol.realtime import (
 from voxcall.protocol.rest import CallMessage
 from voxcall.providers.base import ChatMessage, TextDelta, ToolCall, ToolSpec
 from voxcall.providers.fake import EnergyVAD, ScriptedLLM, ScriptedSTT, ToneTTS
-
-from tests.engine.test_call import WEATHER as CLIENT_WEATHER
-from tests.engine.test_call import Harness, spec
 
 WEATHER = ToolDef(ToolSpec("getWeather", "Weather", {"type": "object", "properties": {}}), timeout=0.08)
 HANG_UP = ToolDef(ToolSpec("hangUp", "End the call", {"type": "object", "properties": {}}), kind="hang_up")
@@ -185,11 +191,11 @@ async def play(scenario: Scenario) -> Client:
     call = client.call = Call(spec, ScriptedLLM(script(scenario.replies), delay=scenario.delay), send=client.send,
                               record=client.record, speech=speech)
     run = asyncio.create_task(call.run())
-    for wait, event in scenario.events:
+    for wait, message in scenario.events:
         await asyncio.sleep(wait)
         if run.done():
             break
-        call.receive(event)
+        call.receive(message)
     with contextlib.suppress(TimeoutError):
         async with asyncio.timeout(1.5):  # let it settle: listening with nothing left to do
             while not run.done() and not (client.sent and client.sent[-1] == State(state="listening")):

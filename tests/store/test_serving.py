@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from voxcall.store import Store, open_store
-
 from tests.store.test_events import T0, new_call
+from voxcall.store import Store, open_store
 
 
 async def test_start_serving_ends_stale_calls_only_when_no_other_server_runs(store: Store, store_url: str) -> None:

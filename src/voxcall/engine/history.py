@@ -47,13 +47,14 @@ class History:
     """The conversation of one call as the model, the database and the client see it."""
 
     def __init__(self, entries: Sequence[ChatMessage], *, send: Send, record: Record,
-                 log: logging.Logger | logging.LoggerAdapter[logging.Logger]) -> None:
+                 log: logging.Logger | logging.LoggerAdapter[logging.Logger], write_timeout: float = 10.0) -> None:
         self.entries: list[ChatMessage] = list(entries)
         self.last_user_at = max((i for i, e in enumerate(self.entries) if e.role == "user"), default=-1)
         """Index in `entries` of the newest user message (-1: none)."""
         self._send = send
         self._record = record
         self._log = log
+        self._write_timeout = write_timeout
         self._writer = TranscriptWriter()
         self._lock = asyncio.Lock()
         self._agent: Utterance | None = None
@@ -97,7 +98,7 @@ class History:
             try:
                 if text or calls:
                     self._open_calls.update((c.id, c.name) for c in calls)
-                    await self._append(ChatMessage("assistant", text, tool_calls=calls), medium=utterance.medium)
+                    await self._written(self._append(ChatMessage("assistant", text, tool_calls=calls), medium=utterance.medium))
                 if final is not None:
                     await self._send(final)
             finally:
@@ -115,7 +116,7 @@ class History:
 
     async def _tool_result(self, entry: ChatMessage, error: str | None, state: dict[str, Any] | None) -> None:
         async with self._lock:
-            await self._append(entry, error=error, state=state)
+            await self._written(self._append(entry, error=error, state=state))
             self._open_calls.pop(entry.tool_call_id or "", None)
             await self._release()
 
@@ -155,7 +156,7 @@ class History:
 
     async def _emit_user(self, text: str, medium: Medium) -> None:
         final = self._writer.complete("user", medium, text)
-        await self._append(ChatMessage("user", text), medium=medium)
+        await self._written(self._append(ChatMessage("user", text), medium=medium))
         self.last_user_at = len(self.entries) - 1
         await self._send(final)
 
@@ -176,6 +177,14 @@ class History:
         for i, item in enumerate(records):
             self._queue.put_nowait((item, done if i == len(records) - 1 else None))
         return done
+
+    async def _written(self, done: asyncio.Future[None]) -> None:
+        """Wait until an entry is written; a database stuck past `write_timeout` does not stall the call."""
+        try:
+            async with asyncio.timeout(self._write_timeout):
+                await asyncio.shield(done)
+        except TimeoutError:
+            self._log.error("a call message took over %gs to write: telling the client anyway", self._write_timeout)
 
     async def run_recorder(self) -> None:
         """Write queued entries and events in order, never cancelled mid-write; runs until cancelled."""
