@@ -65,19 +65,22 @@ reply = st.one_of(
     st.just(("fail", "")),
     st.just(("empty", "")),
 )
-client_event = st.one_of(
+user_text = st.one_of(
     st.builds(UserTextMessage, text=words, urgency=st.sampled_from([None, "immediate", "soon", "later"]),
-              defer_response=st.sampled_from([None, True])),
+              defer_response=st.sampled_from([None, None, True])),
     st.builds(InputTextMessage, text=words, defer_response=st.sampled_from([None, True])),
+)
+forced = st.builds(ForcedAgentMessage, content=st.one_of(st.just(""), words), urgency=st.sampled_from([None, "immediate", "soon"]),
+                   uninterruptible=st.booleans(),
+                   tool_calls=st.one_of(st.none(), st.just([ForcedToolCall(name="getWeather", arguments={"city": "Oslo"})])))
+client_event = st.one_of(
+    user_text, user_text, user_text, forced,
     st.just(UserTextMessage(text="", urgency="immediate", defer_response=True)),  # interrupt, no reply (LK)
-    st.builds(ForcedAgentMessage, content=st.one_of(st.just(""), words), urgency=st.sampled_from([None, "immediate", "soon"]),
-              uninterruptible=st.booleans(),
-              tool_calls=st.one_of(st.none(), st.just([ForcedToolCall(name="getWeather", arguments={"city": "Oslo"})]))),
-    st.builds(HangUp, message=st.one_of(st.none(), words)),
     st.builds(SetOutputMedium, medium=st.sampled_from(["voice", "text"])),
 )
+ending = st.one_of(st.none(), st.builds(HangUp, message=st.one_of(st.none(), words)))  # hang_up: at most once, last
 tool_answer = st.one_of(
-    st.tuples(st.floats(0, 0.03), st.sampled_from([None, "speaks", "listens", "speaks-once"]), st.sampled_from(["ok", "error"])),
+    st.tuples(st.floats(0, 0.03), st.sampled_from([None, "speaks", "listens", "speaks-once"]), st.sampled_from(["ok", "ok", "error", "hang-up"])),
     st.just(None),  # never answered: the tool times out
 )
 
@@ -101,7 +104,8 @@ scenarios = st.builds(
     delay=st.sampled_from([0.0, 0.002, 0.01]),
     write_delay=st.sampled_from([0.0, 0.001, 0.005]),
     answers=st.lists(tool_answer, min_size=1, max_size=3),
-    events=st.lists(st.tuples(st.floats(0, 0.04), client_event), max_size=7),
+    events=st.tuples(st.lists(st.tuples(st.floats(0, 0.04), client_event), max_size=8), st.floats(0, 0.04), ending).map(
+        lambda e: e[0] + ([(e[1], e[2])] if e[2] is not None else [])),
 )
 
 # ------------------------------------------------------------------ harness
@@ -154,6 +158,8 @@ class Client:
             assert self.call is not None
             if kind == "error":
                 self.call.receive(ClientToolResult(invocation_id=invocation_id, error_type="implementation-error"))
+            elif kind == "hang-up":
+                self.call.receive(ClientToolResult(invocation_id=invocation_id, result='{"message": "Bye."}', response_type="hang-up"))
             else:
                 self.call.receive(ClientToolResult(invocation_id=invocation_id, result='{"ok": true}', agent_reaction=reaction))
 
@@ -251,7 +257,7 @@ def check_history(client: Client) -> None:
             assert not open_calls, f"{m.role} inside a tool round"
 
 
-@settings(max_examples=70, deadline=None, suppress_health_check=[HealthCheck.too_slow], derandomize=False)
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow], derandomize=False)
 @given(scenarios)
 def test_ordinals_dense_ascending_and_history_in_order(scenario: Scenario) -> None:
     client = asyncio.run(play(scenario))
