@@ -2,15 +2,19 @@
 
 A real `voxcall serve` (SmolLM2, text medium, no speech models) is killed with
 SIGKILL the moment the client receives a final transcript; a new server starts
-on the same data directory. Every final the client saw must be in `/messages`,
-in order, and the call must be ended as `system_error`.
+on the same data directory (SQLite) or database (PostgreSQL). Every final the
+client saw must be in `/messages`, in order, and the call must be ended as
+`system_error`.
 """
 
 from __future__ import annotations
 
+import os
 import signal
+import uuid
 from typing import Any
 
+import asyncpg
 import websockets
 
 from tests.conftest import RunningServer
@@ -59,4 +63,23 @@ async def test_sigkill_after_a_final_transcript_loses_nothing_and_restart_ends_t
         assert recorded(server, call_id) == seen, f"trial {trial}: a final the client saw was not saved"
         call = get(server, f"/calls/{call_id}")
         assert call["endReason"] == "system_error" and call["ended"], f"trial {trial}: {call['endReason']}"
+    server.process.terminate()  # type: ignore[union-attr]
+
+
+async def test_sigkill_on_postgres_and_restart(server_factory: Any) -> None:
+    """PostgreSQL: the dead server's advisory lock goes with its connection, so the restart ends its call."""
+    url = os.environ.get("VOXCALL_TEST_POSTGRES_URL")
+    assert url, "VOXCALL_TEST_POSTGRES_URL is not set: run scripts/test-services.sh (make test does)"
+    name = f"voxcall_crash_{uuid.uuid4().hex[:8]}"
+    connection = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"))
+    try:
+        await connection.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await connection.close()
+    env = {**TEXT_ONLY, "VOXCALL_DATABASE_URL": url.rsplit("/", 1)[0] + "/" + name}
+    server: RunningServer = server_factory(extra_env=env)
+    call_id, seen = await one_trial(server, 1)
+    server = server_factory(extra_env=env, restart=server)
+    assert recorded(server, call_id) == seen
+    assert get(server, f"/calls/{call_id}")["endReason"] == "system_error"
     server.process.terminate()  # type: ignore[union-attr]
