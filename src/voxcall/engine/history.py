@@ -156,8 +156,9 @@ class History:
 
     async def _emit_user(self, text: str, medium: Medium) -> None:
         final = self._writer.complete("user", medium, text)
-        await self._written(self._append(ChatMessage("user", text), medium=medium))
+        done = self._append(ChatMessage("user", text), medium=medium)
         self.last_user_at = len(self.entries) - 1
+        await self._written(done)
         await self._send(final)
 
     # ------------------------------------------------------------ recording
