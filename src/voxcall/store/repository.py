@@ -92,6 +92,11 @@ class Store:
         """Close every pooled connection."""
         await self._engine.dispose()
 
+    async def ping(self) -> None:
+        """Run `SELECT 1`: raises when the database cannot be reached (readiness checks)."""
+        async with self._sessions() as session:
+            await session.execute(select(1))
+
     # ------------------------------------------------------ accounts and keys
 
     async def create_api_key(
