@@ -147,7 +147,8 @@ class RedisCluster:
 
     async def holder(self, call_id: str) -> str | None:
         """The node that hosts the call now, if any."""
-        return await self.redis.get(self.call_key(call_id))  # type: ignore[no-any-return]
+        node = await self.redis.get(self.call_key(call_id))
+        return None if node is None else str(node)
 
     async def held(self, call_ids: Iterable[str]) -> set[str]:
         ids = list(call_ids)
