@@ -41,8 +41,8 @@ class LiveDirectory(Protocol):
 
     The stale-call sweep ends joined calls that no host holds. In-process
     (`LiveCalls`) is right for one server per database; several servers on one
-    database need a shared implementation (for example, heartbeats in the
-    database or a Redis set) before the sweep can run on each of them.
+    database share `RedisCluster` (server/redis_cluster.py: claims renewed by
+    heartbeats), so the sweep can run on each of them.
     """
 
     async def held(self, call_ids: Iterable[str]) -> set[str]:
