@@ -66,6 +66,12 @@ class Settings(BaseSettings):
     ws_message_rate: float = Field(default=50.0, gt=0, description="client text frames a second per call")
     ws_text_byte_rate: float = Field(default=256 * 1024, gt=0, description="bytes of client text a second per call")
     ws_audio_frame_rate: float = Field(default=500.0, gt=0, description="client audio frames a second per call")
+    max_node_calls: int = Field(default=0, ge=0, description="calls this node hosts at once; more joins are refused (1013); 0 = no limit")
+    max_node_load: float = Field(default=0.0, ge=0, description="1-minute load average per CPU above which joins are refused (1013); 0 = off")
+    redis_url: str | None = Field(default=None, description="redis://host:port/db shared by every node; unset = one node, in-process")
+    node_heartbeat_seconds: float = Field(default=5.0, gt=0, description="how often a node renews its calls in Redis; "
+                                          "a node silent for three heartbeats holds no call")
+    node_id: str | None = Field(default=None, description="this node's name in Redis; default host-pid-random")
     drain_seconds: float = Field(default=30.0, ge=0, description="on SIGTERM, how long live calls may go on before they are ended")
     stale_call_seconds: float = Field(default=60.0, ge=0, description="sweep interval and grace for joined calls no server hosts; 0 = off")
     log_format: Literal["text", "json"] = "text"

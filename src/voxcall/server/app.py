@@ -20,16 +20,17 @@ from voxcall.protocol.rest import Voice
 from voxcall.engine.spec import Speech
 from voxcall.providers.base import LLM, ChatMessage
 from voxcall.server.docs import add_docs
-from voxcall.server import accounts, agents, deleted_calls, outgoing, realtime, rest, telephony_configs, telephony_xml, tools, web, webhooks
+from voxcall.server import (accounts, agents, deleted_calls, ops, outgoing, realtime, rest, telephony_configs, telephony_xml,
+                            tools, web, webhooks)
 from voxcall.server.guard import BodyGuard, StrictJSONResponse
-from voxcall.server.limits import retry_after_header
+from voxcall.server.limits import Limits, retry_after_header
 from voxcall.server.services import Services
 from voxcall.server.sweep import StaleCallSweep
 from voxcall.server.tokens import JoinTokens
 from voxcall.store import open_store
 from voxcall.store.recordings import RecordingStore
 
-__all__ = ["body_limits", "build_services", "create_app", "load_llm", "load_speech", "warm_up"]
+__all__ = ["body_limits", "build_services", "create_app", "join_cluster", "load_llm", "load_speech", "warm_up"]
 
 logger = logging.getLogger(__name__)
 
@@ -105,8 +106,28 @@ async def build_services(settings: Settings, llm: LLM | None = None, speech: Spe
     speech = speech or None
     services = Services(settings=settings, store=store, llm=llm or load_llm(settings), tokens=JoinTokens(secret),
                         recordings=RecordingStore(settings.data_dir / "recordings"), speech=speech, voices=voices_of(speech))
+    if settings.redis_url:
+        await join_cluster(services)
     services.platform.start()  # the webhook sender: also sends what an earlier process left pending
     return services
+
+
+async def join_cluster(services: Services) -> None:
+    """Share live calls and limits with the other nodes on `VOXCALL_REDIS_URL` (server/redis_cluster.py)."""
+    from voxcall.server.redis_cluster import RedisCluster, connect
+
+    settings = services.settings
+    assert settings.redis_url
+    redis = connect(settings.redis_url)
+    try:
+        await redis.ping()
+    except Exception as exc:
+        await redis.aclose()
+        raise RuntimeError(f"cannot reach Redis at VOXCALL_REDIS_URL: {exc}") from exc
+    cluster = RedisCluster(services.live, redis, node_id=settings.node_id, heartbeat=settings.node_heartbeat_seconds)
+    await cluster.start()
+    services.cluster = services.directory = cluster
+    services.limits = Limits.from_settings(settings, redis=redis)
 
 
 def body_limits(settings: Settings) -> BodyLimits:
@@ -169,5 +190,6 @@ def create_app(
     app.include_router(outgoing.router)
     app.include_router(telephony_xml.router)
     app.include_router(realtime.router)
+    app.include_router(ops.router)
     app.include_router(web.router)
     return app

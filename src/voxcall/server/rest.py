@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import uuid
 from collections.abc import Callable
@@ -158,13 +157,7 @@ async def get_call(call_id: str, svc: Svc, account: AccountId) -> dict[str, Any]
 async def delete_call(call_id: str, svc: Svc, account: AccountId) -> Response:
     """End the call if it is live, then delete it, its messages, events and recording, leaving a tombstone."""
     await svc.store.get_call(call_id, account)
-    live = svc.live.get(call_id)
-    if live is not None:
-        live.call.end("hangup")
-        try:
-            await asyncio.wait_for(live.done.wait(), 10)
-        except TimeoutError:
-            pass
+    await svc.cluster.end(call_id, "hangup", wait=10)  # on whichever node hosts it
     await svc.phone.cancel(call_id)  # a call voxcall dialled that is still ringing: hang it up at the carrier
     await svc.platform.tombstones.bury(call_id, account)
     svc.recordings.delete(call_id)
@@ -190,16 +183,14 @@ async def list_call_tools(call_id: str, svc: Svc, account: AccountId) -> list[di
 async def send_data_message(call_id: str, svc: Svc, account: AccountId, message: Annotated[dict[str, Any], Body()]) -> Response:
     """Inject forced_agent_message, hang_up or user_text_message into a live call."""
     await svc.store.get_call(call_id, account)
-    live = svc.live.get(call_id)
-    if live is None:
-        raise InvalidRequest("The call is not active: it has not been joined yet, or it has ended.")
     try:
         parsed = parse_client(json.dumps(message))
     except ProtocolError as exc:
         raise InvalidRequest(str(exc)) from exc
     if not isinstance(parsed, DATA_MESSAGE_TYPES):
         raise InvalidRequest("Supported types: forced_agent_message, hang_up, user_text_message.")
-    live.call.receive(parsed)
+    if not await svc.cluster.send(call_id, message):  # to whichever node hosts it
+        raise InvalidRequest("The call is not active: it has not been joined yet, or it has ended.")
     return Response(status_code=204)
 
 

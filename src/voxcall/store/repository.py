@@ -110,6 +110,11 @@ class Store:
             logger.info("another server is serving calls on this database: its live calls are left alone")
         return 0
 
+    async def ping(self) -> None:
+        """Run `SELECT 1`: raises when the database cannot be reached (readiness checks)."""
+        async with self._sessions() as session:
+            await session.execute(select(1))
+
     # ------------------------------------------------------ accounts and keys
 
     async def create_api_key(
