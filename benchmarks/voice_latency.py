@@ -47,12 +47,12 @@ def load(name: str) -> tuple[bytes, float]:
     return pcm, float(loud[-1] + 1) / RATE
 
 
-def start_server(llm: str) -> tuple[subprocess.Popen[bytes], str, str]:
+def start_server(llm: str, env: dict[str, str] | None = None) -> tuple[subprocess.Popen[bytes], str, str]:
     data = Path(tempfile.mkdtemp(prefix="voxcall-bench-"))
     models = Path(os.environ.get("VOXCALL_DATA_DIR", ROOT / "data")) / "models"
     models.mkdir(parents=True, exist_ok=True)
     (data / "models").symlink_to(models.resolve(), target_is_directory=True)
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "VOXCALL_DATA_DIR": str(data)}
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "VOXCALL_DATA_DIR": str(data), **(env or {})}
     key = subprocess.run([sys.executable, "-m", "voxcall", "keys", "create"], env=env, capture_output=True, text=True,
                          check=True).stdout.strip()
     with socket.socket() as s:
@@ -73,7 +73,7 @@ def start_server(llm: str) -> tuple[subprocess.Popen[bytes], str, str]:
     raise RuntimeError("server did not start")
 
 
-async def run_call(url: str, key: str, rounds: int) -> list[dict[str, float]]:
+async def run_call(url: str, key: str, rounds: int, *, quiet: bool = False, turn_timeout: float = 90) -> list[dict[str, float]]:
     body = {"systemPrompt": SYSTEM, "firstSpeakerSettings": {"user": {}},
             "medium": {"serverWebSocket": {"inputSampleRate": RATE, "outputSampleRate": RATE}}}
     call = httpx.post(f"{url}/api/calls", json=body, headers={"X-API-Key": key}).json()
@@ -118,12 +118,14 @@ async def run_call(url: str, key: str, rounds: int) -> list[dict[str, float]]:
                 queued = time.monotonic()
                 await queue.put(pcm)
                 state["last_voiced"] = queued + last_loud
-                await asyncio.wait_for(state["final"].wait(), 90)
-                await asyncio.wait_for(state["listening"].wait(), 90)
+                await asyncio.wait_for(state["final"].wait(), turn_timeout)
+                await asyncio.wait_for(state["listening"].wait(), turn_timeout)
                 stages = {k: float(v) for k, v in re.findall(r"(\w[\w ]*?) (\d+) ms", state["report"])}
                 v2v = (state["first_audio"] - state["last_voiced"]) * 1000
                 results.append({"prompt": name, "v2v": v2v, **stages})  # type: ignore[dict-item]
-                print(f"{name:16} voice-to-voice {v2v:7.0f} ms   server: {state['report'].removeprefix('Turn latency: ')}", flush=True)
+                if not quiet:
+                    print(f"{name:16} voice-to-voice {v2v:7.0f} ms   server: {state['report'].removeprefix('Turn latency: ')}",
+                          flush=True)
                 state["last_voiced"] = 0.0
                 await asyncio.sleep(1.0)
         for task in tasks:
