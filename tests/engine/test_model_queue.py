@@ -16,7 +16,15 @@ from voxcall.engine.call import APOLOGY, Call
 from voxcall.engine.spec import CallSpec, Greeting
 from voxcall.protocol.realtime import Debug, State, Transcript, UserTextMessage
 from voxcall.providers.base import LLMEvent, TextDelta
-from voxcall.providers.llm_queue import STARTED, Channel, LlamaSession, Listener, Request, queued_events
+from voxcall.providers.fake import ScriptedLLM, ScriptedSTT
+from voxcall.providers.llm_queue import (
+    STARTED,
+    Channel,
+    Listener,
+    LlamaSession,
+    Request,
+    queued_events,
+)
 from voxcall.providers.workers import FairWorker
 
 
@@ -171,3 +179,16 @@ async def test_the_ended_calls_prefill_and_turns_never_run() -> None:
     assert "never answered" not in model.served
     await b.end()
     model.worker.close()
+
+
+async def test_a_spoken_turn_shows_thinking_while_its_words_are_still_being_recognised() -> None:
+    from tests.engine.test_voice import LOUD, QUIET, VoiceHarness
+
+    h = VoiceHarness(ScriptedLLM([[TextDelta("Paris.")]]), ScriptedSTT(["the capital of france"], delay=1.0))
+    await h.stream([(QUIET, 0.2), (LOUD, 0.6), (QUIET, 0.6)])
+    await h.until(lambda: any(t.final and t.role == "agent" for t in h.of(Transcript)))
+    sent = [m for _, m in h.sent]
+    thinking = next(i for i, m in enumerate(sent) if isinstance(m, State) and m.state == "thinking")
+    heard = next(i for i, m in enumerate(sent) if isinstance(m, Transcript) and m.role == "user")
+    assert thinking < heard  # not a silent wait for speech recognition
+    await h.finish()
