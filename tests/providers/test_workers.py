@@ -228,3 +228,13 @@ async def test_run_on_returns_raises_and_is_dropped(worker: FairWorker) -> None:
         await dropped
     gate.set()
     assert await holding is True
+
+
+def test_a_stopped_running_job_is_not_counted_ahead(worker: FairWorker) -> None:
+    r = Recorder()
+    barged = r.job("a", "old turn", hold=True)
+    worker.submit(barged)
+    wait_for(lambda: r.log == ["old turn"])
+    barged.stop.set()  # the user barged in: it ends at its next step
+    assert worker.submit(r.job("a", "new turn")) == 0
+    wait_for(lambda: r.log == ["old turn", "new turn"])

@@ -103,7 +103,7 @@ class FairWorker:
                 self._background[job.owner] = job
                 if running is not None and running.background and running.owner == job.owner:
                     running.stop.set()  # superseded: one prefill per owner
-                ahead = 0 if running is None else 1
+                ahead = 0 if running is None or running.stop.is_set() else 1
             else:
                 self._queues.setdefault(job.owner, deque()).append(job)
                 if running is not None and running.background:
@@ -189,8 +189,8 @@ class FairWorker:
         for position, owner in enumerate(owners):
             if owner != job.owner:
                 ahead += min(len(self._queues[owner]), rounds + (1 if position < mine else 0))
-        running = self._running
-        return ahead + (1 if running is not None and not running.background else 0)
+        running = self._running  # a stopped one (a superseded turn, a prefill) ends at its next chunk
+        return ahead + (1 if running is not None and not running.background and not running.stop.is_set() else 0)
 
 
 async def run_on(
