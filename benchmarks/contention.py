@@ -28,6 +28,7 @@ import statistics
 import subprocess
 import sys
 import time
+import traceback
 from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -118,7 +119,9 @@ def attempt(measurement: Coroutine[Any, Any, list[float]]) -> list[float]:
     try:
         return asyncio.run(measurement)
     except Exception as exc:  # a timed-out turn, a closed socket: the rest of the table still counts
-        print(f"    failed: {exc!r}", flush=True)
+        frames = traceback.extract_tb(exc.__traceback__)
+        where = ([f for f in frames if "benchmarks" in f.filename] or frames)[-1]
+        print(f"    failed: {exc!r} at {where.filename.rsplit('/', 1)[-1]}:{where.lineno}", flush=True)
         return []
 
 

@@ -102,6 +102,8 @@ async def run_call(url: str, key: str, rounds: int, *, quiet: bool = False, turn
                 message = json.loads(frame)
                 if message["type"] == "debug" and message["message"].startswith("Turn latency"):
                     state["report"] = message["message"]
+                elif message["type"] == "debug" and message["message"].startswith("Heard speech but no words"):
+                    state["final"].set()  # no reply is coming: the turn is missed, not waited for
                 elif message["type"] == "transcript" and message["role"] == "agent" and message["final"]:
                     state["final"].set()
                 elif message == {"type": "state", "state": "listening"}:
@@ -121,6 +123,10 @@ async def run_call(url: str, key: str, rounds: int, *, quiet: bool = False, turn
                 await asyncio.wait_for(state["final"].wait(), turn_timeout)
                 await asyncio.wait_for(state["listening"].wait(), turn_timeout)
                 stages = {k: float(v) for k, v in re.findall(r"(\w[\w ]*?) (\d+) ms", state["report"])}
+                if not state["first_audio"]:
+                    print(f"{name:16} missed: no reply", flush=True)
+                    state["last_voiced"] = 0.0
+                    continue
                 v2v = (state["first_audio"] - state["last_voiced"]) * 1000
                 results.append({"prompt": name, "v2v": v2v, **stages})  # type: ignore[dict-item]
                 if not quiet:
