@@ -21,7 +21,7 @@ import contextlib
 import json
 import logging
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,12 +33,14 @@ from voxcall.engine.inactivity import Inactivity
 from voxcall.engine.latency import TurnTiming
 from voxcall.engine.recording import Recorder
 from voxcall.engine.spec import CallSpec, EventRecord, Speech
-from voxcall.engine.tools import ToolRunner
+from voxcall.engine.tool_params import ToolContext
+from voxcall.engine.tools import HangUp as ToolHangUp
+from voxcall.engine.tools import NewStage, ToolExecutor, ToolRunner
 from voxcall.engine.turns import BargeIn, Paused, Resumed, SpeechStarted, TurnEnded
 from voxcall.engine.voice_in import AudioOverflow, VoiceInput
 from voxcall.engine.voice_out import VoiceOutput
 from voxcall.errors import ProviderError
-from voxcall.protocol.connection import AudioIn, BadMessage
+from voxcall.protocol.connection import AudioIn, BadMessage, Throttled
 from voxcall.protocol.realtime import (
     ClientToolResult,
     Debug,
@@ -54,7 +56,7 @@ from voxcall.protocol.rest import CallMessage
 from voxcall.protocol.transcripts import TranscriptWriter
 from voxcall.providers.base import LLM, ChatMessage, LLMEvent, TextDelta, ToolCall, end_session, open_session
 
-__all__ = ["Call"]
+__all__ = ["INTERRUPTED", "Call"]
 
 logger = logging.getLogger(__name__)
 
@@ -63,6 +65,14 @@ Record = Callable[[CallMessage | EventRecord], Awaitable[None]]
 
 GREETING_PROMPT = "(The call has just connected. Greet the user in one short sentence and offer help.)"
 APOLOGY = "Sorry, I ran into a problem. Could you say that again?"
+MAX_INBOX = 1000
+"""Client events waiting for the call loop beyond which more are dropped (the call's own events always get in)."""
+MAX_AGENDA = 100
+"""Agent actions waiting beyond which further forced agent messages are dropped."""
+MAX_UNRECORDED = 10_000
+"""History entries and events waiting to be stored beyond which more are dropped (and logged)."""
+INTERRUPTED = "voxcall.interrupted"
+"""Message `metadata` key of an agent reply cut off because the call ended; the value is the end reason."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +132,7 @@ class Call:
         speech: Speech | None = None,
         save_recording: Callable[[bytes], Awaitable[None]] | None = None,
         log: logging.Logger | logging.LoggerAdapter[logging.Logger] | None = None,
+        tool_executors: Mapping[str, ToolExecutor] | None = None,
     ) -> None:
         self.spec = spec
         # This call's view of a shared model: its work is queued fairly and dropped when the call ends.
@@ -140,16 +151,19 @@ class Call:
         self._current: asyncio.Task[None] | None = None
         self._current_action: _Action | None = None
         self._interruptible = True
-        self._tools = ToolRunner(spec.tools, send)
+        self._tools = ToolRunner(spec.tools, send, tool_executors)
         self._state: str | None = None
         self._medium = spec.output_medium
         self._user_spoke = False
         self._end_reason: str | None = None
-        self._unrecorded: asyncio.Queue[CallMessage | EventRecord] = asyncio.Queue()
+        self._cutting: str | None = None  # why the running action is being stopped (an end reason)
+        self._unrecorded: asyncio.Queue[CallMessage | EventRecord] = asyncio.Queue(MAX_UNRECORDED)
+        self._dropped = {"inbox": 0, "agenda": 0, "records": 0}
         self._background: set[asyncio.Task[Any]] = set()
+        self._prefilling: asyncio.Task[Any] | None = None
         self._timing: TurnTiming | None = None
         self._inactivity = Inactivity(spec.inactivity, lambda: self._inbox.put_nowait(_Timer("inactivity")))
-        self.call_state: dict[str, Any] = {}
+        self.call_state: dict[str, Any] = dict(spec.initial_state)
         self._setup_voice(speech)
         self._delivery = Delivery(self._writer, send=send, speaking=lambda: self._set_state("speaking"),
                                   first_token=self._first_token, first_audio=self._first_audio,
@@ -181,7 +195,18 @@ class Call:
             if self._voice_in is not None:
                 self._voice_in.push(event.pcm)
             return
+        if self._inbox.qsize() >= MAX_INBOX:
+            self._drop("inbox", "client messages: the call is not keeping up")
+            return
         self._inbox.put_nowait(event)
+
+    def _drop(self, what: str, text: str) -> None:
+        self._dropped[what] += 1
+        count = self._dropped[what]
+        if count == 1 or count % 1000 == 0:
+            self._log.error("dropped %d %s", count, text)
+            if what != "records":
+                self._event(f"{what}_overflow", f"Dropped {count} {text}", "error", {"dropped": count})
 
     def end(self, reason: str) -> None:
         """End the call from outside (client gone, API delete). Never blocks."""
@@ -215,7 +240,8 @@ class Call:
             self._inactivity.cancel()
             for task in list(self._background):
                 task.cancel()
-            await self._stop_current()
+            await self._stop_current(self._end_reason or "system_error")
+            await self._tools.close()
             if self._hearing is not None:
                 await self._hearing.close()
             self._flush_pending()
@@ -268,7 +294,9 @@ class Call:
             with contextlib.suppress(Exception):
                 await prefill(messages, tools)
 
-        self._spawn(run())
+        if self._prefilling is not None:
+            self._prefilling.cancel()  # at most one prefill waits for the model: they used to pile up under floods
+        self._prefilling = self._spawn(run())
 
     async def _timer(self, name: str, delay: float) -> None:
         await asyncio.sleep(delay)
@@ -291,6 +319,8 @@ class Call:
                 await self._turn(event)
             case _Heard():
                 await self._heard(event)
+            case ForcedAgentMessage() if len(self._agenda) >= MAX_AGENDA:
+                self._drop("agenda", "forced agent messages: too many are waiting to be said")
             case ForcedAgentMessage():
                 say = _Say(event.content, bool(event.uninterruptible))
                 if event.urgency == "immediate":
@@ -311,7 +341,10 @@ class Call:
                 if not self._tools.resolve(event):
                     await self._debug(f"Ignored client_tool_result for unknown or finished invocation {event.invocation_id}")
             case BadMessage():
-                self._log.warning("ignored a client message: %s", event.reason)
+                self._log.debug("ignored a client message: %s", event.reason)
+            case Throttled():
+                self._event("rate_limited", f"Dropped {event.text_frames} text and {event.audio_frames} audio frames over "
+                            "the rate limits", "warning", {"text": event.text_frames, "audio": event.audio_frames, "total": event.total})
             case _Finished():
                 await self._finished(event.task)
             case _Timer(name="max_duration"):
@@ -397,7 +430,7 @@ class Call:
     async def _time_up(self) -> None:
         await self._debug("maxDuration reached")
         self._agenda.clear()
-        await self._stop_current()
+        await self._stop_current("timeout")
         if self.spec.time_exceeded_message:
             self._agenda.append(_Say(self.spec.time_exceeded_message, True, end_reason="timeout"))
         else:
@@ -456,14 +489,17 @@ class Call:
         if self._current is not None and self._interruptible:
             self._current.cancel()
 
-    async def _stop_current(self) -> None:
+    async def _stop_current(self, cause: str) -> None:
+        """Cancel the running action because the call is ending; a reply it cuts off is stored as interrupted by `cause`."""
         task = self._current
         if task is None:
             return
+        self._cutting = cause
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             async with asyncio.timeout(5):
                 await asyncio.shield(task)
+        self._cutting = None
         self._current = None
         self._current_action = None
 
@@ -475,11 +511,11 @@ class Call:
             self._append(entry, medium=medium)
 
     def _append(self, entry: ChatMessage, *, medium: str = "text", error: str | None = None,
-                state: dict[str, Any] | None = None) -> None:
+                state: dict[str, Any] | None = None, metadata: dict[str, Any] | None = None) -> None:
         """Add to the LLM history and queue it for recording, in one order. Never awaits."""
         self._history.append(entry)
         kind = "MESSAGE_MEDIUM_VOICE" if medium == "voice" else "MESSAGE_MEDIUM_TEXT"
-        record = self._unrecorded.put_nowait
+        record = self._keep
         if entry.role == "user":
             record(CallMessage(role="MESSAGE_ROLE_USER", text=entry.content, medium=kind))
         elif entry.role == "tool":
@@ -487,13 +523,19 @@ class Call:
                                tool_name=entry.name, error_details=error, call_state=state))
         elif entry.role == "assistant":
             if entry.content:
-                record(CallMessage(role="MESSAGE_ROLE_AGENT", text=entry.content, medium=kind))
+                record(CallMessage(role="MESSAGE_ROLE_AGENT", text=entry.content, medium=kind, metadata=metadata))
             for call in entry.tool_calls:
                 record(CallMessage(role="MESSAGE_ROLE_TOOL_CALL", text=json.dumps(call.arguments),
                                    invocation_id=call.id, tool_name=call.name))
 
     def _event(self, kind: str, text: str, severity: str = "info", extras: dict[str, Any] | None = None) -> None:
-        self._unrecorded.put_nowait(EventRecord(kind, text, severity, self._loop.time() - self._started, extras))  # type: ignore[arg-type]
+        self._keep(EventRecord(kind, text, severity, self._loop.time() - self._started, extras))  # type: ignore[arg-type]
+
+    def _keep(self, item: CallMessage | EventRecord) -> None:
+        try:
+            self._unrecorded.put_nowait(item)
+        except asyncio.QueueFull:
+            self._drop("records", "call messages and events: storage is not keeping up")
 
     async def _recorder_loop(self) -> None:
         """Write history entries and events in order, off the conversation's path, never cancelled mid-write."""
@@ -544,7 +586,7 @@ class Call:
                 messages.append(ChatMessage("user", instruction))
             instruction = None
             tools = [t.spec for t in self.spec.tools] if action.offer_tools else []
-            spoken = Spoken()
+            spoken = Spoken(on_call=lambda c: self._tools.start_early(c, self._tool_context()))
             await self._deliver(self._llm.stream(messages, tools, temperature=self.spec.temperature), spoken)
             spoke = spoke or bool(spoken.text)
             if not spoken.calls:
@@ -569,6 +611,7 @@ class Call:
         """
         medium = self._output_medium()
         ordinal = self._writer.open("agent", medium)
+        cut: str | None = None
         try:
             try:
                 if medium == "voice":
@@ -578,14 +621,17 @@ class Call:
             finally:
                 await _aclose(stream)
         except (ProviderError, TimeoutError) as exc:
-            reason = "timed out" if isinstance(exc, TimeoutError) else str(exc)
-            self._log.warning("agent reply failed: %s", reason)
-            await self._debug(f"Agent reply failed: {reason}")
+            kind = "timed out" if isinstance(exc, TimeoutError) else _kind(exc)  # the log never gets the prompt: see _kind
+            self._log.warning("agent reply failed in call %s: %s", self.spec.call_id, kind)
+            await self._debug(f"Agent reply failed: {kind if isinstance(exc, TimeoutError) else str(exc)[:200]}")
             spoken.calls.clear()
+            self._tools.discard_early()
             if not spoken.text:
                 await self._apologise(medium, ordinal, spoken)
         except asyncio.CancelledError:
+            cut = self._cutting  # None for a barge-in: then the user chose to cut it
             spoken.calls.clear()  # tool calls not yet run are dropped with the interrupted reply
+            self._tools.discard_early()
             if medium == "voice" and self._voice_out is not None:
                 spoken.text = self._voice_out.heard()
                 await self._send(PlaybackClearBuffer())
@@ -596,7 +642,8 @@ class Call:
             text = spoken.text.strip()
             final = self._writer.close(ordinal, heard=text)
             if text or spoken.calls:
-                self._append(ChatMessage("assistant", text, tool_calls=tuple(spoken.calls)), medium=medium)
+                self._append(ChatMessage("assistant", text, tool_calls=tuple(spoken.calls)), medium=medium,
+                             metadata={INTERRUPTED: cut} if cut else None)
             if final is not None:
                 await self._send(final)
 
@@ -642,24 +689,32 @@ class Call:
 
     async def _run_tool(self, call: ToolCall) -> str:
         """Run one tool call and put its result into the history; returns the agent reaction."""
-        outcome = await self._tools.run(call)
+        outcome = await self._tools.run(call, self._tool_context())
         if outcome.update_call_state is not None:
-            self.call_state = outcome.update_call_state
+            self.call_state = {**self.call_state, **outcome.update_call_state}
         self._append(ChatMessage("tool", outcome.result, tool_call_id=call.id, name=call.name),
-                     error=outcome.error, state=outcome.update_call_state)
+                     error=outcome.error, state=dict(self.call_state) if outcome.update_call_state is not None else None)
         await self._debug(f"Tool call complete. Result: {outcome.result}")
-        if outcome.response_type == "hang-up":
-            self._agent_hang_up(outcome.result)
+        for note in outcome.notes:
+            await self._debug(f"Tool {call.name}: {note}")
+        if isinstance(outcome.control, ToolHangUp):
+            self._agent_hang_up(outcome.control)
             return "hang-up"
+        if isinstance(outcome.control, NewStage):
+            # Call stages are not implemented yet: the body is used as a plain tool result.
+            await self._debug(f"Tool {call.name} asked for a new stage; call stages are not supported yet")
         return outcome.reaction
 
-    def _agent_hang_up(self, result: str) -> None:
-        goodbye = None
-        with contextlib.suppress(ValueError, TypeError, AttributeError):
-            goodbye = json.loads(result).get("message")
+    def _tool_context(self) -> ToolContext:
+        spec = self.spec
+        return ToolContext(call_id=spec.call_id, call_stage_id=spec.call_stage_id or spec.call_id,
+                           call_state=dict(self.call_state), metadata=dict(spec.metadata),
+                           output_sample_rate=spec.voice.output_rate, history=tuple(self._history))
+
+    def _agent_hang_up(self, hang_up: ToolHangUp) -> None:
         self._agenda.clear()
-        if goodbye:
-            self._agenda.append(_Say(str(goodbye), True, end_reason="agent_hangup"))
+        if hang_up.message:
+            self._agenda.append(_Say(hang_up.message, True, end_reason="agent_hangup"))
         else:
             self._end_reason = "agent_hangup"
 
@@ -679,6 +734,15 @@ def send_audio(send: Send) -> Callable[[bytes], Awaitable[None]]:
         await send(pcm)
 
     return audio
+
+
+def _kind(exc: BaseException) -> str:
+    """The error's type and its cause's type, e.g. `ProviderError (UnicodeEncodeError)`.
+
+    Error texts are left out: a back end's may quote the whole prompt.
+    """
+    cause = exc.__cause__
+    return f"{type(exc).__name__} ({type(cause).__name__})" if cause is not None else type(exc).__name__
 
 
 async def _one(text: str) -> AsyncIterator[LLMEvent]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
@@ -14,11 +15,13 @@ from fastapi.responses import FileResponse, JSONResponse
 from voxcall.errors import InvalidRequest, NotFound, ProtocolError
 from voxcall.protocol.realtime import ForcedAgentMessage, HangUp, UserTextMessage, parse_client
 from voxcall.protocol.rest import Account, CallMessage, ModelAlias, Page, StartCallRequest
-from voxcall.server.calls import build_call_tools, to_call
+from voxcall.server.admission import active_calls, admit_call
+from voxcall.server.call_tools import durable_uses, public_call_tool, resolve_call_tools
+from voxcall.server.calls import to_call
 from voxcall.server.services import Services, get_services, require_api_key
 from voxcall.store.records import CallRecord
 
-__all__ = ["router"]
+__all__ = ["router", "start_call"]
 
 router = APIRouter(prefix="/api")
 AccountId = Annotated[str, Depends(require_api_key)]
@@ -63,8 +66,33 @@ async def create_call(
         inherited = await _all_messages(svc, prior.call_id)
         given = {**prior.request, **given}
         body = StartCallRequest.model_validate(given)
+    initial = inherited or list(body.initial_messages or [])
+    record = await start_call(request, svc, account, body, given, initial, enable_greeting_prompt=enable_greeting_prompt)
+    return JSONResponse(to_call(record).wire(), status_code=201)
+
+
+async def start_call(
+    request: Request,
+    svc: Services,
+    account: str,
+    body: StartCallRequest,
+    given: dict[str, Any],
+    initial: list[CallMessage],
+    *,
+    enable_greeting_prompt: bool = True,
+    agent: tuple[str, str] | None = None,
+    prepare_tools: Callable[[list[dict[str, Any]]], list[dict[str, Any]]] | None = None,
+) -> CallRecord:
+    """Create a call (POST /api/calls and POST /api/agents/{id}/calls): check, store, watch its join window, emit call.started.
+
+    `given` is the request as stored; `agent` the (id, name) it comes from; `prepare_tools`
+    may rework the resolved CallTools (agent templates) and raise InvalidRequest.
+    """
     _check_voice(body, svc)
-    tools = build_call_tools(body)
+    svc.platform.check_callbacks(body)
+    tools = await resolve_call_tools(body, svc.tool_store, account)
+    if prepare_tools is not None:
+        tools = prepare_tools(tools)
     call_id = str(uuid.uuid4())
     created = datetime.now(UTC)
     expires = created.timestamp() + (body.join_timeout or 30.0)
@@ -76,12 +104,15 @@ async def create_call(
         join_url=_join_url(request, svc, call_id, svc.tokens.mint(call_id, expires)),
         tools=tools,
         enable_greeting_prompt=enable_greeting_prompt,
+        agent_id=agent[0] if agent else None,
+        agent_name=agent[1] if agent else None,
     )
-    await svc.store.create_call(record)
-    for message in inherited or list(body.initial_messages or []):
-        await svc.store.add_message(call_id, message.model_copy(update={"call_stage_message_index": None}))
+    await admit_call(svc, record)  # 429 beyond the account's concurrency or creation rate
+    await svc.tool_store.record_uses(call_id, created, durable_uses(tools))
+    await svc.store.add_messages(call_id, list(initial))
     svc.watch_join_timeout(record)
-    return JSONResponse(to_call(record).wire(), status_code=201)
+    await svc.notify("call.started", call_id)
+    return record
 
 
 def _check_voice(body: StartCallRequest, svc: Services) -> None:
@@ -121,7 +152,7 @@ async def get_call(call_id: str, svc: Svc, account: AccountId) -> dict[str, Any]
 
 @router.delete("/calls/{call_id}", status_code=204)
 async def delete_call(call_id: str, svc: Svc, account: AccountId) -> Response:
-    """End the call if it is live, then delete it, its messages, events and recording."""
+    """End the call if it is live, then delete it, its messages, events and recording, leaving a tombstone."""
     await svc.store.get_call(call_id, account)
     live = svc.live.get(call_id)
     if live is not None:
@@ -130,7 +161,7 @@ async def delete_call(call_id: str, svc: Svc, account: AccountId) -> Response:
             await asyncio.wait_for(live.done.wait(), 10)
         except TimeoutError:
             pass
-    await svc.store.delete_call(call_id, account)
+    await svc.platform.tombstones.bury(call_id, account)
     svc.recordings.delete(call_id)
     return Response(status_code=204)
 
@@ -147,7 +178,7 @@ async def list_messages(
 @router.get("/calls/{call_id}/tools")
 async def list_call_tools(call_id: str, svc: Svc, account: AccountId) -> list[dict[str, Any]]:
     """The call's tools as a bare array (not paginated), as the hosted API does."""
-    return (await svc.store.get_call(call_id, account)).tools
+    return [public_call_tool(t) for t in (await svc.store.get_call(call_id, account)).tools]
 
 
 @router.post("/calls/{call_id}/send_data_message", status_code=204)
@@ -182,8 +213,8 @@ async def list_voices(request: Request, svc: Svc, account: AccountId) -> dict[st
 @router.get("/accounts/me")
 async def account_me(svc: Svc, account: AccountId) -> dict[str, Any]:
     name = await svc.store.get_account_name(account)
-    live = await svc.store.count_live_calls(account)
-    return Account(account_id=account, name=name, active_calls=live, allowed_concurrent_calls=svc.settings.max_calls).wire()
+    live = len(await active_calls(svc, account))  # the count POST /api/calls enforces the limit on
+    return Account(account_id=account, name=name, active_calls=live, allowed_concurrent_calls=svc.settings.max_calls or None).wire()
 
 
 @router.get("/schema/", include_in_schema=False)
