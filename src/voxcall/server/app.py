@@ -99,8 +99,7 @@ async def build_services(settings: Settings, llm: LLM | None = None, speech: Spe
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach for a model hub at run time
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     store = await open_store(settings.resolved_database_url())
-    if settings.resolved_database_url().startswith("sqlite"):
-        await store.mark_stale_calls_ended()  # one process owns a SQLite file: calls left live by a crash are over
+    await store.start_serving()  # the only server on this database: calls left live by a crash are over
     secret = await store.get_or_create_secret("join_tokens")
     if speech is True:
         speech = load_speech(settings)
