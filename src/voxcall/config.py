@@ -39,7 +39,11 @@ class Settings(BaseSettings):
     llm_url: str | None = Field(default=None, description="OpenAI-compatible base URL, e.g. http://127.0.0.1:8001/v1")
     llm_model: str = "default"
     llm_api_key: str | None = None
-    llm_threads: int = 2
+    # CPU threads (issue 12). llama.cpp's and CTranslate2's threads spin at every step, so as many threads
+    # as cores collapse (20x slower) when anything else wants a core; benchmarks/contention.py compares.
+    llm_threads: int = Field(default=1, ge=1, description="llama.cpp threads generating tokens")
+    llm_batch_threads: int | None = Field(default=None, ge=1, description="llama.cpp threads reading prompts; default llm_threads")
+    whisper_threads: int = Field(default=1, ge=1, description="CTranslate2 threads of Whisper")
     speech: bool = Field(default=True, description="load speech models (VAD, STT, TTS); off = text-only calls")
     stt_url: str | None = Field(default=None, description="OpenAI-compatible base URL for /audio/transcriptions")
     stt_model: str = "whisper-1"

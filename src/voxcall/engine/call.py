@@ -52,7 +52,7 @@ from voxcall.protocol.realtime import (
     UserTextMessage,
 )
 from voxcall.protocol.transcripts import Utterance
-from voxcall.providers.base import LLM, ChatMessage, LLMEvent, TextDelta, ToolCall
+from voxcall.providers.base import LLM, ChatMessage, LLMEvent, TextDelta, ToolCall, end_session, open_session
 
 __all__ = ["INTERRUPTED", "Call"]
 
@@ -132,7 +132,8 @@ class Call:
         tool_executors: Mapping[str, ToolExecutor] | None = None,
     ) -> None:
         self.spec = spec
-        self._llm = llm
+        # This call's view of a shared model: its work is queued fairly and dropped when the call ends.
+        self._llm = open_session(llm, spec.call_id, on_queued=self._model_busy, on_started=self._model_free)
         self._send = send
         self._record = record
         self._save_recording = save_recording
@@ -174,7 +175,8 @@ class Call:
             return
         self._voice_in = VoiceInput(speech.vad(), voice.vad, input_rate=voice.input_rate, emit=self._post_turn,
                                     tap=self._recorder.user if self._recorder else None)
-        self._hearing = Hearing(speech.stt, language=voice.language, debug=self._debug, log=self._log,
+        self._stt = open_session(speech.stt, self.spec.call_id, on_queued=self._stt_busy)
+        self._hearing = Hearing(self._stt, language=voice.language, debug=self._debug, log=self._log,
                                 on_early=self._early_words)
         if speech.tts is not None:
             self._voice_out = VoiceOutput(speech.tts, voice=voice.voice, output_rate=voice.output_rate,
@@ -228,6 +230,9 @@ class Call:
             self._log.exception("call failed")
             self._end_reason = "system_error"
         finally:
+            end_session(self._llm)  # queued and running model work of this call stops now, not in minutes
+            if self._hearing is not None:
+                end_session(self._stt)
             self._inactivity.cancel()
             for task in list(self._background):
                 task.cancel()
@@ -389,6 +394,8 @@ class Call:
         elif isinstance(event, Resumed) and self._hearing is not None:
             self._hearing.resumed()
         elif isinstance(event, TurnEnded) and self._hearing is not None:
+            if self._current is None:
+                await self._set_state("thinking")  # the turn now waits for speech recognition, then the model
             timing = TurnTiming(speech_end=turn.at - event.trailing_silence_frames * self.spec.voice.vad.frame_seconds,
                                  turn_end=turn.at)
             self._spawn(self._finish_turn(event.audio, timing))
@@ -595,6 +602,17 @@ class Call:
                 return
         if not spoken.text:
             await self._delivery.type(_one(APOLOGY), utterance, spoken)
+
+    def _model_busy(self, ahead: int) -> None:
+        """This call's turn waits for the model behind other calls' requests (state is `thinking` already)."""
+        self._delivery.model_waiting()
+        self._spawn(self._debug(f"LLM busy with other calls: this turn is queued behind {ahead} requests"))
+
+    def _model_free(self) -> None:
+        self._delivery.model_started()
+
+    def _stt_busy(self, ahead: int) -> None:
+        self._spawn(self._debug(f"Speech recognition busy with other calls: queued behind {ahead} requests"))
 
     def _first_token(self) -> None:
         if self._timing is not None and not self._timing.first_token:

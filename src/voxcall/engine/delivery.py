@@ -18,7 +18,10 @@ from voxcall.engine.voice_out import VoiceOutput
 from voxcall.protocol.transcripts import Utterance
 from voxcall.providers.base import LLMEvent, TextDelta, ToolCall
 
-__all__ = ["Delivery", "Spoken"]
+__all__ = ["QUEUE_PATIENCE", "Delivery", "Spoken"]
+
+QUEUE_PATIENCE = 5
+"""A turn queued behind other calls may wait this many `llm_timeout`s before the agent apologises."""
 
 
 @dataclass(slots=True)
@@ -52,7 +55,22 @@ class Delivery:
         self._first_token = first_token
         self._first_audio = first_audio
         self._llm_timeout = llm_timeout
+        self._deadline: asyncio.Timeout | None = None
         self.voice_out = voice_out
+
+    def model_waiting(self) -> None:
+        """The model is busy with other calls: the first-event deadline waits until it starts on this turn.
+
+        While the turn waits in the model's queue (served fairly, one request per call), the
+        call shows `thinking`; `QUEUE_PATIENCE` deadlines' worth of waiting is allowed.
+        """
+        if self._deadline is not None:
+            self._deadline.reschedule(asyncio.get_running_loop().time() + self._llm_timeout * QUEUE_PATIENCE)
+
+    def model_started(self) -> None:
+        """The model has started on this turn after waiting: the first-event deadline starts now."""
+        if self._deadline is not None:
+            self._deadline.reschedule(asyncio.get_running_loop().time() + self._llm_timeout)
 
     async def type(self, stream: AsyncIterator[LLMEvent], utterance: Utterance, spoken: Spoken) -> None:
         """Send the model's text as transcript deltas as it streams."""
@@ -91,10 +109,12 @@ class Delivery:
         """The stream, failing with TimeoutError if the first event takes longer than `llm_timeout`."""
         iterator = aiter(stream)
         try:
-            async with asyncio.timeout(self._llm_timeout):
+            async with asyncio.timeout(self._llm_timeout) as self._deadline:
                 first = await anext(iterator)
         except StopAsyncIteration:
             return
+        finally:
+            self._deadline = None
         self._first_token()
         yield first
         async for event in iterator:

@@ -45,7 +45,8 @@ def load_llm(settings: Settings, progress: Any = None) -> LLM:
         return OpenAILLM(base_url=settings.llm_url, model=settings.llm_model, api_key=settings.llm_api_key)
     from voxcall.providers.embedded import load_llm as load_embedded
 
-    return load_embedded(settings.llm, cache_dir=settings.data_dir / "models", n_threads=settings.llm_threads, progress=progress)
+    return load_embedded(settings.llm, cache_dir=settings.data_dir / "models", n_threads=settings.llm_threads,
+                         n_threads_batch=settings.llm_batch_threads, progress=progress)
 
 
 def load_speech(settings: Settings, progress: Any = None) -> Speech | None:
@@ -65,7 +66,7 @@ def load_speech(settings: Settings, progress: Any = None) -> Speech | None:
     from voxcall.providers.speech import SileroVADPool, load_speech as load_embedded
 
     if stt is None or tts is None:
-        embedded = load_embedded(settings.data_dir / "models", progress)
+        embedded = load_embedded(settings.data_dir / "models", progress, whisper_threads=settings.whisper_threads)
         stt, tts = stt or embedded.stt, tts or embedded.tts
         return Speech(vad=embedded.vad, stt=stt, tts=tts)
     return Speech(vad=SileroVADPool(), stt=stt, tts=tts)
