@@ -56,6 +56,9 @@ class Settings(BaseSettings):
     cors_origins: list[str] = Field(default_factory=list)
     outbound_allow: str = Field(default="", description="comma-separated CIDRs or host names that HTTP tools and "
                                 "webhooks may reach although private (loopback, intranet); see voxcall.outbound")
+    webhook_retry_base: float = Field(default=30.0, gt=0, description="seconds before a failed webhook's first retry; each retry waits twice as long")
+    webhook_max_retries: int = Field(default=10, ge=0, description="retries after the first attempt before a delivery is given up")
+    webhook_timeout: float = Field(default=10.0, gt=0, description="seconds a webhook receiver has to answer")
 
     def model_post_init(self, __context: object) -> None:
         self.data_dir = self.data_dir.expanduser().resolve()  # one meaning, whatever the working directory

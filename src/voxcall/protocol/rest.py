@@ -34,6 +34,8 @@ __all__ = [
     "Call",
     "CallEvent",
     "CallMedium",
+    "Callback",
+    "Callbacks",
     "CallMessage",
     "CallTool",
     "DynamicParameter",
@@ -172,6 +174,21 @@ class CallMessage(WireModel):
     metadata: dict[str, Any] | None = None
 
 
+class Callback(WireModel):
+    """`ultravox.v1.Callback`: a URL invoked at a call lifecycle event, signed with `secrets`."""
+
+    url: str = Field(min_length=1)
+    secrets: list[str] = Field(default_factory=list)
+
+
+class Callbacks(WireModel):
+    """`ultravox.v1.Callbacks`: per-call lifecycle callbacks."""
+
+    joined: Callback | None = None
+    ended: Callback | None = None
+    billed: Callback | None = None
+
+
 class StartCallRequest(WireModel):
     """`ultravox.v1.StartCallRequest`, the body of POST /api/calls (every field optional)."""
 
@@ -198,7 +215,7 @@ class StartCallRequest(WireModel):
     metadata: dict[str, str] | None = None
     initial_state: dict[str, Any] | None = None
     data_connection: dict[str, Any] | None = None
-    callbacks: dict[str, Any] | None = None
+    callbacks: Callbacks | None = None
     voice_overrides: dict[str, Any] | None = None
     retention_policy: str | None = None
     shared_secrets: list[str] | None = None
@@ -228,6 +245,8 @@ class StartCallRequest(WireModel):
                 raise ValueError("firstSpeaker and firstSpeakerSettings disagree")
         names = [t.model_name() for t in self.selected_tools or [] if t.model_name()]
         duplicates = sorted({n for n in names if names.count(n) > 1})
+        by_ref = [t.tool_name for t in self.selected_tools or [] if not t.model_name() and t.tool_name]
+        duplicates += sorted({n for n in by_ref if by_ref.count(n) > 1})  # one durable tool twice: one name twice
         if duplicates:
             raise ValueError(f"tool names must be unique in a call: {', '.join(map(str, duplicates))}")
         return self

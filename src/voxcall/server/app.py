@@ -19,7 +19,7 @@ from voxcall.protocol.rest import Voice
 from voxcall.engine.spec import Speech
 from voxcall.providers.base import LLM, ChatMessage
 from voxcall.server.docs import add_docs
-from voxcall.server import realtime, rest, tools, web
+from voxcall.server import accounts, agents, deleted_calls, realtime, rest, tools, web, webhooks
 from voxcall.server.limits import retry_after_header
 from voxcall.server.services import Services
 from voxcall.server.tokens import JoinTokens
@@ -101,8 +101,10 @@ async def build_services(settings: Settings, llm: LLM | None = None, speech: Spe
     if speech is True:
         speech = load_speech(settings)
     speech = speech or None
-    return Services(settings=settings, store=store, llm=llm or load_llm(settings), tokens=JoinTokens(secret),
-                    recordings=RecordingStore(settings.data_dir / "recordings"), speech=speech, voices=voices_of(speech))
+    services = Services(settings=settings, store=store, llm=llm or load_llm(settings), tokens=JoinTokens(secret),
+                        recordings=RecordingStore(settings.data_dir / "recordings"), speech=speech, voices=voices_of(speech))
+    services.platform.start()  # the webhook sender: also sends what an earlier process left pending
+    return services
 
 
 def create_app(
@@ -143,7 +145,8 @@ def create_app(
         return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=headers)
 
     app.include_router(rest.router)
-    app.include_router(tools.router)
+    for platform_router in (tools.router, agents.router, webhooks.router, accounts.router, deleted_calls.router):
+        app.include_router(platform_router)
     app.include_router(realtime.router)
     app.include_router(web.router)
     return app

@@ -55,8 +55,10 @@ async def join(websocket: WebSocket, call_id: str) -> None:
     extra = params.getlist("experimentalMessages") + params.getlist("additionalMessages")
     connection = ServerConnection(enabled_messages(request.medium.data_messages if request.medium else None, extra))
     await websocket.accept()
+    await svc.notify("call.joined", call_id)
     reason = await _run(websocket, svc, connection, record.call_id, await _history(svc, call_id))
-    await svc.store.mark_ended(call_id, reason=reason, at=datetime.now(UTC))
+    if await svc.store.mark_ended(call_id, reason=reason, at=datetime.now(UTC)):
+        await svc.notify("call.ended", call_id)
     logger.info("call %s ended: %s", call_id, reason)
 
 

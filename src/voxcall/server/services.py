@@ -21,6 +21,7 @@ from voxcall.protocol.rest import StartCallRequest, Voice
 from voxcall.providers.base import LLM
 from voxcall.server.call_tools import PUBLIC_TOOLS
 from voxcall.server.limits import Limits, enforce, retry_after_header
+from voxcall.server.platform import Platform
 from voxcall.server.tokens import JoinTokens
 from voxcall.store import Store
 from voxcall.store.recordings import RecordingStore
@@ -57,6 +58,11 @@ class Services:
     """The one client for requests on a user's behalf (HTTP tools, webhooks): SSRF-checked (voxcall.outbound)."""
     _timers: dict[str, asyncio.TimerHandle] = field(default_factory=dict)
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    platform: Platform = field(default=None)  # type: ignore[assignment]  # agents, webhooks, ...: built unless given
+
+    async def notify(self, event: str, call_id: str) -> None:
+        """Emit a call lifecycle event (call.started, call.joined, call.ended) to webhooks and callbacks; never raises."""
+        await self.platform.notify(event, call_id)
 
     def __post_init__(self) -> None:
         if self.limits is None:
@@ -65,6 +71,8 @@ class Services:
             self.tools = ToolStore(self.store.engine, PUBLIC_TOOLS)
         if self.outbound is None:
             self.outbound = safe_client(OutboundPolicy.parse(self.settings.outbound_allow))
+        if self.platform is None:
+            self.platform = Platform.open(self.store, self.settings)
 
     @property
     def tool_store(self) -> ToolStore:
@@ -94,6 +102,7 @@ class Services:
             at = datetime.fromtimestamp(deadline, UTC)
             if await self.store.mark_ended(record.call_id, reason="unjoined", at=at):
                 record.ended, record.end_reason = at, "unjoined"
+                await self.notify("call.ended", record.call_id)
             else:
                 record = await self.store.get_call(record.call_id)
         return record
@@ -114,6 +123,7 @@ class Services:
             await asyncio.wait_for(asyncio.gather(*(lc.done.wait() for lc in self.live.values())), 5)
         if self.outbound is not None:
             await self.outbound.aclose()
+        await self.platform.close()
         await self.store.close()
 
 

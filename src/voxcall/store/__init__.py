@@ -16,6 +16,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.pool import AsyncAdaptedQueuePool
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from voxcall.store import platform_tables as _platform_tables  # noqa: F401  (registers the 0004 tables)
 from voxcall.store.migrate import upgrade
 from voxcall.store.recordings import RecordingStore
 from voxcall.store.records import ApiKeyInfo, CallRecord

@@ -94,17 +94,22 @@ class Store:
 
     # ------------------------------------------------------ accounts and keys
 
-    async def create_api_key(self, name: str = "default", account_id: str | None = None) -> tuple[str, ApiKeyInfo]:
+    async def create_api_key(
+        self, name: str = "default", account_id: str | None = None, *, expiry_date: datetime | None = None,
+        creator: str | None = None,
+    ) -> tuple[str, ApiKeyInfo]:
         """Create an API key and return it in plain text, the only time it is ever available.
 
         Only the SHA-256 of the key is stored. Without `account_id` the key goes to
-        the default account; an unknown `account_id` creates that account.
+        the default account; an unknown `account_id` creates that account. A key
+        with `expiry_date` stops working at that instant.
         """
         account_id = account_id or DEFAULT_ACCOUNT_ID
         account_name = DEFAULT_ACCOUNT_NAME if account_id == DEFAULT_ACCOUNT_ID else account_id
         for _ in range(_KEY_DRAWS):
             key = _random(8) + "." + _random(32)
-            info = ApiKeyInfo(prefix=key[:8], name=name, account_id=account_id, created=_now())
+            info = ApiKeyInfo(prefix=key[:8], name=name, account_id=account_id, created=_now(),
+                              expiry_date=expiry_date, creator=creator)
             try:
                 async with self._sessions.begin() as session:
                     await session.execute(
@@ -113,7 +118,7 @@ class Store:
                     session.add(
                         ApiKeyRow(
                             prefix=info.prefix, key_hash=_digest(key), name=name,
-                            account_id=account_id, created=info.created,
+                            account_id=account_id, created=info.created, expiry_date=expiry_date, creator=creator,
                         )
                     )
                 logger.info("created API key %s for account %s", info.prefix, account_id)
@@ -155,6 +160,8 @@ class Store:
         matches = hmac.compare_digest(expected, _digest(key))
         if row is None or not matches or row.revoked is not None:
             return None
+        if row.expiry_date is not None and row.expiry_date <= _now():
+            return None
         return row.account_id
 
     async def get_account_name(self, account_id: str) -> str:
@@ -188,6 +195,7 @@ class Store:
                     request=record.request, join_url=record.join_url, joined=record.joined,
                     ended=record.ended, end_reason=record.end_reason, client_version=record.client_version,
                     tools=record.tools, enable_greeting_prompt=record.enable_greeting_prompt,
+                    agent_id=record.agent_id, agent_name=record.agent_name,
                 )
             )
 
@@ -464,7 +472,7 @@ def _call_uuid(call_id: str) -> str | None:
 def _key_info(row: ApiKeyRow) -> ApiKeyInfo:
     return ApiKeyInfo(
         prefix=row.prefix, name=row.name, account_id=row.account_id, created=row.created,
-        revoked=row.revoked is not None,
+        revoked=row.revoked is not None, expiry_date=row.expiry_date, creator=row.creator,
     )
 
 
@@ -473,6 +481,7 @@ def _call_record(row: CallRow) -> CallRecord:
         call_id=row.call_id, account_id=row.account_id, created=row.created, request=row.request,
         join_url=row.join_url, joined=row.joined, ended=row.ended, end_reason=row.end_reason,
         client_version=row.client_version, tools=row.tools, enable_greeting_prompt=row.enable_greeting_prompt,
+        agent_id=row.agent_id, agent_name=row.agent_name,
     )
 
 
