@@ -101,7 +101,7 @@ async def test_hang_up_ends_the_call_and_the_history_shows_it(server: RunningSer
     assert ended["endReason"] == "hangup"
     assert await page.get_by_role("button", name="Start call").is_enabled()
 
-    entry = page.locator(f'#call-list button[data-call-id="{call["callId"]}"]', has_text="ended: hangup")
+    entry = page.locator(f'#call-list a[data-call-id="{call["callId"]}"]', has_text="ended: hangup")
     await entry.wait_for()  # the page reloads its history until the end is recorded
     await entry.click()
     detail = page.locator("#call-detail")
