@@ -22,12 +22,19 @@ SHOTS = ROOT / "test-artifacts" / "console"
 PHONE = {"width": 375, "height": 740}
 PROMPT = "You are the front desk of a small hotel. Answer in one short sentence."
 TOOL = "lookupOrder"
+HOOK = "https://hooks.example.com/voxcall"
 
 
 def _shots(p: Page) -> Page:
     SHOTS.mkdir(parents=True, exist_ok=True)
     p.artifacts = SHOTS
     return p
+
+
+async def _editing(p: Page, what: str, title: str) -> None:
+    """Wait until the `what` form shows `title` and holds what it edits (it is locked while it loads)."""
+    await p.page.get_by_role("heading", name=title).wait_for()
+    await p.page.locator(f"#{what}-form[aria-busy='false']").wait_for()
 
 
 def _errors(p: Page) -> list[str]:
@@ -46,7 +53,7 @@ async def _create_tool(p: Page) -> None:
     form = page.locator("#tool-form")
     await form.get_by_label("Name", exact=True).fill(TOOL)
     await form.get_by_label("Kind").select_option("http")
-    await form.get_by_label("Description").fill("Look up a guest's booking by its number.")
+    await form.get_by_label("Description", exact=True).fill("Look up a guest's booking by its number.")
     await form.get_by_label("URL", exact=True).fill("ftp://bookings.example.com/orders/{orderId}")
     await form.get_by_role("button", name="Add parameter").click()
     await form.get_by_label("Parameter name").fill("orderId")
@@ -68,6 +75,15 @@ async def _create_tool(p: Page) -> None:
     await page.get_by_role("status").get_by_text(f"Tool {TOOL} saved.").wait_for()
     await p.shot("02-tools")
 
+    await page.locator("#tool-list").get_by_role("link", name=TOOL).click()  # edit: the form holds what was saved
+    await _editing(p, "tool", "Edit tool")
+    assert await form.get_by_label("URL", exact=True).input_value() == "https://bookings.example.com/orders/{orderId}"
+    assert await form.get_by_label("Parameter name").input_value() == "orderId"
+    assert await form.get_by_label("Location").input_value() == "PARAMETER_LOCATION_PATH"
+    await form.get_by_label("Description", exact=True).fill("Look up a booking by its number.")
+    await form.get_by_role("button", name="Save tool").click()
+    await page.locator("#tool-list li", has_text="Look up a booking by its number.").wait_for()
+
 
 async def _create_webhook(p: Page) -> None:
     page = p.page
@@ -82,9 +98,9 @@ async def _create_webhook(p: Page) -> None:
     said = await alert.inner_text()
     assert said.startswith("Field URL: 127.0.0.1 is") and said.endswith("."), said
     await p.shot("03-webhook-refused")
-    await form.get_by_label("URL").fill("https://hooks.example.com/voxcall")
+    await form.get_by_label("URL").fill(HOOK)
     await form.get_by_role("button", name="Save webhook").click()
-    row = page.locator("#webhook-list li", has_text="https://hooks.example.com/voxcall")
+    row = page.locator("#webhook-list li", has_text=HOOK)
     await row.wait_for()
     assert "call.started, call.ended" in await row.inner_text()
 
@@ -169,16 +185,32 @@ async def _check_call_page(p: Page, call_id: str) -> None:
     await p.shot("06-call-page")
 
 
-async def _delete_webhook(p: Page) -> None:
+async def _delete(p: Page, view: str, name: str, what: str) -> None:
+    """Open `name` on the `view` page, delete it (confirming in the dialog), and see it gone."""
+    page = p.page
+    await page.get_by_role("link", name=view, exact=True).click()
+    listing = page.locator(f"#{what}-list")
+    await listing.get_by_role("link", name=name, exact=True).click()
+    await page.get_by_role("button", name=f"Delete {what}").click()
+    dialog = page.get_by_role("dialog")
+    assert name in await dialog.inner_text()
+    await dialog.get_by_role("button", name=f"Delete {what}").click()
+    await page.get_by_role("status").get_by_text("deleted.").wait_for()
+    await page.get_by_role("heading", name=view, exact=True).wait_for()
+    await listing.get_by_role("link", name=name, exact=True).wait_for(state="detached")  # once the list has reloaded
+
+
+async def _edit_webhook(p: Page) -> None:
     page = p.page
     await page.get_by_role("link", name="Webhooks", exact=True).click()
-    await page.locator("#webhook-list").get_by_role("link", name="https://hooks.example.com/voxcall").click()
-    await page.get_by_role("button", name="Delete webhook").click()
-    dialog = page.get_by_role("dialog")
-    assert "Delete the webhook to https://hooks.example.com/voxcall?" in await dialog.inner_text()
-    await dialog.get_by_role("button", name="Delete webhook").click()
-    await page.get_by_role("status").get_by_text("Webhook deleted.").wait_for()
-    await page.locator("#webhook-list").get_by_text("No webhooks yet.").wait_for()
+    await page.locator("#webhook-list").get_by_role("link", name=HOOK).click()
+    form = page.locator("#webhook-form")
+    await _editing(p, "webhook", "Edit webhook")
+    assert await form.get_by_label("Call started").is_checked() and await form.get_by_label("Call ended").is_checked()
+    assert (await form.get_by_label("Secrets").input_value()).strip(), "the server made a secret"
+    await form.get_by_label("Call started").uncheck()
+    await form.get_by_role("button", name="Save webhook").click()
+    await page.locator("#webhook-list li", has_text=HOOK).filter(has_not_text="call.started").wait_for()
 
 
 async def test_console_makes_a_tool_a_webhook_and_an_agent_and_calls_the_agent(server: RunningServer, page_for: PageFor) -> None:
@@ -202,7 +234,9 @@ async def test_console_makes_a_tool_a_webhook_and_an_agent_and_calls_the_agent(s
     assert _wait_ended(server, call["callId"])["endReason"] == "hangup"
 
     await _check_call_page(p, call["callId"])
-    await _delete_webhook(p)
+    await _edit_webhook(p)
+    for view, name, what in (("Webhooks", HOOK, "webhook"), ("Agents", "Front desk", "agent"), ("Tools", TOOL, "tool")):
+        await _delete(p, view, name, what)
     assert _errors(p) == [], p.debug()
 
 

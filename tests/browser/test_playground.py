@@ -106,7 +106,7 @@ async def test_hang_up_ends_the_call_and_the_history_shows_it(server: RunningSer
     await entry.click()
     detail = page.locator("#call-detail")
     await detail.get_by_text("Say hi.").wait_for()
-    roles = await detail.locator("li").evaluate_all("items => items.map(li => li.dataset.role)")
+    roles = await detail.locator("#call-transcript li").evaluate_all("items => items.map(li => li.dataset.role)")
     assert roles[:2] == ["MESSAGE_ROLE_USER", "MESSAGE_ROLE_AGENT"], roles
     await p.shot("04-history")
 

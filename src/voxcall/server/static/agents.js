@@ -2,7 +2,7 @@
 // The form edits the common call-template fields; every other template field is kept as it was.
 import { api, listAll } from "./api.js";
 import { $, el, when } from "./dom.js";
-import { clearErrors, confirmAction, notify, parseJsonField, showError } from "./forms.js";
+import { clearErrors, confirmAction, notify, parseJsonField, setLoading, showError } from "./forms.js";
 import { callInProgress, joinCall, loadVoices, PAGE_MEDIUM } from "./playground.js";
 
 const FIELDS = {
@@ -106,11 +106,11 @@ async function showEditor(id) {
   $("agent-editor-title").textContent = id === "new" ? "New agent" : "Edit agent";
   $("agent-delete").hidden = id === "new";
   $("agent-start").hidden = id === "new";
-  $("agent-fields").disabled = true; // until the form holds what it edits
+  setLoading($("agent-fields"), true); // until the form holds what it edits
   try {
     [tools, current] = await Promise.all([listAll("/tools"), id === "new" ? null : api(`/agents/${id}`), loadVoices($("agent-voice"))]);
     fillForm(current);
-    $("agent-fields").disabled = false;
+    setLoading($("agent-fields"), false);
     $("agent-start-title").textContent = `Start a call with ${current?.name || "this agent"}`;
   } catch (error) {
     showError(form, $("agent-error"), error);

@@ -46,6 +46,12 @@ export function confirmAction(message, confirmLabel = "Delete") {
   });
 }
 
+/** Lock a form's fields while it loads what it edits (typing into it would be overwritten). */
+export function setLoading(fields, loading) {
+  fields.disabled = loading;
+  fields.form?.setAttribute("aria-busy", String(loading));
+}
+
 let keepNotice = false;
 
 /** A short notice in the polite status line ("Agent saved."); it stays for the next page only. */

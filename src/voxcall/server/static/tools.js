@@ -2,7 +2,7 @@
 // The form covers the usual definition fields; other definition fields are kept on save.
 import { api, listAll } from "./api.js";
 import { $, el } from "./dom.js";
-import { clearErrors, confirmAction, notify, showError } from "./forms.js";
+import { clearErrors, confirmAction, notify, setLoading, showError } from "./forms.js";
 
 const KINDS = { client: "Client", http: "HTTP", static: "Fixed response" };
 const TYPES = ["string", "number", "integer", "boolean", "object", "array"];
@@ -163,11 +163,11 @@ export async function showTools(id) {
   clearErrors($("tool-form"), $("tool-error"));
   $("tool-editor-title").textContent = id === "new" ? "New tool" : "Edit tool";
   $("tool-delete").hidden = id === "new";
-  $("tool-fields").disabled = true; // until the form holds what it edits
+  setLoading($("tool-fields"), true); // until the form holds what it edits
   try {
     current = id === "new" ? null : await api(`/tools/${id}`);
     fillForm(current);
-    $("tool-fields").disabled = false;
+    setLoading($("tool-fields"), false);
   } catch (error) {
     showError($("tool-form"), $("tool-error"), error);
   }

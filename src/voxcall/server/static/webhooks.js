@@ -1,7 +1,7 @@
 // Webhooks (/api/webhooks): list with their health, create, edit, delete.
 import { api, listAll } from "./api.js";
 import { $, el, when } from "./dom.js";
-import { clearErrors, confirmAction, notify, showError } from "./forms.js";
+import { clearErrors, confirmAction, notify, setLoading, showError } from "./forms.js";
 
 export const EVENTS = {
   "call.started": "Call started (created)",
@@ -87,12 +87,12 @@ export async function showWebhooks(id) {
   clearErrors($("webhook-form"), $("webhook-error"));
   $("webhook-editor-title").textContent = id === "new" ? "New webhook" : "Edit webhook";
   $("webhook-delete").hidden = id === "new";
-  $("webhook-fields").disabled = true; // until the form holds what it edits
+  setLoading($("webhook-fields"), true); // until the form holds what it edits
   try {
     const [hook, agents] = await Promise.all([id === "new" ? null : api(`/webhooks/${id}`), listAll("/agents")]);
     current = hook;
     fillForm(hook, agents);
-    $("webhook-fields").disabled = false;
+    setLoading($("webhook-fields"), false);
   } catch (error) {
     showError($("webhook-form"), $("webhook-error"), error);
   }
