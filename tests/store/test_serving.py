@@ -34,3 +34,16 @@ async def test_start_serving_ends_stale_calls_only_when_no_other_server_runs(sto
     finally:
         for other in (first, second, third):
             await other.close()
+
+
+async def test_a_serving_server_does_not_block_another_start_up(store: Store, store_url: str) -> None:
+    """The serving lock is not the migration lock: a second node (or `voxcall keys`) still migrates and opens."""
+    import asyncio
+
+    serving = await open_store(store_url)
+    try:
+        await serving.start_serving()
+        later = await asyncio.wait_for(open_store(store_url), 30)  # runs the migrations under their own lock
+        await later.close()
+    finally:
+        await serving.close()

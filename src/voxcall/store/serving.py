@@ -28,7 +28,8 @@ __all__ = ["ServingLock"]
 
 logger = logging.getLogger(__name__)
 
-ADVISORY_KEY = 0x766F7863616C6C  # "voxcall": one key for every voxcall server of a database
+ADVISORY_KEY = 0x766F7873657276  # "voxserv": one key for every voxcall server of a database
+# (not the migration lock's key: a shared hold on that would block every later start-up's migration for ever)
 
 
 class ServingLock:
