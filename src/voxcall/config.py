@@ -36,6 +36,9 @@ class Settings(BaseSettings):
     tts_model: str = "tts-1"
     tts_voice: str = "alloy"
     speech_api_key: str | None = None
+    default_voice: str | None = Field(default=None, description="voice of calls that name none or an unknown one")
+    voice_aliases: dict[str, str] = Field(default_factory=dict, description='JSON map of hosted voice names to installed ones')
+    strict_voices: bool = Field(default=False, description="refuse unknown voices and externalVoice with 422")
     max_calls: int = 8
     cors_origins: list[str] = Field(default_factory=list)
 

@@ -124,9 +124,12 @@ def test_models_voices_account_schema(api: httpx.Client) -> None:
     voices = api.get("/voices").json()
     assert set(voices) == {"next", "previous", "results", "total"}
     assert [v["voiceId"] for v in voices["results"]] == ["joe"] and voices["results"][0]["provider"] == "piper"
-    unknown = api.post("/calls", json={"voice": "Mark"})
-    assert unknown.status_code == 422 and "Installed voices: joe" in str(unknown.json()["detail"])
-    assert api.post("/calls", json={"voice": "Joe"}).status_code == 201
+    hosted = api.post("/calls", json={"voice": "Mark"})  # LiveKit's default: a hosted voice, spoken with the default
+    assert hosted.status_code == 201 and hosted.json()["voice"] == "Mark", hosted.text
+    events = api.get(f"/calls/{hosted.json()['callId']}/events").json()["results"]
+    assert [(e["type"], e["severity"], e["extras"]["voice"]) for e in events] == [("voice_substituted", "warning", "joe")]
+    installed = api.post("/calls", json={"voice": "Joe"})
+    assert installed.status_code == 201 and api.get(f"/calls/{installed.json()['callId']}/events").json()["results"] == []
     me = api.get("/accounts/me").json()
     assert me["accountId"] and me["name"] and "activeCalls" in me
     schema = api.get("/schema/").json()

@@ -20,6 +20,7 @@ from voxcall.protocol.realtime import CallStarted
 from voxcall.protocol.rest import CallMessage, StartCallRequest
 from voxcall.server.calls import build_spec
 from voxcall.server.services import LiveCall, Services, ws_services
+from voxcall.server.voices import VoiceBook
 
 __all__ = ["router"]
 
@@ -97,7 +98,9 @@ async def _run(websocket: WebSocket, svc: Services, connection: ServerConnection
         await asyncio.to_thread(svc.recordings.save, call_id, wav)
 
     record_row = await svc.store.get_call(call_id)
-    call = Call(build_spec(record_row, history, [v.voice_id for v in svc.voices]), svc.llm, send=send, record=record, speech=svc.speech,
+    request = StartCallRequest.model_validate(record_row.request)
+    voice = VoiceBook.of(svc.settings, svc.voices).choose(request.voice, request.external_voice).voice
+    call = Call(build_spec(record_row, history, voice), svc.llm, send=send, record=record, speech=svc.speech,
                 save_recording=save_recording, log=logging.LoggerAdapter(logging.getLogger("voxcall.call"), {"call_id": call_id}))
     live = svc.live[call_id] = LiveCall(call)
     await send(CallStarted(call_id=call_id))

@@ -16,6 +16,7 @@ from voxcall.protocol.realtime import ForcedAgentMessage, HangUp, UserTextMessag
 from voxcall.protocol.rest import Account, CallMessage, ModelAlias, Page, StartCallRequest
 from voxcall.server.calls import build_call_tools, to_call
 from voxcall.server.services import Services, get_services, require_api_key
+from voxcall.server.voices import VOICE_EVENT, VoiceBook
 from voxcall.store.records import CallRecord
 
 __all__ = ["router"]
@@ -63,7 +64,7 @@ async def create_call(
         inherited = await _all_messages(svc, prior.call_id)
         given = {**prior.request, **given}
         body = StartCallRequest.model_validate(given)
-    _check_voice(body, svc)
+    voice = VoiceBook.of(svc.settings, svc.voices).check_choice(body.voice, body.external_voice)
     tools = build_call_tools(body)
     call_id = str(uuid.uuid4())
     created = datetime.now(UTC)
@@ -80,18 +81,10 @@ async def create_call(
     await svc.store.create_call(record)
     for message in inherited or list(body.initial_messages or []):
         await svc.store.add_message(call_id, message.model_copy(update={"call_stage_message_index": None}))
+    if voice.substituted:
+        await svc.store.add_event(call_id, type=VOICE_EVENT, text=voice.warning() or "", severity="warning", extras=voice.extras())
     svc.watch_join_timeout(record)
     return JSONResponse(to_call(record).wire(), status_code=201)
-
-
-def _check_voice(body: StartCallRequest, svc: Services) -> None:
-    if body.voice is None:
-        return
-    installed = [v.voice_id for v in svc.voices]
-    if body.voice.lower() not in [v.lower() for v in installed]:
-        listing = ", ".join(installed) if installed else "none (start the server with speech and a TTS voice installed)"
-        raise InvalidRequest([{"loc": ["body", "voice"], "type": "value_error",
-                               "msg": f"Unknown voice {body.voice!r}. Installed voices: {listing}. Leave voice unset for the default."}])
 
 
 async def _all_messages(svc: Services, call_id: str) -> list[CallMessage]:
