@@ -23,7 +23,8 @@ from voxcall.server.calls import build_spec
 from voxcall.server.voices import VOICE_EVENT, VoiceBook
 from voxcall.store.records import CallRecord
 
-INSTALLED = [Voice(voice_id="joe", name="Joe"), Voice(voice_id="amy", name="Amy (US)")]
+JOE, AMY = "2f0d7c4e-8a5b-5d43-9e31-1c6a0b7f2d10", "9b4e1a22-3c6d-5f70-8e19-4d2a7c5b0e63"
+INSTALLED = [Voice(voice_id=JOE, name="joe"), Voice(voice_id=AMY, name="amy")]
 
 
 def book(**kwargs: Any) -> VoiceBook:
@@ -31,8 +32,8 @@ def book(**kwargs: Any) -> VoiceBook:
 
 
 def test_installed_voices_match_by_id_or_name_in_any_case() -> None:
-    assert book().choose("JOE").voice == "joe"
-    choice = book().choose("amy (us)")
+    assert book().choose("JOE").voice == "joe" and book().choose(AMY.upper()).voice == "amy"
+    choice = book().choose("amy")
     assert (choice.voice, choice.reason, choice.substituted, choice.warning()) == ("amy", "installed", False, None)
 
 

@@ -15,12 +15,12 @@ from fastapi.responses import JSONResponse
 from voxcall import __version__
 from voxcall.config import Settings
 from voxcall.errors import ApiError
-from voxcall.protocol.rest import Voice
 from voxcall.engine.spec import Speech
 from voxcall.providers.base import LLM, ChatMessage
-from voxcall.server import realtime, rest, web
+from voxcall.server import realtime, rest, voices, web
 from voxcall.server.services import Services
 from voxcall.server.tokens import JoinTokens
+from voxcall.server.voices import voices_of
 from voxcall.store import open_store
 from voxcall.store.recordings import RecordingStore
 
@@ -63,15 +63,6 @@ def load_speech(settings: Settings, progress: Any = None) -> Speech | None:
         stt, tts = stt or embedded.stt, tts or embedded.tts
         return Speech(vad=embedded.vad, stt=stt, tts=tts)
     return Speech(vad=SileroVADPool(), stt=stt, tts=tts)
-
-
-def voices_of(speech: Speech | None) -> list[Voice]:
-    """The installed voices, as `Voice` resources."""
-    if speech is None or speech.tts is None:
-        return []
-    provider = getattr(speech.tts, "name", "tts")
-    return [Voice(voice_id=v, name=v, description=f"{provider} voice {v}", primary_language="en-US", language_label="English (US)",
-                  provider=provider, definition={"generic": {"provider": provider, "voice": v}}) for v in speech.tts.voices()]
 
 
 async def warm_up(llm: LLM, speech: Speech | None) -> None:
@@ -137,6 +128,7 @@ def create_app(
         return JSONResponse({"detail": exc.detail}, status_code=exc.status_code)
 
     app.include_router(rest.router)
+    app.include_router(voices.router)
     app.include_router(realtime.router)
     app.include_router(web.router)
     return app

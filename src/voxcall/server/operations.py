@@ -145,11 +145,11 @@ OPERATIONS: dict[tuple[str, str], str] = {
     ("POST", "/api/voice_preview"): "voice previews are not implemented",
     ("GET", "/api/voices"): IMPLEMENTED,
     ("POST", "/api/voices"): _VOICES,
-    ("GET", "/api/voices/{voice_id}"): "not implemented yet: GET /api/voices lists every installed voice",
+    ("GET", "/api/voices/{voice_id}"): IMPLEMENTED,
     ("PUT", "/api/voices/{voice_id}"): _VOICES,
     ("PATCH", "/api/voices/{voice_id}"): _VOICES,
     ("DELETE", "/api/voices/{voice_id}"): _VOICES,
-    ("GET", "/api/voices/{voice_id}/preview"): "voice previews are not implemented",
+    ("GET", "/api/voices/{voice_id}/preview"): IMPLEMENTED,
 
     ("GET", "/api/webhooks"): _WEBHOOKS,
     ("POST", "/api/webhooks"): _WEBHOOKS,

@@ -10,6 +10,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Depends, Query, Request, Response
 from fastapi.responses import FileResponse, JSONResponse
+from pydantic import AfterValidator, ValidationError
 
 from voxcall.errors import InvalidRequest, NotFound, ProtocolError
 from voxcall.protocol.realtime import ForcedAgentMessage, HangUp, UserTextMessage, parse_client
@@ -24,7 +25,15 @@ __all__ = ["router"]
 router = APIRouter(prefix="/api")
 AccountId = Annotated[str, Depends(require_api_key)]
 Svc = Annotated[Services, Depends(get_services)]
-PageSize = Annotated[int, Query(alias="pageSize", ge=1, le=1000)]
+DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE = 100, 1000
+
+
+def _page_size(size: int) -> int:
+    """DRF's CursorPagination rule: a pageSize below 1 means the default, one above the maximum the maximum."""
+    return DEFAULT_PAGE_SIZE if size < 1 else min(size, MAX_PAGE_SIZE)
+
+
+PageSize = Annotated[int, AfterValidator(_page_size), Query(alias="pageSize")]
 DATA_MESSAGE_TYPES = (ForcedAgentMessage, HangUp, UserTextMessage)
 
 
@@ -62,8 +71,11 @@ async def create_call(
             raise InvalidRequest("Set either priorCallId or initialMessages, not both.")
         prior = await svc.store.get_call(prior_call_id, account)
         inherited = await _all_messages(svc, prior.call_id)
-        given = {**prior.request, **given}
-        body = StartCallRequest.model_validate(given)
+        given = _inherit(prior.request, given)
+        try:
+            body = StartCallRequest.model_validate(given)
+        except ValidationError as exc:
+            raise InvalidRequest(json.loads(exc.json(include_url=False, include_context=False))) from exc
     voice = VoiceBook.of(svc.settings, svc.voices).check_choice(body.voice, body.external_voice)
     tools = build_call_tools(body)
     call_id = str(uuid.uuid4())
@@ -85,6 +97,23 @@ async def create_call(
         await svc.store.add_event(call_id, type=VOICE_EVENT, text=voice.warning() or "", severity="warning", extras=voice.extras())
     svc.watch_join_timeout(record)
     return JSONResponse(to_call(record).wire(), status_code=201)
+
+
+_ALTERNATIVES = (("firstSpeaker", "firstSpeakerSettings"), ("voice", "externalVoice"))
+
+
+def _inherit(prior: dict[str, Any], given: dict[str, Any]) -> dict[str, Any]:
+    """The prior call's request with this body's fields in place of its own (priorCallId).
+
+    A field given here also replaces the prior call's alternative to it (firstSpeaker and
+    firstSpeakerSettings, voice and externalVoice), so the two never contradict each other.
+    """
+    merged = dict(prior)
+    for group in _ALTERNATIVES:
+        if any(key in given for key in group):
+            for key in group:
+                merged.pop(key, None)
+    return {**merged, **given}
 
 
 async def _all_messages(svc: Services, call_id: str) -> list[CallMessage]:
@@ -165,11 +194,6 @@ async def list_models(request: Request, svc: Svc, account: AccountId) -> dict[st
     names = ["ultravox-v0.7", "fixie-ai/ultravox", svc.llm.name]
     results = [ModelAlias(name=n).wire() for n in dict.fromkeys(names)]
     return _page(request, results, None, None, len(results))
-
-
-@router.get("/voices")
-async def list_voices(request: Request, svc: Svc, account: AccountId) -> dict[str, Any]:
-    return _page(request, [v.wire() for v in svc.voices], None, None, len(svc.voices))
 
 
 @router.get("/accounts/me")

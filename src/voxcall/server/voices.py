@@ -7,19 +7,28 @@ the name resolves to, in this order: an installed voice's `voiceId` or `name` (a
 operator's alias map (`VOXCALL_VOICE_ALIASES`), else the default voice (`VOXCALL_DEFAULT_VOICE`,
 else the first installed one). Whenever the call does not get the voice as named, a warning
 event names the voice actually used. `VOXCALL_STRICT_VOICES=true` refuses such requests with 422.
+
+The routes here serve the installed voices as `Voice` resources: `GET /api/voices`,
+`GET /api/voices/{voice_id}` and `GET /api/voices/{voice_id}/preview` (a WAV sample).
 """
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
+from fastapi import APIRouter, Depends, Request, Response
+
+from voxcall.audio import write_wav
 from voxcall.config import Settings
-from voxcall.errors import InvalidRequest
-from voxcall.protocol.rest import Voice
+from voxcall.engine.spec import Speech
+from voxcall.errors import InvalidRequest, NotFound
+from voxcall.protocol.rest import Page, Voice
+from voxcall.server.services import Services, get_services, require_api_key
 
-__all__ = ["VOICE_EVENT", "VoiceBook", "VoiceChoice"]
+__all__ = ["VOICE_EVENT", "VoiceBook", "VoiceChoice", "router", "voices_of"]
 
 VOICE_EVENT = "voice_substituted"
 """Type of the call event recorded when a call does not get the voice it named."""
@@ -32,7 +41,7 @@ class VoiceChoice:
     """The outcome of resolving a call's `voice` / `externalVoice`."""
 
     voice: str | None
-    """The installed voice id the call speaks with; None when no voice is installed."""
+    """The installed voice the call speaks with (its TTS name); None when no voice is installed."""
     requested: str | None
     """What the client asked for: the `voice` string, or a description of the `externalVoice`."""
     reason: Reason
@@ -78,18 +87,20 @@ class VoiceBook:
         return cls(installed, settings.voice_aliases, settings.default_voice, settings.strict_voices)
 
     def find(self, name: str) -> str | None:
-        """The installed voice whose voiceId or name is `name` (any case)."""
+        """The TTS name of the installed voice whose voiceId or name is `name` (any case)."""
+        voice = self.voice(name)
+        return voice.name if voice else None
+
+    def voice(self, name: str) -> Voice | None:
+        """The installed `Voice` whose voiceId or name is `name` (any case)."""
         wanted = name.strip().lower()
-        for voice in self.installed:
-            if wanted in (voice.voice_id.lower(), voice.name.lower()):
-                return voice.voice_id
-        return None
+        return next((v for v in self.installed if wanted in (v.voice_id.lower(), v.name.lower())), None)
 
     def default_voice(self) -> str | None:
         """The configured default voice if it is installed, else the first installed voice."""
         if self.default and (found := self.find(self.default)):
             return found
-        return self.installed[0].voice_id if self.installed else None
+        return self.installed[0].name if self.installed else None
 
     def choose(self, voice: str | None, external_voice: Mapping[str, Any] | None = None) -> VoiceChoice:
         """Resolve a call's voice; never raises (see `check` for strict mode)."""
@@ -115,7 +126,60 @@ class VoiceBook:
         """In strict mode, refuse a voice that is neither installed nor aliased (or an externalVoice) with 422."""
         if not self.strict or choice.reason not in ("default", "external"):
             return
-        listing = ", ".join(v.voice_id for v in self.installed) or "none (start the server with speech and a TTS voice)"
+        listing = ", ".join(v.name for v in self.installed) or "none (start the server with speech and a TTS voice)"
         field_name = "externalVoice" if choice.reason == "external" else "voice"
         raise InvalidRequest([{"loc": ["body", field_name], "type": "value_error",
                                "msg": f"{choice.problem()}. Installed voices: {listing}. Leave voice unset for the default."}])
+
+
+# ------------------------------------------------------------------ the /api/voices routes
+
+_NAMESPACE = uuid.UUID("3d0c2f6e-91a4-4c55-8d2b-5b7f1b0e9c37")
+PREVIEW_TEXT = "Hello! This is how I sound on a call."
+router = APIRouter(prefix="/api")
+AccountId = Annotated[str, Depends(require_api_key)]
+Svc = Annotated[Services, Depends(get_services)]
+
+
+def voices_of(speech: Speech | None) -> list[Voice]:
+    """The installed voices as `Voice` resources; the voiceId is a UUID derived from provider and name."""
+    if speech is None or speech.tts is None:
+        return []
+    provider = getattr(speech.tts, "name", "tts")
+    return [Voice(voice_id=str(uuid.uuid5(_NAMESPACE, f"{provider}/{v}")), name=v, description=f"{provider} voice {v}",
+                  primary_language="en-US", language_label="English (US)", provider=provider,
+                  definition={"generic": {"provider": provider, "voice": v}}) for v in speech.tts.voices()]
+
+
+def _resource(request: Request, svc: Services, voice: Voice) -> dict[str, Any]:
+    base = (svc.settings.public_url or f"{request.url.scheme}://{request.url.netloc}").rstrip("/")
+    return voice.model_copy(update={"preview_url": f"{base}/api/voices/{voice.voice_id}/preview"}).wire()
+
+
+def _installed(svc: Services, voice_id: str) -> Voice:
+    voice = VoiceBook(svc.voices).voice(voice_id)
+    if voice is None:
+        raise NotFound("No such voice: GET /api/voices lists the installed ones.")
+    return voice
+
+
+@router.get("/voices")
+async def list_voices(request: Request, svc: Svc, account: AccountId) -> dict[str, Any]:
+    results = [_resource(request, svc, v) for v in svc.voices]
+    return Page[Any](results=results, total=len(results)).wire()
+
+
+@router.get("/voices/{voice_id}")
+async def get_voice(request: Request, voice_id: str, svc: Svc, account: AccountId) -> dict[str, Any]:
+    return _resource(request, svc, _installed(svc, voice_id))
+
+
+@router.get("/voices/{voice_id}/preview")
+async def preview_voice(voice_id: str, svc: Svc, account: AccountId) -> Response:
+    """A short sample of the voice, as `audio/wav`."""
+    voice = _installed(svc, voice_id)
+    tts = svc.speech.tts if svc.speech else None
+    if tts is None:
+        raise NotFound("No voice is installed.")
+    pcm = b"".join([chunk async for chunk in tts.synthesize(PREVIEW_TEXT, voice=voice.name)])
+    return Response(write_wav(pcm, tts.sample_rate), media_type="audio/wav")
