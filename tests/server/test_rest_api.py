@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
+import uuid
 
 import httpx
 import pytest
@@ -123,7 +124,13 @@ def test_models_voices_account_schema(api: httpx.Client) -> None:
     assert "ultravox-v0.7" in [m["name"] for m in models["results"]] and models["total"] == len(models["results"])
     voices = api.get("/voices").json()
     assert set(voices) == {"next", "previous", "results", "total"}
-    assert [v["voiceId"] for v in voices["results"]] == ["joe"] and voices["results"][0]["provider"] == "piper"
+    assert [v["name"] for v in voices["results"]] == ["joe"] and voices["results"][0]["provider"] == "piper"
+    joe = voices["results"][0]
+    assert str(uuid.UUID(joe["voiceId"])) == joe["voiceId"] and api.get(f"/voices/{joe['voiceId']}").json() == joe
+    assert api.get("/voices/00000000-0000-0000-0000-000000000000").status_code == 404
+    preview = httpx.get(joe["previewUrl"], headers=api.headers, timeout=60)
+    assert preview.status_code == 200 and preview.headers["content-type"] == "audio/wav"
+    assert preview.content[:4] == b"RIFF" and len(preview.content) > 22050, "at least half a second of speech"
     hosted = api.post("/calls", json={"voice": "Mark"})  # LiveKit's default: a hosted voice, spoken with the default
     assert hosted.status_code == 201 and hosted.json()["voice"] == "Mark", hosted.text
     events = api.get(f"/calls/{hosted.json()['callId']}/events").json()["results"]
