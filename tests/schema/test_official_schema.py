@@ -49,7 +49,7 @@ def recorded_call(server: RunningServer) -> str:
                     socket.recv(timeout=deadline - time.monotonic())
                 except Exception:  # the server closes the socket once the call has ended
                     break
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + 60
         while api.get(f"/calls/{call['callId']}/recording").status_code != 200:
             assert time.monotonic() < deadline, "the recording was not written"
             time.sleep(0.2)
