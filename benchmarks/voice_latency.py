@@ -31,6 +31,7 @@ import numpy as np
 import websockets
 
 from voxcall.audio import read_wav, resample
+from voxcall.config import default_data_dir
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "tests" / "fixtures" / "speech"
@@ -47,9 +48,13 @@ def load(name: str) -> tuple[bytes, float]:
     return pcm, float(loud[-1] + 1) / RATE
 
 
+def default_data_dir_of_env() -> Path:
+    return Path(os.environ["VOXCALL_DATA_DIR"]) if os.environ.get("VOXCALL_DATA_DIR") else default_data_dir()
+
+
 def start_server(llm: str) -> tuple[subprocess.Popen[bytes], str, str]:
     data = Path(tempfile.mkdtemp(prefix="voxcall-bench-"))
-    models = Path(os.environ.get("VOXCALL_DATA_DIR", ROOT / "data")) / "models"
+    models = default_data_dir_of_env() / "models"  # the weights `make run` assembled
     models.mkdir(parents=True, exist_ok=True)
     (data / "models").symlink_to(models.resolve(), target_is_directory=True)
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "VOXCALL_DATA_DIR": str(data)}

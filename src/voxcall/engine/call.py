@@ -21,7 +21,7 @@ import contextlib
 import json
 import logging
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,7 +33,9 @@ from voxcall.engine.inactivity import Inactivity
 from voxcall.engine.latency import TurnTiming
 from voxcall.engine.recording import Recorder
 from voxcall.engine.spec import CallSpec, EventRecord, Speech
-from voxcall.engine.tools import ToolRunner
+from voxcall.engine.tool_params import ToolContext
+from voxcall.engine.tools import HangUp as ToolHangUp
+from voxcall.engine.tools import NewStage, ToolExecutor, ToolRunner
 from voxcall.engine.turns import BargeIn, Paused, Resumed, SpeechStarted, TurnEnded
 from voxcall.engine.voice_in import AudioOverflow, VoiceInput
 from voxcall.engine.voice_out import VoiceOutput
@@ -54,7 +56,7 @@ from voxcall.protocol.rest import CallMessage
 from voxcall.protocol.transcripts import TranscriptWriter
 from voxcall.providers.base import LLM, ChatMessage, LLMEvent, TextDelta, ToolCall
 
-__all__ = ["Call"]
+__all__ = ["INTERRUPTED", "Call"]
 
 logger = logging.getLogger(__name__)
 
@@ -63,6 +65,8 @@ Record = Callable[[CallMessage | EventRecord], Awaitable[None]]
 
 GREETING_PROMPT = "(The call has just connected. Greet the user in one short sentence and offer help.)"
 APOLOGY = "Sorry, I ran into a problem. Could you say that again?"
+INTERRUPTED = "voxcall.interrupted"
+"""Message `metadata` key of an agent reply cut off because the call ended; the value is the end reason."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +126,7 @@ class Call:
         speech: Speech | None = None,
         save_recording: Callable[[bytes], Awaitable[None]] | None = None,
         log: logging.Logger | logging.LoggerAdapter[logging.Logger] | None = None,
+        tool_executors: Mapping[str, ToolExecutor] | None = None,
     ) -> None:
         self.spec = spec
         self._llm = llm
@@ -139,16 +144,17 @@ class Call:
         self._current: asyncio.Task[None] | None = None
         self._current_action: _Action | None = None
         self._interruptible = True
-        self._tools = ToolRunner(spec.tools, send)
+        self._tools = ToolRunner(spec.tools, send, tool_executors)
         self._state: str | None = None
         self._medium = spec.output_medium
         self._user_spoke = False
         self._end_reason: str | None = None
+        self._cutting: str | None = None  # why the running action is being stopped (an end reason)
         self._unrecorded: asyncio.Queue[CallMessage | EventRecord] = asyncio.Queue()
         self._background: set[asyncio.Task[Any]] = set()
         self._timing: TurnTiming | None = None
         self._inactivity = Inactivity(spec.inactivity, lambda: self._inbox.put_nowait(_Timer("inactivity")))
-        self.call_state: dict[str, Any] = {}
+        self.call_state: dict[str, Any] = dict(spec.initial_state)
         self._setup_voice(speech)
         self._delivery = Delivery(self._writer, send=send, speaking=lambda: self._set_state("speaking"),
                                   first_token=self._first_token, first_audio=self._first_audio,
@@ -210,7 +216,8 @@ class Call:
             self._inactivity.cancel()
             for task in list(self._background):
                 task.cancel()
-            await self._stop_current()
+            await self._stop_current(self._end_reason or "system_error")
+            await self._tools.close()
             if self._hearing is not None:
                 await self._hearing.close()
             self._flush_pending()
@@ -390,7 +397,7 @@ class Call:
     async def _time_up(self) -> None:
         await self._debug("maxDuration reached")
         self._agenda.clear()
-        await self._stop_current()
+        await self._stop_current("timeout")
         if self.spec.time_exceeded_message:
             self._agenda.append(_Say(self.spec.time_exceeded_message, True, end_reason="timeout"))
         else:
@@ -449,14 +456,17 @@ class Call:
         if self._current is not None and self._interruptible:
             self._current.cancel()
 
-    async def _stop_current(self) -> None:
+    async def _stop_current(self, cause: str) -> None:
+        """Cancel the running action because the call is ending; a reply it cuts off is stored as interrupted by `cause`."""
         task = self._current
         if task is None:
             return
+        self._cutting = cause
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             async with asyncio.timeout(5):
                 await asyncio.shield(task)
+        self._cutting = None
         self._current = None
         self._current_action = None
 
@@ -468,7 +478,7 @@ class Call:
             self._append(entry, medium=medium)
 
     def _append(self, entry: ChatMessage, *, medium: str = "text", error: str | None = None,
-                state: dict[str, Any] | None = None) -> None:
+                state: dict[str, Any] | None = None, metadata: dict[str, Any] | None = None) -> None:
         """Add to the LLM history and queue it for recording, in one order. Never awaits."""
         self._history.append(entry)
         kind = "MESSAGE_MEDIUM_VOICE" if medium == "voice" else "MESSAGE_MEDIUM_TEXT"
@@ -480,7 +490,7 @@ class Call:
                                tool_name=entry.name, error_details=error, call_state=state))
         elif entry.role == "assistant":
             if entry.content:
-                record(CallMessage(role="MESSAGE_ROLE_AGENT", text=entry.content, medium=kind))
+                record(CallMessage(role="MESSAGE_ROLE_AGENT", text=entry.content, medium=kind, metadata=metadata))
             for call in entry.tool_calls:
                 record(CallMessage(role="MESSAGE_ROLE_TOOL_CALL", text=json.dumps(call.arguments),
                                    invocation_id=call.id, tool_name=call.name))
@@ -537,7 +547,7 @@ class Call:
                 messages.append(ChatMessage("user", instruction))
             instruction = None
             tools = [t.spec for t in self.spec.tools] if action.offer_tools else []
-            spoken = Spoken()
+            spoken = Spoken(on_call=lambda c: self._tools.start_early(c, self._tool_context()))
             await self._deliver(self._llm.stream(messages, tools, temperature=self.spec.temperature), spoken)
             spoke = spoke or bool(spoken.text)
             if not spoken.calls:
@@ -562,6 +572,7 @@ class Call:
         """
         medium = self._output_medium()
         ordinal = self._writer.open("agent", medium)
+        cut: str | None = None
         try:
             try:
                 if medium == "voice":
@@ -575,10 +586,13 @@ class Call:
             self._log.warning("agent reply failed: %s", reason)
             await self._debug(f"Agent reply failed: {reason}")
             spoken.calls.clear()
+            self._tools.discard_early()
             if not spoken.text:
                 await self._apologise(medium, ordinal, spoken)
         except asyncio.CancelledError:
+            cut = self._cutting  # None for a barge-in: then the user chose to cut it
             spoken.calls.clear()  # tool calls not yet run are dropped with the interrupted reply
+            self._tools.discard_early()
             if medium == "voice" and self._voice_out is not None:
                 spoken.text = self._voice_out.heard()
                 await self._send(PlaybackClearBuffer())
@@ -589,7 +603,8 @@ class Call:
             text = spoken.text.strip()
             final = self._writer.close(ordinal, heard=text)
             if text or spoken.calls:
-                self._append(ChatMessage("assistant", text, tool_calls=tuple(spoken.calls)), medium=medium)
+                self._append(ChatMessage("assistant", text, tool_calls=tuple(spoken.calls)), medium=medium,
+                             metadata={INTERRUPTED: cut} if cut else None)
             if final is not None:
                 await self._send(final)
 
@@ -624,24 +639,32 @@ class Call:
 
     async def _run_tool(self, call: ToolCall) -> str:
         """Run one tool call and put its result into the history; returns the agent reaction."""
-        outcome = await self._tools.run(call)
+        outcome = await self._tools.run(call, self._tool_context())
         if outcome.update_call_state is not None:
-            self.call_state = outcome.update_call_state
+            self.call_state = {**self.call_state, **outcome.update_call_state}
         self._append(ChatMessage("tool", outcome.result, tool_call_id=call.id, name=call.name),
-                     error=outcome.error, state=outcome.update_call_state)
+                     error=outcome.error, state=dict(self.call_state) if outcome.update_call_state is not None else None)
         await self._debug(f"Tool call complete. Result: {outcome.result}")
-        if outcome.response_type == "hang-up":
-            self._agent_hang_up(outcome.result)
+        for note in outcome.notes:
+            await self._debug(f"Tool {call.name}: {note}")
+        if isinstance(outcome.control, ToolHangUp):
+            self._agent_hang_up(outcome.control)
             return "hang-up"
+        if isinstance(outcome.control, NewStage):
+            # Call stages are not implemented yet: the body is used as a plain tool result.
+            await self._debug(f"Tool {call.name} asked for a new stage; call stages are not supported yet")
         return outcome.reaction
 
-    def _agent_hang_up(self, result: str) -> None:
-        goodbye = None
-        with contextlib.suppress(ValueError, TypeError, AttributeError):
-            goodbye = json.loads(result).get("message")
+    def _tool_context(self) -> ToolContext:
+        spec = self.spec
+        return ToolContext(call_id=spec.call_id, call_stage_id=spec.call_stage_id or spec.call_id,
+                           call_state=dict(self.call_state), metadata=dict(spec.metadata),
+                           output_sample_rate=spec.voice.output_rate, history=tuple(self._history))
+
+    def _agent_hang_up(self, hang_up: ToolHangUp) -> None:
         self._agenda.clear()
-        if goodbye:
-            self._agenda.append(_Say(str(goodbye), True, end_reason="agent_hangup"))
+        if hang_up.message:
+            self._agenda.append(_Say(hang_up.message, True, end_reason="agent_hangup"))
         else:
             self._end_reason = "agent_hangup"
 

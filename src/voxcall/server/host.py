@@ -1,0 +1,200 @@
+"""The one call host: any `MediaConnection` over a WebSocket, from the join to the end of the call.
+
+The route checks the join token; `host_call` claims the join (once, in every
+process sharing the database) and from then on runs everything under one
+`try/finally`: build the call, register it live, run it, and always end it:
+store the end reason, close the socket with a code that says why, run the
+`Services.on_ended` hooks, unregister. This `finally` is the one place where a
+hosted call ends.
+
+Close codes (RFC 6455): 1000 after a normal end, 1011 when the call failed
+(`system_error`), 1012 when the server is shutting down, 1008 for a refused join.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from fastapi import WebSocket
+from pydantic import BaseModel
+from starlette.websockets import WebSocketDisconnect, WebSocketState
+
+from voxcall.engine.call import Call
+from voxcall.engine.spec import EventRecord
+from voxcall.protocol.media import MediaConnection, MediaStop
+from voxcall.protocol.realtime import CallStarted
+from voxcall.protocol.rest import CallMessage, StartCallRequest
+from voxcall.server.calls import build_spec
+from voxcall.server.live import NORMAL_CLOSURE, SERVICE_RESTART, LiveCall
+from voxcall.server.logs import call_context
+from voxcall.server.services import Services
+from voxcall.server.tools import tool_executors
+from voxcall.server.voices import VoiceBook
+from voxcall.store.records import CallRecord
+
+__all__ = ["INTERNAL_ERROR", "POLICY_VIOLATION", "MediaFactory", "host_call", "refuse"]
+
+logger = logging.getLogger(__name__)
+
+POLICY_VIOLATION = 1008
+INTERNAL_ERROR = 1011
+SHUTTING_DOWN = "server shutting down"
+
+MediaFactory = Callable[[StartCallRequest], MediaConnection]
+"""Builds the call's media connection from its stored request (rates, data messages)."""
+
+
+async def refuse(websocket: WebSocket, code: int, reason: str, *, accept: bool = False) -> None:
+    """Turn a join away. Without `accept` the client sees HTTP 403; with it, a close frame with `code` and `reason`."""
+    with contextlib.suppress(Exception):
+        if accept:
+            await websocket.accept()
+        await websocket.close(code=code, reason=reason)
+
+
+async def host_call(svc: Services, websocket: WebSocket, record: CallRecord, make_media: MediaFactory, *,
+                    client_version: str | None = None) -> str | None:
+    """Host one call until it ends; returns its end reason, or None when the join was already used.
+
+    Cancellation: the call still ends (as `system_error`) before the cancellation propagates.
+    """
+    host = _Host(svc, websocket, record.call_id)
+    with call_context(record.call_id):
+        if not await svc.store.mark_joined(record.call_id, client_version=client_version, at=datetime.now(UTC)):
+            logger.info("rejected join: join token already used")
+            await refuse(websocket, POLICY_VIOLATION, "join token already used")
+            return None
+        return await host.run(record, make_media)
+
+
+class _Host:
+    def __init__(self, svc: Services, websocket: WebSocket, call_id: str) -> None:
+        self.svc = svc
+        self.websocket = websocket
+        self.call_id = call_id
+        self.media: MediaConnection | None = None
+        self.live: LiveCall | None = None
+        self._write_lock = asyncio.Lock()
+
+    async def run(self, record: CallRecord, make_media: MediaFactory) -> str:
+        reason = "system_error"
+        reader: asyncio.Task[None] | None = None
+        try:
+            await self.websocket.accept()
+            self.media = make_media(StartCallRequest.model_validate(record.request))
+            call = await self._build(record)
+            self.live = self.svc.live.add(self.call_id, LiveCall(call))
+            await self.send(CallStarted(call_id=self.call_id))
+            reader = asyncio.create_task(self._read(call))
+            reason = await call.run()
+        except Exception:
+            logger.exception("call failed before it could run")
+        finally:
+            if reader is not None:
+                reader.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await reader
+            await self._end(reason)
+        return reason
+
+    async def _build(self, record: CallRecord) -> Call:
+        svc = self.svc
+        history = await _history(svc, self.call_id)
+        request = StartCallRequest.model_validate(record.request)
+        voice = VoiceBook.of(svc.settings, svc.voices).choose(request.voice, request.external_voice).voice
+        spec = build_spec(record, history, voice)
+        log = logging.LoggerAdapter(logging.getLogger("voxcall.call"), {"call_id": self.call_id})
+        return Call(spec, svc.llm, send=self.send, record=self._record, speech=svc.speech,
+                    save_recording=self._save_recording, log=log, tool_executors=tool_executors(svc))
+
+    # ------------------------------------------------------------ the end
+
+    async def _end(self, reason: str) -> None:
+        """Store the end, close the socket, run the end hooks, unregister. Never raises."""
+        code, message = self._close_code(reason)
+        try:
+            ended = await self.svc.store.mark_ended(self.call_id, reason=reason, at=datetime.now(UTC))
+        except Exception:  # the stale-call sweep ends it later
+            logger.exception("could not store the end of the call")
+            ended = False
+        logger.info("call ended: %s (close %d)", reason, code)
+        if self.websocket.client_state == WebSocketState.CONNECTED:
+            with contextlib.suppress(Exception):
+                await self.websocket.close(code=code, reason=message)
+        if ended:
+            await self.svc.notify_ended(self.call_id, reason)
+        if self.live is not None:
+            self.svc.live.discard(self.call_id, self.live)
+
+    def _close_code(self, reason: str) -> tuple[int, str]:
+        if self.live is not None and self.live.close_code is not None:
+            return self.live.close_code, self.live.close_reason
+        if self.svc.stopping:
+            return SERVICE_RESTART, SHUTTING_DOWN
+        if reason == "system_error":
+            return INTERNAL_ERROR, "internal error: the call could not go on"
+        return NORMAL_CLOSURE, ""
+
+    # ------------------------------------------------------------ frames
+
+    async def send(self, message: BaseModel | bytes) -> None:
+        assert self.media is not None
+        self.media.send(message)
+        await self._flush()
+
+    async def _flush(self) -> None:
+        assert self.media is not None
+        async with self._write_lock:
+            for frame in self.media.data_to_send():
+                if self.websocket.client_state != WebSocketState.CONNECTED:
+                    return
+                with contextlib.suppress(Exception):
+                    if isinstance(frame, bytes):
+                        await self.websocket.send_bytes(frame)
+                    else:
+                        await self.websocket.send_text(frame)
+
+    async def _read(self, call: Call) -> None:
+        """Feed inbound frames to the call; a closed socket or a media stop ends it as `hangup`."""
+        assert self.media is not None
+        try:
+            while True:
+                message = await self.websocket.receive()
+                if message["type"] == "websocket.disconnect":
+                    break
+                frame = message.get("text") if message.get("text") is not None else message.get("bytes")
+                for event in self.media.receive(frame) if frame is not None else []:
+                    if isinstance(event, MediaStop):
+                        call.end("hangup")
+                        return
+                    call.receive(event)
+                await self._flush()
+        except (WebSocketDisconnect, RuntimeError):
+            pass
+        call.end("system_error" if self.svc.stopping else "hangup")
+
+    # ------------------------------------------------------------ storage
+
+    async def _record(self, item: CallMessage | EventRecord) -> None:
+        if isinstance(item, EventRecord):
+            await self.svc.store.add_event(self.call_id, type=item.type, text=item.text, severity=item.severity,
+                                           call_timestamp=item.call_timestamp, extras=item.extras)
+        else:
+            await self.svc.store.add_message(self.call_id, item)
+
+    async def _save_recording(self, wav: bytes) -> None:
+        await asyncio.to_thread(self.svc.recordings.save, self.call_id, wav)
+
+
+async def _history(svc: Services, call_id: str) -> list[CallMessage]:
+    messages: list[CallMessage] = []
+    cursor = None
+    while True:
+        page, cursor, _, _ = await svc.store.list_messages(call_id, cursor=cursor, page_size=1000)
+        messages += page
+        if not cursor:
+            return messages
