@@ -13,6 +13,7 @@ import json
 import os
 import re
 import threading
+import uuid
 import zlib
 from typing import Any
 
@@ -31,6 +32,7 @@ CALL = os.environ.get("VOXCALL_ST_CALL", "")
 ERRATA = [("Call", "agent")]
 
 MAX_TOOL_TIMEOUT = 40
+HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 MEDIA = ("webRtc", "twilio", "serverWebSocket", "telnyx", "plivo", "exotel", "sip")
 DATA_MESSAGE_TYPES = ("user_text_message", "forced_agent_message", "hang_up")
 _DURATION = re.compile(r"^-(?:0|[1-9][0-9]{0,11})(?:\.[0-9]{1,9})?s$")
@@ -44,6 +46,13 @@ def before_load_schema(context: schemathesis.HookContext, raw_schema: dict[str, 
 
 
 @schemathesis.hook
+def filter_case(context: schemathesis.HookContext, case: schemathesis.Case) -> bool:
+    # POST /api/tools also takes an OpenAPI file (multipart/form-data) to turn into tools; voxcall
+    # creates tools from JSON only and answers an upload with 415 (README: what differs).
+    return not (case.path == "/api/tools" and "multipart" in (case.media_type or ""))
+
+
+@schemathesis.hook
 def before_call(context: schemathesis.HookContext, case: schemathesis.Case, kwargs: dict[str, Any]) -> None:
     # Path ids name resources that exist (a random UUID gets a 404 the document does not list).
     if case.query:
@@ -52,12 +61,16 @@ def before_call(context: schemathesis.HookContext, case: schemathesis.Case, kwar
         case.query.pop("cursor", None)
     if "call_id" in (case.path_parameters or {}):
         case.path_parameters["call_id"] = _call_for(case)
+    if "tool_id" in (case.path_parameters or {}):
+        case.path_parameters["tool_id"] = _tool_for(case)
     if "voice_id" in (case.path_parameters or {}):
         with _api() as api:  # an installed voice (the server fixture has Piper's "joe")
             case.path_parameters["voice_id"] = api.get("/voices").json()["results"][0]["voiceId"]
     label = f"{case.method.upper()} {case.path}"
     if label == "POST /api/calls":
         _start_call(case)
+    elif label in ("POST /api/tools", "PUT /api/tools/{tool_id}"):
+        case.body = _tool_body(case.body)
     elif label == "POST /api/calls/{call_id}/send_data_message":
         case.body = _data_message(case.body)
         if case.body["type"] == "hang_up":
@@ -163,12 +176,11 @@ def _first_speaker(body: dict[str, Any]) -> None:
 
 
 def _tools(tools: Any) -> list[dict[str, Any]]:
-    """Temporary tools only, each with exactly one implementation and a valid, unique model name.
+    """Temporary tools only, each made valid (see tool_definition) with its requirements met.
 
-    toolId/toolName name durable tools, which would have to exist; SelectedTool has exactly one
-    of toolId, toolName and temporaryTool; "Exactly one implementation must be set"; a model tool
-    name "Must match ^[a-zA-Z0-9_-]{1,64}$"; client and dataConnection tools take "Only body
-    parameters"; the timeout is at most 40 s (docs: tools/async-tools).
+    toolId/toolName name durable tools, which would have to exist, and SelectedTool has exactly
+    one of toolId, toolName and temporaryTool. A tool's requirements "must be fulfilled when
+    creating a call for the tool to be used": the overrides and auth tokens it asks for are given.
     """
     kept: list[dict[str, Any]] = []
     for i, selected in enumerate(tools if isinstance(tools, list) else []):
@@ -177,22 +189,107 @@ def _tools(tools: Any) -> list[dict[str, Any]]:
             continue
         for key in ("toolId", "toolName", "nameOverride"):
             selected.pop(key, None)
-        tool["modelToolName"] = f"tool_{i}"
-        kinds = [k for k in ("http", "client", "dataConnection") if k in tool] or ["client"]
-        for extra in kinds[1:]:
-            tool.pop(extra)
-        tool.setdefault(kinds[0], {})
-        if isinstance(tool.get("timeout"), str) and float(tool["timeout"][:-1]) > MAX_TOOL_TIMEOUT:
-            tool["timeout"] = f"{MAX_TOOL_TIMEOUT}s"
-        if kinds[0] == "http" and isinstance(tool["http"], dict):
-            tool["http"].setdefault("baseUrlPattern", "https://tools.example/lookup")  # an HTTP tool has a URL
-        for kind in ("dynamicParameters", "staticParameters", "automaticParameters"):
-            for j, param in enumerate(tool.get(kind) or []):
-                param["name"] = f"{kind[0]}{j}"  # a parameter has a name, unique in its tool
-                if kinds[0] != "http":
-                    param["location"] = "PARAMETER_LOCATION_BODY"
+        tool_definition(tool, f"tool_{i}")
+        requirements = tool.get("requirements") or {}
+        overrides = selected.get("parameterOverrides") if isinstance(selected.get("parameterOverrides"), dict) else {}
+        selected["parameterOverrides"] = {**{k: "x" for k in requirements.get("requiredParameterOverrides") or []}, **overrides}
+        options = (requirements.get("httpSecurityOptions") or {}).get("options") or []
+        tokens = selected.get("authTokens") if isinstance(selected.get("authTokens"), dict) else {}
+        wanted = (options[0].get("requirements") or {}) if options else {}
+        selected["authTokens"] = {**{key: "token" for key in wanted}, **tokens}
         kept.append(selected)
     return kept
+
+
+def tool_definition(tool: dict[str, Any], name: str) -> dict[str, Any]:
+    """A generated BaseToolDefinition, brought within the rules its descriptions state.
+
+    "Exactly one implementation must be set" (http, client, dataConnection; a staticResponse
+    alone also answers); modelToolName "Must match ^[a-zA-Z0-9_-]{1,64}$"; client and
+    dataConnection tools take "Only body parameters"; an HTTP tool has an http(s) URL whose
+    {placeholders} are its path parameters and an HTTP method; an automatic parameter says
+    which value it carries; the timeout is at most 40 s (docs: tools/async-tools); each
+    security requirement is exactly one of queryApiKey, headerApiKey and httpAuth (with a
+    scheme). Parameter names are made unique in the tool.
+    """
+    tool["modelToolName"] = name
+    kinds = [k for k in ("http", "client", "dataConnection") if isinstance(tool.get(k), dict)] or ["client"]
+    for kind in ("http", "client", "dataConnection"):
+        if kind != kinds[0]:
+            tool.pop(kind, None)
+    tool.setdefault(kinds[0], {})
+    if isinstance(tool.get("timeout"), str) and float(tool["timeout"].lstrip("-")[:-1]) > MAX_TOOL_TIMEOUT:
+        tool["timeout"] = f"{MAX_TOOL_TIMEOUT}s"
+    path = []
+    for kind in ("dynamicParameters", "staticParameters", "automaticParameters"):
+        tool[kind] = [p for p in tool.get(kind) or [] if isinstance(p, dict)]
+        for j, param in enumerate(tool[kind]):
+            param["name"] = f"{kind[0]}{j}"
+            if kinds[0] != "http":
+                param["location"] = "PARAMETER_LOCATION_BODY"
+            elif param.get("location") == "PARAMETER_LOCATION_PATH":
+                path.append(param["name"])
+            if kind == "automaticParameters" and param.get("knownValue") in (None, "KNOWN_PARAM_UNSPECIFIED"):
+                param["knownValue"] = "KNOWN_PARAM_CALL_ID"
+    if kinds[0] == "http":
+        http = tool["http"]
+        http["baseUrlPattern"] = "https://tools.example/lookup" + "".join(f"/{{{p}}}" for p in path)
+        if str(http.get("httpMethod", "GET")).upper() not in HTTP_METHODS:
+            http["httpMethod"] = "POST"
+    _security(tool)
+    return tool
+
+
+def _security(tool: dict[str, Any]) -> None:
+    requirements = tool.get("requirements")
+    options = (requirements.get("httpSecurityOptions") or {}).get("options") if isinstance(requirements, dict) else None
+    for option in options or []:
+        for i, (key, requirement) in enumerate(list((option.get("requirements") or {}).items())):
+            if isinstance(requirement.get("httpAuth"), dict):
+                option["requirements"][key] = {"httpAuth": {"scheme": requirement["httpAuth"].get("scheme") or "Bearer"}}
+            elif kind := next((k for k in ("queryApiKey", "headerApiKey") if isinstance(requirement.get(k), dict)), None):
+                option["requirements"][key] = {kind: {"name": requirement[kind].get("name") or f"X-Key-{i}"}}
+            else:
+                option["requirements"].pop(key)
+
+
+# ----------------------------------------------------------------- /api/tools
+
+
+def _tool_for(case: schemathesis.Case) -> str:
+    """A tool of the account: a fresh one to change or delete, one with a static response to
+    test (it answers without reaching out), else the prepared one."""
+    if case.method.upper() in ("DELETE", "PUT"):
+        return _new_tool({"client": {}})
+    if case.path.endswith("/test"):
+        return TOOLS.setdefault("test", _new_tool({"staticResponse": {"responseText": "sunny"}}))
+    return TOOLS.setdefault("read", _new_tool({"client": {}}))
+
+
+def _new_tool(definition: dict[str, Any]) -> str:
+    with _api() as api:
+        body = {"name": _tool_name("prepared"), "definition": {"modelToolName": "lookup", **definition}}
+        response = api.post("/tools", json=body)
+        assert response.status_code == 201, response.text
+        return str(response.json()["toolId"])
+
+
+def _tool_name(generated: Any) -> str:
+    """Tool names are unique in an account (a second tool of a name is refused: 409), so each
+    gets a random suffix; names are printable and at most 40 characters ("maxLength: 40")."""
+    text = "".join(c for c in str(generated) if c.isprintable()).strip()[:30]
+    return f"{text} #{uuid.uuid4().hex[:8]}".strip()
+
+
+def _tool_body(body: Any) -> dict[str, Any]:
+    body = dict(body) if isinstance(body, dict) else {}
+    body["name"] = _tool_name(body.get("name", ""))
+    definition = _positive_durations(body["definition"]) if isinstance(body.get("definition"), dict) else {}
+    body["definition"] = tool_definition(definition, "durable_tool")
+    return body
+
+
+TOOLS: dict[str, str] = {}
 
 
 # ------------------------------------------------------- POST .../send_data_message

@@ -25,7 +25,6 @@ _KEYS = "API keys are managed on the server host: `voxcall keys create|list|revo
 _THROTTLES = "call throttles are not implemented"
 _STAGES = "call stages are not implemented (a call has one stage)"
 _CORPORA = "corpora (RAG) are not implemented"
-_TOOLS = "durable tools are not implemented yet"
 _VOICES = "voices are the server's installed TTS voices: not created, changed or cloned over the API"
 _WEBHOOKS = "webhooks are not implemented yet"
 
@@ -134,13 +133,13 @@ OPERATIONS: dict[tuple[str, str], str] = {
     ("PATCH", "/api/telephony_configs/twilio"): _TELEPHONY,
     ("DELETE", "/api/telephony_configs/twilio"): _TELEPHONY,
 
-    ("GET", "/api/tools"): _TOOLS,
-    ("POST", "/api/tools"): _TOOLS,
-    ("GET", "/api/tools/{tool_id}"): _TOOLS,
-    ("PUT", "/api/tools/{tool_id}"): _TOOLS,
-    ("DELETE", "/api/tools/{tool_id}"): _TOOLS,
-    ("GET", "/api/tools/{tool_id}/history"): _TOOLS,
-    ("POST", "/api/tools/{tool_id}/test"): _TOOLS,
+    ("GET", "/api/tools"): IMPLEMENTED,
+    ("POST", "/api/tools"): IMPLEMENTED,
+    ("GET", "/api/tools/{tool_id}"): IMPLEMENTED,
+    ("PUT", "/api/tools/{tool_id}"): IMPLEMENTED,
+    ("DELETE", "/api/tools/{tool_id}"): IMPLEMENTED,
+    ("GET", "/api/tools/{tool_id}/history"): IMPLEMENTED,
+    ("POST", "/api/tools/{tool_id}/test"): IMPLEMENTED,
 
     ("POST", "/api/voice_preview"): "voice previews are not implemented",
     ("GET", "/api/voices"): IMPLEMENTED,
