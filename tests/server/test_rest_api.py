@@ -67,6 +67,8 @@ def test_list_paginates_with_cursors(server: RunningServer) -> None:
         ids = [api.post("/calls", json={"systemPrompt": str(i)}).json()["callId"] for i in range(3)]
         first = api.get("/calls", params={"pageSize": 2}).json()
         assert first["total"] == 3 and len(first["results"]) == 2 and first["previous"] is None and "cursor=" in first["next"]
+        assert api.get("/calls", params={"pageSize": 0}).json()["results"] == api.get("/calls").json()["results"]
+        assert len(api.get("/calls", params={"pageSize": 10**30}).json()["results"]) == 3
         second = httpx.get(first["next"], headers={"X-API-Key": key}).json()
         assert len(second["results"]) == 1 and second["next"] is None and second["previous"]
         assert {c["callId"] for c in first["results"] + second["results"]} == set(ids)
