@@ -28,6 +28,15 @@ class RunningServer:
     process: subprocess.Popen[bytes] | None = field(default=None, compare=False, repr=False)
     """The `voxcall serve` process (for tests that signal it)."""
 
+    def stop(self, *, kill: bool = False) -> None:
+        """End the process: SIGTERM (a normal shutdown), or SIGKILL with `kill` (a crash)."""
+        assert self.process is not None
+        if kill:
+            self.process.kill()
+        else:
+            self.process.terminate()
+        self.process.wait(timeout=30)
+
     @property
     def api(self) -> str:
         return f"{self.url}/api"
@@ -57,16 +66,19 @@ def server_factory(tmp_path_factory: pytest.TempPathFactory, models_dir: Path) -
     processes: list[subprocess.Popen[bytes]] = []
     models = models_dir
 
-    def start(llm: str = "smollm2-135m", *, database_url: str | None = None, extra_env: dict[str, str] | None = None) -> RunningServer:
-        data_dir = tmp_path_factory.mktemp(f"server-{llm}")
-        (data_dir / "models").symlink_to(models, target_is_directory=True)
+    def start(llm: str = "smollm2-135m", *, database_url: str | None = None, extra_env: dict[str, str] | None = None,
+              data_dir: Path | None = None) -> RunningServer:
+        """Start a server; with `data_dir`, on that (earlier server's) data directory, as a restart would."""
+        if data_dir is None:
+            data_dir = tmp_path_factory.mktemp(f"server-{llm}")
+            (data_dir / "models").symlink_to(models, target_is_directory=True)
         env = {**os.environ, "HF_HUB_OFFLINE": "1", "VOXCALL_DATA_DIR": str(data_dir), **(extra_env or {})}
         if database_url:
             env["VOXCALL_DATABASE_URL"] = database_url
         key = _voxcall("keys", "create", "--name", "tests", env=env).stdout.strip().splitlines()[-1]
         port = free_port()
         log = data_dir / "server.log"
-        with log.open("wb") as out:
+        with log.open("ab") as out:
             proc = subprocess.Popen(
                 [sys.executable, "-m", "voxcall", "serve", "--host", "127.0.0.1", "--port", str(port), "--llm", llm],
                 env=env, stdout=out, stderr=subprocess.STDOUT,

@@ -57,11 +57,26 @@ class Settings(BaseSettings):
     requests_per_second: int = Field(default=200, ge=0, description="/api requests per API key per second")
     auth_failures_per_minute: int = Field(default=10, ge=0, description="bad API keys per client address per minute")
     cors_origins: list[str] = Field(default_factory=list)
+    # Input limits (README "Configuration"); the statuses they answer are in the descriptions.
+    max_request_bytes: int = Field(default=2 * 1024 * 1024, gt=0, description="largest HTTP request body (413)")
+    max_data_message_bytes: int = Field(default=64 * 1024, gt=0,
+                                        description="largest realtime text frame and send_data_message body (413)")
+    max_json_depth: int = Field(default=64, gt=0, description="deepest JSON nesting in bodies and frames (422)")
+    max_system_prompt_chars: int = Field(default=100_000, gt=0, description="longest systemPrompt (422)")
+    max_initial_messages: int = Field(default=2000, ge=0, description="most initialMessages (422)")
+    max_initial_messages_bytes: int = Field(default=1024 * 1024, gt=0, description="initialMessages JSON size (422)")
+    max_metadata_bytes: int = Field(default=16 * 1024, gt=0, description="metadata JSON size (422)")
+    ws_message_rate: float = Field(default=50.0, gt=0, description="client text frames a second per call")
+    ws_text_byte_rate: float = Field(default=256 * 1024, gt=0, description="bytes of client text a second per call")
+    ws_audio_frame_rate: float = Field(default=500.0, gt=0, description="client audio frames a second per call")
     drain_seconds: float = Field(default=30.0, ge=0, description="on SIGTERM, how long live calls may go on before they are ended")
     stale_call_seconds: float = Field(default=60.0, ge=0, description="sweep interval and grace for joined calls no server hosts; 0 = off")
     log_format: Literal["text", "json"] = "text"
     outbound_allow: str = Field(default="", description="comma-separated CIDRs or host names that HTTP tools and "
                                 "webhooks may reach although private (loopback, intranet); see voxcall.outbound")
+    webhook_retry_base: float = Field(default=30.0, gt=0, description="seconds before a failed webhook's first retry; each retry waits twice as long")
+    webhook_max_retries: int = Field(default=10, ge=0, description="retries after the first attempt before a delivery is given up")
+    webhook_timeout: float = Field(default=10.0, gt=0, description="seconds a webhook receiver has to answer")
 
     def model_post_init(self, __context: object) -> None:
         self.data_dir = self.data_dir.expanduser().resolve()  # one meaning, whatever the working directory

@@ -40,7 +40,7 @@ from voxcall.engine.turns import BargeIn, Paused, Resumed, SpeechStarted, TurnEn
 from voxcall.engine.voice_in import AudioOverflow, VoiceInput
 from voxcall.engine.voice_out import VoiceOutput
 from voxcall.errors import ProviderError
-from voxcall.protocol.connection import AudioIn, BadMessage
+from voxcall.protocol.connection import AudioIn, BadMessage, Throttled
 from voxcall.protocol.realtime import (
     ClientToolResult,
     Debug,
@@ -65,6 +65,12 @@ Record = Callable[[CallMessage | EventRecord], Awaitable[None]]
 
 GREETING_PROMPT = "(The call has just connected. Greet the user in one short sentence and offer help.)"
 APOLOGY = "Sorry, I ran into a problem. Could you say that again?"
+MAX_INBOX = 1000
+"""Client events waiting for the call loop beyond which more are dropped (the call's own events always get in)."""
+MAX_AGENDA = 100
+"""Agent actions waiting beyond which further forced agent messages are dropped."""
+MAX_UNRECORDED = 10_000
+"""History entries and events waiting to be stored beyond which more are dropped (and logged)."""
 INTERRUPTED = "voxcall.interrupted"
 """Message `metadata` key of an agent reply cut off because the call ended; the value is the end reason."""
 
@@ -150,8 +156,10 @@ class Call:
         self._user_spoke = False
         self._end_reason: str | None = None
         self._cutting: str | None = None  # why the running action is being stopped (an end reason)
-        self._unrecorded: asyncio.Queue[CallMessage | EventRecord] = asyncio.Queue()
+        self._unrecorded: asyncio.Queue[CallMessage | EventRecord] = asyncio.Queue(MAX_UNRECORDED)
+        self._dropped = {"inbox": 0, "agenda": 0, "records": 0}
         self._background: set[asyncio.Task[Any]] = set()
+        self._prefilling: asyncio.Task[Any] | None = None
         self._timing: TurnTiming | None = None
         self._inactivity = Inactivity(spec.inactivity, lambda: self._inbox.put_nowait(_Timer("inactivity")))
         self.call_state: dict[str, Any] = dict(spec.initial_state)
@@ -185,7 +193,18 @@ class Call:
             if self._voice_in is not None:
                 self._voice_in.push(event.pcm)
             return
+        if self._inbox.qsize() >= MAX_INBOX:
+            self._drop("inbox", "client messages: the call is not keeping up")
+            return
         self._inbox.put_nowait(event)
+
+    def _drop(self, what: str, text: str) -> None:
+        self._dropped[what] += 1
+        count = self._dropped[what]
+        if count == 1 or count % 1000 == 0:
+            self._log.error("dropped %d %s", count, text)
+            if what != "records":
+                self._event(f"{what}_overflow", f"Dropped {count} {text}", "error", {"dropped": count})
 
     def end(self, reason: str) -> None:
         """End the call from outside (client gone, API delete). Never blocks."""
@@ -270,7 +289,9 @@ class Call:
             with contextlib.suppress(Exception):
                 await prefill(messages, tools)
 
-        self._spawn(run())
+        if self._prefilling is not None:
+            self._prefilling.cancel()  # at most one prefill waits for the model: they used to pile up under floods
+        self._prefilling = self._spawn(run())
 
     async def _timer(self, name: str, delay: float) -> None:
         await asyncio.sleep(delay)
@@ -293,6 +314,8 @@ class Call:
                 await self._turn(event)
             case _Heard():
                 await self._heard(event)
+            case ForcedAgentMessage() if len(self._agenda) >= MAX_AGENDA:
+                self._drop("agenda", "forced agent messages: too many are waiting to be said")
             case ForcedAgentMessage():
                 say = _Say(event.content, bool(event.uninterruptible))
                 if event.urgency == "immediate":
@@ -313,7 +336,10 @@ class Call:
                 if not self._tools.resolve(event):
                     await self._debug(f"Ignored client_tool_result for unknown or finished invocation {event.invocation_id}")
             case BadMessage():
-                self._log.warning("ignored a client message: %s", event.reason)
+                self._log.debug("ignored a client message: %s", event.reason)
+            case Throttled():
+                self._event("rate_limited", f"Dropped {event.text_frames} text and {event.audio_frames} audio frames over "
+                            "the rate limits", "warning", {"text": event.text_frames, "audio": event.audio_frames, "total": event.total})
             case _Finished():
                 await self._finished(event.task)
             case _Timer(name="max_duration"):
@@ -482,7 +508,7 @@ class Call:
         """Add to the LLM history and queue it for recording, in one order. Never awaits."""
         self._history.append(entry)
         kind = "MESSAGE_MEDIUM_VOICE" if medium == "voice" else "MESSAGE_MEDIUM_TEXT"
-        record = self._unrecorded.put_nowait
+        record = self._keep
         if entry.role == "user":
             record(CallMessage(role="MESSAGE_ROLE_USER", text=entry.content, medium=kind))
         elif entry.role == "tool":
@@ -496,7 +522,13 @@ class Call:
                                    invocation_id=call.id, tool_name=call.name))
 
     def _event(self, kind: str, text: str, severity: str = "info", extras: dict[str, Any] | None = None) -> None:
-        self._unrecorded.put_nowait(EventRecord(kind, text, severity, self._loop.time() - self._started, extras))  # type: ignore[arg-type]
+        self._keep(EventRecord(kind, text, severity, self._loop.time() - self._started, extras))  # type: ignore[arg-type]
+
+    def _keep(self, item: CallMessage | EventRecord) -> None:
+        try:
+            self._unrecorded.put_nowait(item)
+        except asyncio.QueueFull:
+            self._drop("records", "call messages and events: storage is not keeping up")
 
     async def _recorder_loop(self) -> None:
         """Write history entries and events in order, off the conversation's path, never cancelled mid-write."""
@@ -582,9 +614,9 @@ class Call:
             finally:
                 await _aclose(stream)
         except (ProviderError, TimeoutError) as exc:
-            reason = "timed out" if isinstance(exc, TimeoutError) else str(exc)
-            self._log.warning("agent reply failed: %s", reason)
-            await self._debug(f"Agent reply failed: {reason}")
+            kind = "timed out" if isinstance(exc, TimeoutError) else _kind(exc)  # the log never gets the prompt: see _kind
+            self._log.warning("agent reply failed in call %s: %s", self.spec.call_id, kind)
+            await self._debug(f"Agent reply failed: {kind if isinstance(exc, TimeoutError) else str(exc)[:200]}")
             spoken.calls.clear()
             self._tools.discard_early()
             if not spoken.text:
@@ -684,6 +716,15 @@ def send_audio(send: Send) -> Callable[[bytes], Awaitable[None]]:
         await send(pcm)
 
     return audio
+
+
+def _kind(exc: BaseException) -> str:
+    """The error's type and its cause's type, e.g. `ProviderError (UnicodeEncodeError)`.
+
+    Error texts are left out: a back end's may quote the whole prompt.
+    """
+    cause = exc.__cause__
+    return f"{type(exc).__name__} ({type(cause).__name__})" if cause is not None else type(exc).__name__
 
 
 async def _one(text: str) -> AsyncIterator[LLMEvent]:

@@ -13,6 +13,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from voxcall.errors import ProtocolError
+from voxcall.protocol.hygiene import MAX_DEPTH
 from voxcall.protocol.realtime import Debug, Ping, Pong, dump, parse_client, parse_server
 from voxcall.protocol.rest import EnabledDataMessages
 
@@ -22,7 +23,9 @@ __all__ = [
     "AudioIn",
     "BadMessage",
     "ClientConnection",
+    "InboundLimits",
     "ServerConnection",
+    "Throttled",
     "enabled_messages",
 ]
 
@@ -86,6 +89,87 @@ class BadMessage:
     reason: str
 
 
+@dataclass(frozen=True, slots=True)
+class Throttled:
+    """Client frames dropped for going over the rate limits since the last report (at most one a second)."""
+
+    text_frames: int
+    audio_frames: int
+    total: int
+    """Every frame dropped on this connection so far."""
+
+
+@dataclass(frozen=True, slots=True)
+class InboundLimits:
+    """Per-connection rate limits on client frames, per second; each bucket holds `burst_seconds` worth."""
+
+    text_frames: float = 50.0
+    text_bytes: float = 256 * 1024
+    audio_frames: float = 500.0
+    burst_seconds: float = 2.0
+
+
+class _Bucket:
+    """A token bucket on a clock the caller passes in."""
+
+    __slots__ = ("at", "capacity", "level", "rate")
+
+    def __init__(self, rate: float, capacity: float) -> None:
+        self.rate, self.capacity, self.level = rate, capacity, capacity
+        self.at: float | None = None
+
+    def refill(self, now: float) -> None:
+        if self.at is not None and now > self.at:
+            self.level = min(self.capacity, self.level + (now - self.at) * self.rate)
+        self.at = now if self.at is None else max(self.at, now)
+
+
+class _Limiter:
+    REPORT_EVERY = 1.0
+
+    def __init__(self, limits: InboundLimits, max_text: int) -> None:
+        burst = limits.burst_seconds
+        self.limits = limits
+        self.text = _Bucket(limits.text_frames, max(1.0, limits.text_frames * burst))
+        self.bytes = _Bucket(limits.text_bytes, max(limits.text_bytes * burst, 2.0 * max_text))
+        self.audio = _Bucket(limits.audio_frames, max(1.0, limits.audio_frames * burst))
+        self.dropped = {"text": 0, "audio": 0}
+        self.total = 0
+        self.reported_at: float | None = None
+
+    def allow_text(self, size: int, now: float) -> bool:
+        self.text.refill(now)
+        self.bytes.refill(now)
+        if self.text.level < 1 or self.bytes.level < size:
+            return self._drop("text")
+        self.text.level -= 1
+        self.bytes.level -= size
+        return True
+
+    def allow_audio(self, now: float) -> bool:
+        self.audio.refill(now)
+        if self.audio.level < 1:
+            return self._drop("audio")
+        self.audio.level -= 1
+        return True
+
+    def _drop(self, kind: str) -> bool:
+        self.dropped[kind] += 1
+        self.total += 1
+        return False
+
+    def report(self, now: float) -> Throttled | None:
+        """The drops not yet reported, at most once every REPORT_EVERY seconds."""
+        if not self.total or not any(self.dropped.values()):
+            return None
+        if self.reported_at is not None and now - self.reported_at < self.REPORT_EVERY:
+            return None
+        self.reported_at = now
+        report = Throttled(self.dropped["text"], self.dropped["audio"], self.total)
+        self.dropped = {"text": 0, "audio": 0}
+        return report
+
+
 class _Connection:
     def __init__(self) -> None:
         self._outgoing: list[str | bytes] = []
@@ -108,21 +192,37 @@ class ServerConnection(_Connection):
     Pings are answered inside (the pong echoes the timestamp unchanged). A bad
     text frame never raises: it becomes a `BadMessage` event, and a `debug`
     message when debug is enabled. Outbound messages of disabled types are dropped.
+
+    With `limits`, frames received with a `now` (seconds on any monotonic clock) are
+    rate limited: frames over the limits are dropped unparsed, and at most once a
+    second a `Throttled` event and a `debug` message say how many.
     """
 
-    def __init__(self, enabled: frozenset[str] = DEFAULT_ENABLED, *, max_text: int = MAX_TEXT_FRAME) -> None:
+    def __init__(
+        self,
+        enabled: frozenset[str] = DEFAULT_ENABLED,
+        *,
+        max_text: int = MAX_TEXT_FRAME,
+        max_depth: int = MAX_DEPTH,
+        limits: InboundLimits | None = None,
+    ) -> None:
         super().__init__()
         self.enabled = enabled
         self.max_text = max_text
+        self.max_depth = max_depth
+        self._limiter = _Limiter(limits, max_text) if limits is not None else None
         self._odd = b""
 
-    def receive_text(self, text: str) -> None:
+    def receive_text(self, text: str, *, now: float | None = None) -> None:
         """Take one client text frame."""
-        if len(text) > self.max_text or len(text.encode("utf-8", "surrogatepass")) > self.max_text:
-            self._bad(f"text frame of {len(text.encode('utf-8', 'surrogatepass'))} bytes is over the {self.max_text}-byte limit")
+        size = len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
+        if not self._admit(now, size):
+            return
+        if size > self.max_text:
+            self._bad(f"text frame of {size} bytes is over the {self.max_text}-byte limit")
             return
         try:
-            message = parse_client(text)
+            message = parse_client(text, max_depth=self.max_depth)
         except ProtocolError as exc:
             self._bad(str(exc))
             return
@@ -131,23 +231,45 @@ class ServerConnection(_Connection):
             return
         self._events.append(message)
 
-    def receive_bytes(self, data: bytes) -> None:
+    def receive_bytes(self, data: bytes, *, now: float | None = None) -> None:
         """Take one binary frame of PCM; an odd trailing byte waits for the next frame."""
+        if not self._admit(now, None):
+            return
         data = self._odd + data
         cut = len(data) - (len(data) % 2)
         self._odd = data[cut:]
         if cut:
             self._events.append(AudioIn(data[:cut]))
 
+    def _admit(self, now: float | None, text_size: int | None) -> bool:
+        limiter = self._limiter
+        if limiter is None or now is None:
+            return True
+        allowed = limiter.allow_audio(now) if text_size is None else limiter.allow_text(text_size, now)
+        report = limiter.report(now)
+        if report is not None:
+            self._events.append(report)
+            rates = limiter.limits
+            self.send(Debug(message=f"Dropped {report.text_frames + report.audio_frames} client frames over the rate limits "
+                                    f"({rates.text_frames:g} text frames, {rates.text_bytes:g} bytes of text and "
+                                    f"{rates.audio_frames:g} audio frames a second)"))
+        return allowed
+
     def send(self, message: BaseModel | bytes) -> bool:
-        """Queue a server message (or PCM bytes); returns False if its type is disabled."""
+        """Queue a server message (or PCM bytes); returns False if its type is disabled.
+
+        A message that cannot be written as strict JSON (a non-finite number) is dropped too.
+        """
         if isinstance(message, bytes):
             self._outgoing.append(message)
             return True
         kind = getattr(message, "type", None)
         if kind not in self.enabled:
             return False
-        self._outgoing.append(dump(message))  # type: ignore[arg-type]
+        try:
+            self._outgoing.append(dump(message))  # type: ignore[arg-type]
+        except ValueError:
+            return False
         return True
 
     def _bad(self, reason: str) -> None:

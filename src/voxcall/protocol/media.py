@@ -16,6 +16,7 @@ codecs in the same three methods, and say `MediaStop` for their `stop` message.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
@@ -64,14 +65,17 @@ class ServerWebSocketMedia:
 
     medium = "serverWebSocket"
 
-    def __init__(self, connection: ServerConnection) -> None:
+    def __init__(self, connection: ServerConnection, *, clock: Callable[[], float] | None = None) -> None:
         self.connection = connection
+        self._clock = clock
+        """Receive times for the connection's rate limits (the server passes the event loop's clock)."""
 
     def receive(self, frame: str | bytes) -> list[object]:
+        now = self._clock() if self._clock is not None else None
         if isinstance(frame, str):
-            self.connection.receive_text(frame)
+            self.connection.receive_text(frame, now=now)
         else:
-            self.connection.receive_bytes(frame)
+            self.connection.receive_bytes(frame, now=now)
         return self.connection.events_received()
 
     def send(self, output: BaseModel | bytes) -> None:

@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal, Union
 from pydantic import AliasChoices, Field, TypeAdapter, ValidationError
 
 from voxcall.errors import ProtocolError
+from voxcall.protocol.hygiene import MAX_DEPTH, UnsafeJSON, loads_strict
 from voxcall.protocol.wire import WireModel
 
 __all__ = [
@@ -179,11 +180,11 @@ _client_adapter: TypeAdapter[Any] = TypeAdapter(ClientMessage)
 _server_adapter: TypeAdapter[Any] = TypeAdapter(ServerMessage)
 
 
-def _load_object(text: str | bytes) -> dict[str, Any]:
+def _load_object(text: str | bytes, max_depth: int = MAX_DEPTH) -> dict[str, Any]:
     try:
-        data = json.loads(text)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ProtocolError(f"invalid JSON: {exc}") from exc
+        data = loads_strict(text, max_depth=max_depth)
+    except UnsafeJSON as exc:
+        raise ProtocolError(exc.describe("the message")) from exc
     if not isinstance(data, dict):
         raise ProtocolError("a data message must be a JSON object")
     if not isinstance(data.get("type"), str):
@@ -199,15 +200,15 @@ def _describe(exc: ValidationError) -> str:
     return "; ".join(parts)
 
 
-def parse_client(text: str | bytes) -> Any:
-    """Parse one client data message.
+def parse_client(text: str | bytes, *, max_depth: int = MAX_DEPTH) -> Any:
+    """Parse one client data message (strict JSON: see `protocol.hygiene.loads_strict`).
 
     Raises:
-        ProtocolError: invalid JSON, an unknown `type`, or missing/mistyped fields.
+        ProtocolError: invalid or unsafe JSON, an unknown `type`, or missing/mistyped fields.
     """
-    data = _load_object(text)
+    data = _load_object(text, max_depth)
     if data["type"] not in CLIENT_TYPES:
-        raise ProtocolError(f"unknown message type {data['type']!r}")
+        raise ProtocolError(f"unknown message type {data['type'][:40]!r}")
     try:
         return _client_adapter.validate_python(data)
     except ValidationError as exc:
@@ -230,7 +231,10 @@ def parse_server(text: str | bytes) -> Any:
 
 
 def dump(message: WireModel) -> str:
-    """Serialise a message as one compact JSON text frame (unset keys left out)."""
-    if isinstance(message, UnknownMessage):
-        return json.dumps(message.data, separators=(",", ":"))
-    return json.dumps(message.wire(), separators=(",", ":"))
+    """Serialise a message as one compact, strict JSON text frame (unset keys left out).
+
+    Raises:
+        ValueError: the message holds a non-finite number, which JSON cannot carry.
+    """
+    data = message.data if isinstance(message, UnknownMessage) else message.wire()
+    return json.dumps(data, separators=(",", ":"), allow_nan=False)

@@ -35,6 +35,8 @@ __all__ = [
     "Call",
     "CallEvent",
     "CallMedium",
+    "Callback",
+    "Callbacks",
     "CallMessage",
     "CallTool",
     "DynamicParameter",
@@ -179,6 +181,21 @@ class CallMessage(WireModel):
     metadata: dict[str, Any] | None = None
 
 
+class Callback(WireModel):
+    """`ultravox.v1.Callback`: a URL invoked at a call lifecycle event, signed with `secrets`."""
+
+    url: str = Field(min_length=1)
+    secrets: list[str] = Field(default_factory=list)
+
+
+class Callbacks(WireModel):
+    """`ultravox.v1.Callbacks`: per-call lifecycle callbacks."""
+
+    joined: Callback | None = None
+    ended: Callback | None = None
+    billed: Callback | None = None
+
+
 class StartCallRequest(WireModel):
     """`ultravox.v1.StartCallRequest`, the body of POST /api/calls (every field optional)."""
 
@@ -205,7 +222,7 @@ class StartCallRequest(WireModel):
     metadata: dict[str, str] | None = None
     initial_state: dict[str, Any] | None = None
     data_connection: dict[str, Any] | None = None
-    callbacks: dict[str, Any] | None = None
+    callbacks: Callbacks | None = None
     voice_overrides: dict[str, Any] | None = None
     retention_policy: str | None = None
     shared_secrets: list[str] | None = None

@@ -52,9 +52,10 @@ def _drop_nulls(value: Any) -> Any:
 
 
 class WireModel(BaseModel):
-    """Base of every wire model: camelCase aliases, snake_case accepted, unknown keys and nulls ignored."""
+    """Base of every wire model: camelCase aliases, snake_case accepted, unknown keys and nulls ignored,
+    and floats finite (JSON has no NaN or Infinity)."""
 
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore")
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore", allow_inf_nan=False)
 
     @model_validator(mode="before")
     @classmethod

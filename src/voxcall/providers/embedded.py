@@ -42,6 +42,8 @@ logger = logging.getLogger(__name__)
 _END = object()
 _CONTEXT_MARGIN = 16  # tokens kept free beyond max_tokens for the forced JSON pieces
 _ARGUMENTS_MAX_TOKENS = 256  # tool arguments are not limited by max_tokens, which is about speech
+_MAX_TOKEN_CHARS = 32  # no token is longer: turns beyond budget * this many characters cannot fit
+_DROP_STEP = 16  # turns left out of a long prompt go in steps of this many (see _prompt_tokens)
 
 
 def load_llm(name: LLMName, *, cache_dir: Path, n_threads: int = 2, progress: Progress | None = None) -> LlamaLLM:
@@ -198,7 +200,8 @@ class LlamaLLM:
             except ProviderError as exc:
                 channel.put(exc)
             except Exception as exc:  # everything from llama.cpp becomes ProviderError
-                error = ProviderError(f"llama.cpp generation failed: {exc!r}")
+                # Only the type: the text of some errors (UnicodeEncodeError) holds the whole prompt.
+                error = ProviderError(f"llama.cpp generation failed: {type(exc).__name__}")
                 error.__cause__ = exc
                 channel.put(error)
             finally:
@@ -298,23 +301,58 @@ class LlamaLLM:
                     return
 
     def _prompt_tokens(self, request: _Request, prefill: str) -> list[int]:
-        """Render and tokenize the prompt, dropping the oldest turns if it does not fit."""
+        """Render and tokenize the prompt, dropping the oldest turns if it does not fit.
+
+        Turns are dropped in steps of `_DROP_STEP` counted from the start of the conversation,
+        so the kept prefix, and llama.cpp's cache of it, lasts for several turns instead of
+        changing (and being evaluated again) every turn. Turns far beyond what the context
+        can hold are cut by length first, and a binary search finds the first step that fits:
+        a long history costs a few tokenizations, not one per turn.
+        """
         rendered = routing.render_messages(request.messages, request.tools)
         first = 1 if rendered and rendered[0]["role"] == "system" else 0
         budget = self._n_ctx - max(request.max_tokens, _ARGUMENTS_MAX_TOKENS) - _CONTEXT_MARGIN
-        while True:
-            prompt = self._format(messages=rendered).prompt + prefill
-            tokens = self._tokenize(prompt, special=True)
-            if len(tokens) <= budget:
-                return tokens
-            if len(rendered) - first <= 1:
-                raise ProviderError(f"prompt of {len(tokens)} tokens does not fit the context of {self._n_ctx}")
-            logger.debug("prompt of %d tokens too long; dropping the oldest turn", len(tokens))
-            del rendered[first]
+        head, turns = rendered[:first], rendered[first:]
+
+        def tokens_without(oldest: int) -> list[int]:
+            return self._tokenize(self._format(messages=head + turns[oldest:]).prompt + prefill, special=True)
+
+        drops = _drop_points(turns, budget * _MAX_TOKEN_CHARS)
+        tokens = tokens_without(drops[0])
+        if len(tokens) <= budget:
+            return tokens
+        best = tokens_without(drops[-1]) if len(drops) > 1 else tokens
+        if len(best) > budget:
+            raise ProviderError(f"prompt of {len(best)} tokens does not fit the context of {self._n_ctx}")
+        low, high = 0, len(drops) - 1  # leaving out drops[low] turns is too long, drops[high] fits
+        while high - low > 1:
+            middle = (low + high) // 2
+            candidate = tokens_without(drops[middle])
+            if len(candidate) <= budget:
+                high, best = middle, candidate
+            else:
+                low = middle
+        logger.debug("prompt of %d tokens too long; left out the %d oldest turns", len(tokens), drops[high])
+        return best
 
     def _tokenize(self, text: str, *, special: bool) -> list[int]:
-        tokens: list[int] = self._llama.tokenize(text.encode("utf-8"), add_bos=False, special=special)
+        # "replace": text that is not valid Unicode (a lone surrogate) must not fail every later turn.
+        tokens: list[int] = self._llama.tokenize(text.encode("utf-8", "replace"), add_bos=False, special=special)
         return tokens
+
+
+def _drop_points(turns: list[dict[str, str]], max_chars: int) -> list[int]:
+    """How many of the oldest turns a prompt may leave out, fewest first: multiples of `_DROP_STEP`,
+    at least as many as leave the rest under `max_chars` characters, and at most all but the newest."""
+    last = max(0, len(turns) - 1)
+    total, fewest = 0, 0
+    for index in range(len(turns) - 1, -1, -1):
+        total += len(turns[index].get("content") or "")
+        if total > max_chars and index < last:
+            fewest = index + 1
+            break
+    fewest = -(-fewest // _DROP_STEP) * _DROP_STEP
+    return [*range(fewest, last, _DROP_STEP), last] if fewest < last else [last]
 
 
 class _Stats:

@@ -15,10 +15,12 @@ from fastapi.responses import JSONResponse
 from voxcall import __version__
 from voxcall.config import Settings
 from voxcall.errors import ApiError, RateLimited
+from voxcall.protocol.hygiene import BodyLimits
 from voxcall.engine.spec import Speech
 from voxcall.providers.base import LLM, ChatMessage
 from voxcall.server.docs import add_docs
-from voxcall.server import realtime, rest, tools, voices, web
+from voxcall.server import accounts, agents, deleted_calls, realtime, rest, tools, voices, web, webhooks
+from voxcall.server.guard import BodyGuard, StrictJSONResponse
 from voxcall.server.limits import retry_after_header
 from voxcall.server.services import Services
 from voxcall.server.sweep import StaleCallSweep
@@ -27,7 +29,7 @@ from voxcall.server.voices import voices_of
 from voxcall.store import open_store
 from voxcall.store.recordings import RecordingStore
 
-__all__ = ["build_services", "create_app", "load_llm", "load_speech", "warm_up"]
+__all__ = ["body_limits", "build_services", "create_app", "load_llm", "load_speech", "warm_up"]
 
 logger = logging.getLogger(__name__)
 
@@ -93,8 +95,20 @@ async def build_services(settings: Settings, llm: LLM | None = None, speech: Spe
     if speech is True:
         speech = load_speech(settings)
     speech = speech or None
-    return Services(settings=settings, store=store, llm=llm or load_llm(settings), tokens=JoinTokens(secret),
-                    recordings=RecordingStore(settings.data_dir / "recordings"), speech=speech, voices=voices_of(speech))
+    services = Services(settings=settings, store=store, llm=llm or load_llm(settings), tokens=JoinTokens(secret),
+                        recordings=RecordingStore(settings.data_dir / "recordings"), speech=speech, voices=voices_of(speech))
+    services.platform.start()  # the webhook sender: also sends what an earlier process left pending
+    return services
+
+
+def body_limits(settings: Settings) -> BodyLimits:
+    """The request limits of the settings (README "Configuration")."""
+    return BodyLimits(
+        max_request_bytes=settings.max_request_bytes, max_data_message_bytes=settings.max_data_message_bytes,
+        max_depth=settings.max_json_depth, max_system_prompt_chars=settings.max_system_prompt_chars,
+        max_initial_messages=settings.max_initial_messages, max_initial_messages_bytes=settings.max_initial_messages_bytes,
+        max_metadata_bytes=settings.max_metadata_bytes,
+    )
 
 
 def create_app(
@@ -122,10 +136,12 @@ def create_app(
             if owned:
                 await app.state.services.close()
 
-    app = FastAPI(title="voxcall", version=__version__, lifespan=lifespan, openapi_url="/api/openapi.json", docs_url=None, redoc_url=None)
+    app = FastAPI(title="voxcall", version=__version__, lifespan=lifespan, openapi_url="/api/openapi.json", docs_url=None, redoc_url=None,
+                  default_response_class=StrictJSONResponse)
     add_docs(app, openapi_url="/api/openapi.json")
     if services is not None:
         app.state.services = services
+    app.add_middleware(BodyGuard, limits=body_limits(settings))  # inside CORS, so refusals carry CORS headers
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["*"],
                            allow_headers=["X-API-Key", "X-Unsafe-API-Key", "Content-Type"], expose_headers=["Retry-After"])
@@ -140,6 +156,8 @@ def create_app(
     app.include_router(rest.router)
     app.include_router(voices.router)
     app.include_router(tools.router)
+    for platform_router in (agents.router, webhooks.router, accounts.router, deleted_calls.router):
+        app.include_router(platform_router)
     app.include_router(realtime.router)
     app.include_router(web.router)
     return app

@@ -160,4 +160,6 @@ def to_call(record: CallRecord) -> Call:
         request_context={},
         data_connection_config=wire.get("dataConnection"),
         callbacks=wire.get("callbacks"),
+        agent={"agentId": record.agent_id, "name": record.agent_name or ""} if record.agent_id else None,
+        agent_id=record.agent_id,
     )

@@ -85,6 +85,7 @@ class _Host:
         reader: asyncio.Task[None] | None = None
         try:
             await self.websocket.accept()
+            await self.svc.notify("call.joined", self.call_id)
             self.media = make_media(StartCallRequest.model_validate(record.request))
             call = await self._build(record)
             self.live = self.svc.live.add(self.call_id, LiveCall(call))

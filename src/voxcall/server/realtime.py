@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 
 from fastapi import APIRouter, WebSocket
 
 from voxcall.errors import NotFound
-from voxcall.protocol.connection import ServerConnection, enabled_messages
+from voxcall.protocol.connection import InboundLimits, ServerConnection, enabled_messages
 from voxcall.protocol.media import ServerWebSocketMedia
 from voxcall.protocol.rest import StartCallRequest
 from voxcall.server.host import POLICY_VIOLATION, host_call, refuse
@@ -42,7 +43,11 @@ async def join(websocket: WebSocket, call_id: str) -> None:
 
     def media(request: StartCallRequest) -> ServerWebSocketMedia:
         configured = request.medium.data_messages if request.medium else None
-        return ServerWebSocketMedia(ServerConnection(enabled_messages(configured, extra)))
+        settings = svc.settings
+        limits = InboundLimits(settings.ws_message_rate, settings.ws_text_byte_rate, settings.ws_audio_frame_rate)
+        connection = ServerConnection(enabled_messages(configured, extra), max_text=settings.max_data_message_bytes,
+                                      max_depth=settings.max_json_depth, limits=limits)
+        return ServerWebSocketMedia(connection, clock=asyncio.get_running_loop().time)
 
     await host_call(svc, websocket, record, media, client_version=params.get("clientVersion"))
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
@@ -22,7 +23,7 @@ from voxcall.server.services import Services, get_services, require_api_key
 from voxcall.server.voices import VOICE_EVENT, VoiceBook
 from voxcall.store.records import CallRecord
 
-__all__ = ["router"]
+__all__ = ["router", "start_call"]
 
 router = APIRouter(prefix="/api")
 AccountId = Annotated[str, Depends(require_api_key)]
@@ -78,8 +79,33 @@ async def create_call(
             body = StartCallRequest.model_validate(given)
         except ValidationError as exc:
             raise InvalidRequest(json.loads(exc.json(include_url=False, include_context=False))) from exc
+    initial = inherited or list(body.initial_messages or [])
+    record = await start_call(request, svc, account, body, given, initial, enable_greeting_prompt=enable_greeting_prompt)
+    return JSONResponse(to_call(record).wire(), status_code=201)
+
+
+async def start_call(
+    request: Request,
+    svc: Services,
+    account: str,
+    body: StartCallRequest,
+    given: dict[str, Any],
+    initial: list[CallMessage],
+    *,
+    enable_greeting_prompt: bool = True,
+    agent: tuple[str, str] | None = None,
+    prepare_tools: Callable[[list[dict[str, Any]]], list[dict[str, Any]]] | None = None,
+) -> CallRecord:
+    """Create a call (POST /api/calls and POST /api/agents/{id}/calls): check, store, watch its join window, emit call.started.
+
+    `given` is the request as stored; `agent` the (id, name) it comes from; `prepare_tools`
+    may rework the resolved CallTools (agent templates) and raise InvalidRequest.
+    """
     voice = VoiceBook.of(svc.settings, svc.voices).check_choice(body.voice, body.external_voice)
+    svc.platform.check_callbacks(body)
     tools = await resolve_call_tools(body, svc.tool_store, account)
+    if prepare_tools is not None:
+        tools = prepare_tools(tools)
     call_id = str(uuid.uuid4())
     created = datetime.now(UTC)
     expires = created.timestamp() + (body.join_timeout or 30.0)
@@ -91,15 +117,17 @@ async def create_call(
         join_url=_join_url(request, svc, call_id, svc.tokens.mint(call_id, expires)),
         tools=tools,
         enable_greeting_prompt=enable_greeting_prompt,
+        agent_id=agent[0] if agent else None,
+        agent_name=agent[1] if agent else None,
     )
     await admit_call(svc, record)  # 429 beyond the account's concurrency or creation rate
     await svc.tool_store.record_uses(call_id, created, durable_uses(tools))
-    for message in inherited or list(body.initial_messages or []):
-        await svc.store.add_message(call_id, message.model_copy(update={"call_stage_message_index": None}))
+    await svc.store.add_messages(call_id, list(initial))
     if voice.substituted:
         await svc.store.add_event(call_id, type=VOICE_EVENT, text=voice.warning() or "", severity="warning", extras=voice.extras())
     svc.watch_join_timeout(record)
-    return JSONResponse(to_call(record).wire(), status_code=201)
+    await svc.notify("call.started", call_id)
+    return record
 
 
 _ALTERNATIVES = (("firstSpeaker", "firstSpeakerSettings"), ("voice", "externalVoice"))
@@ -146,7 +174,7 @@ async def get_call(call_id: str, svc: Svc, account: AccountId) -> dict[str, Any]
 
 @router.delete("/calls/{call_id}", status_code=204)
 async def delete_call(call_id: str, svc: Svc, account: AccountId) -> Response:
-    """End the call if it is live, then delete it, its messages, events and recording."""
+    """End the call if it is live, then delete it, its messages, events and recording, leaving a tombstone."""
     await svc.store.get_call(call_id, account)
     live = svc.live.get(call_id)
     if live is not None:
@@ -155,7 +183,7 @@ async def delete_call(call_id: str, svc: Svc, account: AccountId) -> Response:
             await asyncio.wait_for(live.done.wait(), 10)
         except TimeoutError:
             pass
-    await svc.store.delete_call(call_id, account)
+    await svc.platform.tombstones.bury(call_id, account)
     svc.recordings.delete(call_id)
     return Response(status_code=204)
 

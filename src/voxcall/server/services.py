@@ -20,6 +20,7 @@ from voxcall.outbound import OutboundPolicy, safe_client
 from voxcall.protocol.rest import StartCallRequest, Voice
 from voxcall.providers.base import LLM
 from voxcall.server.call_tools import PUBLIC_TOOLS
+from voxcall.server.platform import Platform
 from voxcall.server.limits import Limits, enforce, retry_after_header
 from voxcall.server.live import SERVICE_RESTART, LiveCall, LiveCalls, LiveDirectory
 from voxcall.server.tokens import JoinTokens
@@ -61,6 +62,11 @@ class Services:
     """The one client for requests on a user's behalf (HTTP tools, webhooks): SSRF-checked (voxcall.outbound)."""
     _timers: dict[str, asyncio.TimerHandle] = field(default_factory=dict)
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    platform: Platform = field(default=None)  # type: ignore[assignment]  # agents, webhooks, ...: built unless given
+
+    async def notify(self, event: str, call_id: str) -> None:
+        """Emit a call lifecycle event (call.started, call.joined, call.ended) to webhooks and callbacks; never raises."""
+        await self.platform.notify(event, call_id)
 
     def __post_init__(self) -> None:
         if self.limits is None:
@@ -69,6 +75,12 @@ class Services:
             self.tools = ToolStore(self.store.engine, PUBLIC_TOOLS)
         if self.outbound is None:
             self.outbound = safe_client(OutboundPolicy.parse(self.settings.outbound_allow))
+        if self.platform is None:
+            self.platform = Platform.open(self.store, self.settings)
+        self.on_ended.append(self._webhook_ended)
+
+    async def _webhook_ended(self, call_id: str, reason: str) -> None:
+        await self.notify("call.ended", call_id)
 
     @property
     def tool_store(self) -> ToolStore:
@@ -136,6 +148,7 @@ class Services:
         for task in list(self._tasks):
             task.cancel()
         await self.end_live_calls(5.0)
+        await self.platform.close()
         if self.outbound is not None:
             await self.outbound.aclose()
         await self.store.close()

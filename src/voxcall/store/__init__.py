@@ -16,6 +16,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.pool import AsyncAdaptedQueuePool
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from voxcall.store import platform_tables as _platform_tables  # noqa: F401  (registers the 0004 tables)
 from voxcall.store.migrate import upgrade
 from voxcall.store.recordings import RecordingStore
 from voxcall.store.records import ApiKeyInfo, CallRecord
@@ -53,7 +54,7 @@ def _async_url(raw: str) -> URL:
 
 def _engine(url: URL) -> AsyncEngine:
     if url.get_backend_name() != "sqlite":
-        return create_async_engine(url)
+        return create_async_engine(url, hide_parameters=True)  # SQL errors in logs must not quote call content
     database = url.database or ""
     in_memory = database in ("", ":memory:") or url.query.get("mode") == "memory"
     if not in_memory and not database.startswith("file:"):
@@ -62,9 +63,9 @@ def _engine(url: URL) -> AsyncEngine:
     # default for it (StaticPool) hands that connection to concurrent sessions at
     # once, which interleaves their transactions; a one-connection queue makes them
     # take turns instead.
-    options: dict[str, Any] = {}
+    options: dict[str, Any] = {"hide_parameters": True}
     if in_memory:
-        options = {"poolclass": AsyncAdaptedQueuePool, "pool_size": 1, "max_overflow": 0}
+        options |= {"poolclass": AsyncAdaptedQueuePool, "pool_size": 1, "max_overflow": 0}
     engine = create_async_engine(url, **options)
     event.listen(engine.sync_engine, "connect", _sqlite_pragmas(wal=not in_memory))
     return engine

@@ -28,6 +28,8 @@ class CallRecord:
     client_version: str | None = None
     tools: list[dict[str, Any]] = field(default_factory=list)
     enable_greeting_prompt: bool = True
+    agent_id: str | None = None
+    agent_name: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,3 +41,5 @@ class ApiKeyInfo:
     account_id: str
     created: datetime
     revoked: bool = False
+    expiry_date: datetime | None = None
+    creator: str | None = None

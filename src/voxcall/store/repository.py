@@ -94,17 +94,22 @@ class Store:
 
     # ------------------------------------------------------ accounts and keys
 
-    async def create_api_key(self, name: str = "default", account_id: str | None = None) -> tuple[str, ApiKeyInfo]:
+    async def create_api_key(
+        self, name: str = "default", account_id: str | None = None, *, expiry_date: datetime | None = None,
+        creator: str | None = None,
+    ) -> tuple[str, ApiKeyInfo]:
         """Create an API key and return it in plain text, the only time it is ever available.
 
         Only the SHA-256 of the key is stored. Without `account_id` the key goes to
-        the default account; an unknown `account_id` creates that account.
+        the default account; an unknown `account_id` creates that account. A key
+        with `expiry_date` stops working at that instant.
         """
         account_id = account_id or DEFAULT_ACCOUNT_ID
         account_name = DEFAULT_ACCOUNT_NAME if account_id == DEFAULT_ACCOUNT_ID else account_id
         for _ in range(_KEY_DRAWS):
             key = _random(8) + "." + _random(32)
-            info = ApiKeyInfo(prefix=key[:8], name=name, account_id=account_id, created=_now())
+            info = ApiKeyInfo(prefix=key[:8], name=name, account_id=account_id, created=_now(),
+                              expiry_date=expiry_date, creator=creator)
             try:
                 async with self._sessions.begin() as session:
                     await session.execute(
@@ -113,7 +118,7 @@ class Store:
                     session.add(
                         ApiKeyRow(
                             prefix=info.prefix, key_hash=_digest(key), name=name,
-                            account_id=account_id, created=info.created,
+                            account_id=account_id, created=info.created, expiry_date=expiry_date, creator=creator,
                         )
                     )
                 logger.info("created API key %s for account %s", info.prefix, account_id)
@@ -155,6 +160,8 @@ class Store:
         matches = hmac.compare_digest(expected, _digest(key))
         if row is None or not matches or row.revoked is not None:
             return None
+        if row.expiry_date is not None and row.expiry_date <= _now():
+            return None
         return row.account_id
 
     async def get_account_name(self, account_id: str) -> str:
@@ -188,6 +195,7 @@ class Store:
                     request=record.request, join_url=record.join_url, joined=record.joined,
                     ended=record.ended, end_reason=record.end_reason, client_version=record.client_version,
                     tools=record.tools, enable_greeting_prompt=record.enable_greeting_prompt,
+                    agent_id=record.agent_id, agent_name=record.agent_name,
                 )
             )
 
@@ -308,6 +316,32 @@ class Store:
                 continue  # the call was deleted after the check (SQLite): the next check says so
             return message.model_copy(update={"call_stage_message_index": index})
         raise RuntimeError(f"could not append a message to call {uid}")
+
+    async def add_messages(self, call_id: str, messages: list[CallMessage]) -> int:
+        """Append messages to a call in one transaction and one multi-row INSERT; returns how many.
+
+        The indexes continue densely from the call's last message, as with `add_message`.
+
+        Raises:
+            NotFound: the call does not exist.
+        """
+        if not messages:
+            return 0
+        uid = _call_uuid(call_id)
+        for _ in range(3):
+            try:
+                async with self._sessions.begin() as session:
+                    lock = select(CallRow.call_id).where(CallRow.call_id == uid).with_for_update(key_share=True)
+                    if uid is None or await session.scalar(lock) is None:
+                        raise NotFound(NOT_FOUND)
+                    last = await session.scalar(select(func.max(MessageRow.idx)).where(MessageRow.call_id == uid))
+                    start, now = (0 if last is None else last + 1), _now()
+                    rows = [_message_values(uid, m, start + i, now) for i, m in enumerate(messages)]
+                    await session.execute(insert(MessageRow.__table__), rows)
+            except IntegrityError:
+                continue  # another writer took those indexes (SQLite), or the call was deleted: check again
+            return len(rows)
+        raise RuntimeError(f"could not append messages to call {uid}")
 
     async def list_messages(
         self, call_id: str, *, cursor: str | None = None, page_size: int = 100
@@ -443,14 +477,18 @@ def _insert_message(call_id: str, message: CallMessage) -> Any:
     next_index = (
         select(func.coalesce(func.max(MessageRow.idx) + 1, 0)).where(MessageRow.call_id == call_id).scalar_subquery()
     )
-    values = {
-        "call_id": call_id, "idx": next_index, "role": message.role, "text": message.text,
+    values = _message_values(call_id, message, next_index, _now())
+    return insert(MessageRow.__table__).values(values).returning(MessageRow.__table__.c.idx)
+
+
+def _message_values(call_id: str, message: CallMessage, index: Any, created: datetime) -> dict[str, Any]:
+    return {
+        "call_id": call_id, "idx": index, "role": message.role, "text": message.text,
         "medium": message.medium, "invocation_id": message.invocation_id, "tool_name": message.tool_name,
         "error_details": message.error_details, "call_stage_id": message.call_stage_id,
         "call_state": message.call_state, "timespan": message.timespan,
-        "wall_clock_timespan": message.wall_clock_timespan, "metadata": message.metadata, "created": _now(),
+        "wall_clock_timespan": message.wall_clock_timespan, "metadata": message.metadata, "created": created,
     }
-    return insert(MessageRow.__table__).values(values).returning(MessageRow.__table__.c.idx)
 
 
 def _now() -> datetime:
@@ -475,7 +513,7 @@ def _call_uuid(call_id: str) -> str | None:
 def _key_info(row: ApiKeyRow) -> ApiKeyInfo:
     return ApiKeyInfo(
         prefix=row.prefix, name=row.name, account_id=row.account_id, created=row.created,
-        revoked=row.revoked is not None,
+        revoked=row.revoked is not None, expiry_date=row.expiry_date, creator=row.creator,
     )
 
 
@@ -484,6 +522,7 @@ def _call_record(row: CallRow) -> CallRecord:
         call_id=row.call_id, account_id=row.account_id, created=row.created, request=row.request,
         join_url=row.join_url, joined=row.joined, ended=row.ended, end_reason=row.end_reason,
         client_version=row.client_version, tools=row.tools, enable_greeting_prompt=row.enable_greeting_prompt,
+        agent_id=row.agent_id, agent_name=row.agent_name,
     )
 
 

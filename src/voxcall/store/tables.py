@@ -95,11 +95,16 @@ class ApiKeyRow(Base):
     account_id: Mapped[str] = mapped_column(ForeignKey("accounts.account_id", ondelete="CASCADE"), index=True)
     created: Mapped[datetime]
     revoked: Mapped[datetime | None]
+    expiry_date: Mapped[datetime | None]  # no use after this instant (0004)
+    creator: Mapped[str | None] = mapped_column(String(200))  # prefix of the key that created it (0004)
 
 
 class CallRow(Base):
     __tablename__ = "calls"
-    __table_args__ = (Index("ix_calls_account_created", "account_id", "created", "call_id"),)
+    __table_args__ = (
+        Index("ix_calls_account_created", "account_id", "created", "call_id"),
+        Index("ix_calls_agent_created", "agent_id", "created", "call_id"),
+    )
 
     call_id: Mapped[str] = mapped_column(String(36), primary_key=True)
     account_id: Mapped[str] = mapped_column(String(64))
@@ -112,6 +117,8 @@ class CallRow(Base):
     client_version: Mapped[str | None] = mapped_column(Text)
     tools: Mapped[list[Any]]
     enable_greeting_prompt: Mapped[bool] = mapped_column(Boolean)
+    agent_id: Mapped[str | None] = mapped_column(String(36))  # the agent it was created from (0004)
+    agent_name: Mapped[str | None] = mapped_column(String(64))
 
 
 class MessageRow(Base):
