@@ -32,7 +32,7 @@ def test_the_table_has_one_row_per_operation() -> None:
     rows = [line for line in table.splitlines() if line.startswith("| `")]
     assert len(rows) == len(OPERATIONS) == 114
     assert sum(row.endswith("| yes |") for row in rows) == len(implemented())
-    assert f"| `GET /api/agents` | {OPERATIONS[('GET', '/api/agents')]} |" in rows
+    assert f"| `GET /api/corpora` | {OPERATIONS[('GET', '/api/corpora')]} |" in rows
 
 
 def test_a_stale_table_is_detected() -> None:

@@ -19,14 +19,11 @@ IMPLEMENTED = "implemented"
 _BILLING = "no billing: voxcall is self-hosted"
 _TELEPHONY = "telephony (Twilio, Telnyx, Plivo) is not implemented"
 _SIP = "SIP is not implemented"
-_AGENTS = "agents are not implemented yet"
 _BATCHES = "scheduled batches place outbound telephony calls: not implemented"
-_KEYS = "API keys are managed on the server host: `voxcall keys create|list|revoke`"
 _THROTTLES = "call throttles are not implemented"
 _STAGES = "call stages are not implemented (a call has one stage)"
 _CORPORA = "corpora (RAG) are not implemented"
 _VOICES = "voices are the server's installed TTS voices: not created, changed or cloned over the API"
-_WEBHOOKS = "webhooks are not implemented yet"
 
 OPERATIONS: dict[tuple[str, str], str] = {
     ("GET", "/api/accounts"): "one account per API key: GET /api/accounts/me describes it",
@@ -38,16 +35,16 @@ OPERATIONS: dict[tuple[str, str], str] = {
     ("PATCH", "/api/accounts/me/telephony_config"): _TELEPHONY,
     ("GET", "/api/accounts/me/tts_api_keys"): "no external TTS providers: speech runs on the server (VOXCALL_TTS_*)",
     ("PATCH", "/api/accounts/me/tts_api_keys"): "no external TTS providers: speech runs on the server (VOXCALL_TTS_*)",
-    ("GET", "/api/accounts/me/usage/calls"): "usage statistics are not implemented",
-    ("GET", "/api/accounts/me/usage/concurrency"): "usage statistics are not implemented",
+    ("GET", "/api/accounts/me/usage/calls"): IMPLEMENTED,
+    ("GET", "/api/accounts/me/usage/concurrency"): IMPLEMENTED,
 
-    ("GET", "/api/agents"): _AGENTS,
-    ("POST", "/api/agents"): _AGENTS,
-    ("GET", "/api/agents/{agent_id}"): _AGENTS,
-    ("PATCH", "/api/agents/{agent_id}"): _AGENTS,
-    ("DELETE", "/api/agents/{agent_id}"): _AGENTS,
-    ("GET", "/api/agents/{agent_id}/calls"): _AGENTS,
-    ("POST", "/api/agents/{agent_id}/calls"): _AGENTS,
+    ("GET", "/api/agents"): IMPLEMENTED,
+    ("POST", "/api/agents"): IMPLEMENTED,
+    ("GET", "/api/agents/{agent_id}"): IMPLEMENTED,
+    ("PATCH", "/api/agents/{agent_id}"): IMPLEMENTED,
+    ("DELETE", "/api/agents/{agent_id}"): IMPLEMENTED,
+    ("GET", "/api/agents/{agent_id}/calls"): IMPLEMENTED,
+    ("POST", "/api/agents/{agent_id}/calls"): IMPLEMENTED,
     ("GET", "/api/agents/{agent_id}/scheduled_batches"): _BATCHES,
     ("POST", "/api/agents/{agent_id}/scheduled_batches"): _BATCHES,
     ("GET", "/api/agents/{agent_id}/scheduled_batches/{batch_id}"): _BATCHES,
@@ -56,14 +53,14 @@ OPERATIONS: dict[tuple[str, str], str] = {
     ("GET", "/api/agents/{agent_id}/scheduled_batches/{batch_id}/created_calls"): _BATCHES,
     ("GET", "/api/agents/{agent_id}/scheduled_batches/{batch_id}/scheduled_calls"): _BATCHES,
     ("POST", "/api/agents/{agent_id}/telephony_xml"): _TELEPHONY,
-    ("GET", "/api/agents/usage"): _AGENTS,
+    ("GET", "/api/agents/usage"): IMPLEMENTED,
 
-    ("GET", "/api/api_keys"): _KEYS,
-    ("POST", "/api/api_keys"): _KEYS,
-    ("GET", "/api/api_keys/{api_key_prefix}"): _KEYS,
-    ("PUT", "/api/api_keys/{api_key_prefix}"): _KEYS,
-    ("PATCH", "/api/api_keys/{api_key_prefix}"): _KEYS,
-    ("DELETE", "/api/api_keys/{api_key_prefix}"): _KEYS,
+    ("GET", "/api/api_keys"): IMPLEMENTED,
+    ("POST", "/api/api_keys"): IMPLEMENTED,
+    ("GET", "/api/api_keys/{api_key_prefix}"): IMPLEMENTED,
+    ("PUT", "/api/api_keys/{api_key_prefix}"): IMPLEMENTED,
+    ("PATCH", "/api/api_keys/{api_key_prefix}"): IMPLEMENTED,
+    ("DELETE", "/api/api_keys/{api_key_prefix}"): IMPLEMENTED,
 
     ("GET", "/api/call_throttles"): _THROTTLES,
     ("POST", "/api/call_throttles"): _THROTTLES,
@@ -105,8 +102,8 @@ OPERATIONS: dict[tuple[str, str], str] = {
     ("GET", "/api/corpora/{corpus_id}/sources/{source_id}/documents/{document_id}"): _CORPORA,
     ("POST", "/api/corpora/{corpus_id}/uploads"): _CORPORA,
 
-    ("GET", "/api/deleted_calls"): "a deleted call leaves no tombstone",
-    ("GET", "/api/deleted_calls/{call_id}"): "a deleted call leaves no tombstone",
+    ("GET", "/api/deleted_calls"): IMPLEMENTED,
+    ("GET", "/api/deleted_calls/{call_id}"): IMPLEMENTED,
 
     ("GET", "/api/models"): IMPLEMENTED,
 
@@ -150,12 +147,12 @@ OPERATIONS: dict[tuple[str, str], str] = {
     ("DELETE", "/api/voices/{voice_id}"): _VOICES,
     ("GET", "/api/voices/{voice_id}/preview"): IMPLEMENTED,
 
-    ("GET", "/api/webhooks"): _WEBHOOKS,
-    ("POST", "/api/webhooks"): _WEBHOOKS,
-    ("GET", "/api/webhooks/{webhook_id}"): _WEBHOOKS,
-    ("PUT", "/api/webhooks/{webhook_id}"): _WEBHOOKS,
-    ("PATCH", "/api/webhooks/{webhook_id}"): _WEBHOOKS,
-    ("DELETE", "/api/webhooks/{webhook_id}"): _WEBHOOKS,
+    ("GET", "/api/webhooks"): IMPLEMENTED,
+    ("POST", "/api/webhooks"): IMPLEMENTED,
+    ("GET", "/api/webhooks/{webhook_id}"): IMPLEMENTED,
+    ("PUT", "/api/webhooks/{webhook_id}"): IMPLEMENTED,
+    ("PATCH", "/api/webhooks/{webhook_id}"): IMPLEMENTED,
+    ("DELETE", "/api/webhooks/{webhook_id}"): IMPLEMENTED,
 }
 """(method, path as in the official document) -> IMPLEMENTED or the reason it is not."""
 
