@@ -53,7 +53,7 @@ OPERATIONS: dict[tuple[str, str], str] = {
     ("GET", "/api/agents/{agent_id}/scheduled_batches/{batch_id}/created_calls"): _BATCHES,
     ("GET", "/api/agents/{agent_id}/scheduled_batches/{batch_id}/scheduled_calls"): _BATCHES,
     ("POST", "/api/agents/{agent_id}/telephony_xml"): _TELEPHONY,
-    ("GET", "/api/agents/usage"): IMPLEMENTED,
+    ("GET", "/api/agents/usage"): "per-agent usage is not implemented yet (GET /api/accounts/me/usage/calls takes agentIds)",
 
     ("GET", "/api/api_keys"): IMPLEMENTED,
     ("POST", "/api/api_keys"): IMPLEMENTED,
