@@ -58,14 +58,16 @@ def recorded_call(server: RunningServer) -> str:
 
 
 # The run creates a few hundred calls within a minute; the per-account creation limits (429)
-# are tested elsewhere and would refuse most of them here.
-NO_CALL_LIMITS = {"VOXCALL_MAX_CALLS": "0", "VOXCALL_CALLS_PER_SECOND": "0", "VOXCALL_CALLS_PER_MINUTE": "0"}
+# are tested elsewhere and would refuse most of them here. Webhooks and callbacks go to the
+# server itself (tests/schema/hooks.py SINK), which the outbound policy must allow.
+SERVER_ENV = {"VOXCALL_MAX_CALLS": "0", "VOXCALL_CALLS_PER_SECOND": "0", "VOXCALL_CALLS_PER_MINUTE": "0",
+              "VOXCALL_OUTBOUND_ALLOW": "127.0.0.1"}
 
 
 @pytest.fixture(scope="module")
 def server(server_factory: Any) -> RunningServer:
     """A `voxcall serve` process of the session's kind (SmolLM2, speech on), without call-creation limits."""
-    return server_factory(extra_env=NO_CALL_LIMITS)  # type: ignore[no-any-return]
+    return server_factory(extra_env=SERVER_ENV)  # type: ignore[no-any-return]
 
 
 def test_implemented_operations_conform_to_the_official_document(server: RunningServer) -> None:
