@@ -4,8 +4,10 @@ The run covers exactly the operations that server/operations.py lists as impleme
 (positive) data only, and passes when it finds no server error, no response that violates the
 official schema and no status code the document does not list (CONFORMANCE.md section 3). The
 document is the published one (tests/fixtures/ultravox-openapi.yaml); tests/schema/hooks.py holds
-its one erratum and the rules it states only in prose. Bounded: a fixed seed, a few examples per
-operation. The server is a real `voxcall serve` process from the session's server factory.
+its one erratum and points path ids at existing resources, tests/schema/repairs.py the rules the
+document states only in prose. Bounded: a fixed seed and a few examples per operation
+(tests/schema/schemathesis.toml). The server is a real `voxcall serve` process from the session's
+server factory.
 """
 
 from __future__ import annotations
