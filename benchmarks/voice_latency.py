@@ -52,12 +52,12 @@ def default_data_dir_of_env() -> Path:
     return Path(os.environ["VOXCALL_DATA_DIR"]) if os.environ.get("VOXCALL_DATA_DIR") else default_data_dir()
 
 
-def start_server(llm: str) -> tuple[subprocess.Popen[bytes], str, str]:
+def start_server(llm: str, env: dict[str, str] | None = None) -> tuple[subprocess.Popen[bytes], str, str]:
     data = Path(tempfile.mkdtemp(prefix="voxcall-bench-"))
     models = default_data_dir_of_env() / "models"  # the weights `make run` assembled
     models.mkdir(parents=True, exist_ok=True)
     (data / "models").symlink_to(models.resolve(), target_is_directory=True)
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "VOXCALL_DATA_DIR": str(data)}
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "VOXCALL_DATA_DIR": str(data), **(env or {})}
     key = subprocess.run([sys.executable, "-m", "voxcall", "keys", "create"], env=env, capture_output=True, text=True,
                          check=True).stdout.strip()
     with socket.socket() as s:
@@ -78,7 +78,7 @@ def start_server(llm: str) -> tuple[subprocess.Popen[bytes], str, str]:
     raise RuntimeError("server did not start")
 
 
-async def run_call(url: str, key: str, rounds: int) -> list[dict[str, float]]:
+async def run_call(url: str, key: str, rounds: int, *, quiet: bool = False, turn_timeout: float = 90) -> list[dict[str, float]]:
     body = {"systemPrompt": SYSTEM, "firstSpeakerSettings": {"user": {}},
             "medium": {"serverWebSocket": {"inputSampleRate": RATE, "outputSampleRate": RATE}}}
     call = httpx.post(f"{url}/api/calls", json=body, headers={"X-API-Key": key}).json()
@@ -107,6 +107,8 @@ async def run_call(url: str, key: str, rounds: int) -> list[dict[str, float]]:
                 message = json.loads(frame)
                 if message["type"] == "debug" and message["message"].startswith("Turn latency"):
                     state["report"] = message["message"]
+                elif message["type"] == "debug" and message["message"].startswith("Heard speech but no words"):
+                    state["final"].set()  # no reply is coming: the turn is missed, not waited for
                 elif message["type"] == "transcript" and message["role"] == "agent" and message["final"]:
                     state["final"].set()
                 elif message == {"type": "state", "state": "listening"}:
@@ -123,12 +125,18 @@ async def run_call(url: str, key: str, rounds: int) -> list[dict[str, float]]:
                 queued = time.monotonic()
                 await queue.put(pcm)
                 state["last_voiced"] = queued + last_loud
-                await asyncio.wait_for(state["final"].wait(), 90)
-                await asyncio.wait_for(state["listening"].wait(), 90)
+                await asyncio.wait_for(state["final"].wait(), turn_timeout)
+                await asyncio.wait_for(state["listening"].wait(), turn_timeout)
                 stages = {k: float(v) for k, v in re.findall(r"(\w[\w ]*?) (\d+) ms", state["report"])}
+                if not state["first_audio"]:
+                    print(f"{name:16} missed: no reply", flush=True)
+                    state["last_voiced"] = 0.0
+                    continue
                 v2v = (state["first_audio"] - state["last_voiced"]) * 1000
                 results.append({"prompt": name, "v2v": v2v, **stages})  # type: ignore[dict-item]
-                print(f"{name:16} voice-to-voice {v2v:7.0f} ms   server: {state['report'].removeprefix('Turn latency: ')}", flush=True)
+                if not quiet:
+                    print(f"{name:16} voice-to-voice {v2v:7.0f} ms   server: {state['report'].removeprefix('Turn latency: ')}",
+                          flush=True)
                 state["last_voiced"] = 0.0
                 await asyncio.sleep(1.0)
         for task in tasks:

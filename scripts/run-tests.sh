@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Start the services the tests need (PostgreSQL, the third-party client venvs, Chromium), then run pytest.
+# Start the services the tests need (PostgreSQL, Redis, nginx, the third-party client venvs, Chromium), then run pytest.
 # pytest's exit code 5 ("no tests collected") is a failure here, and so is any skipped test
 # (tests/conftest.py turns skips into a failing exit status).
 set -euo pipefail
@@ -8,6 +8,9 @@ export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
 
 pg_url="$(bash scripts/test-services.sh | tail -n 1)"
 export VOXCALL_TEST_POSTGRES_URL="$pg_url"
+redis_url="$(bash scripts/redis.sh | tail -n 1)"
+export VOXCALL_TEST_REDIS_URL="$redis_url"
+bash scripts/nginx.sh
 bash scripts/conformance-venvs.sh
 bash scripts/browser-deps.sh
 

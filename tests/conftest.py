@@ -67,15 +67,18 @@ def server_factory(tmp_path_factory: pytest.TempPathFactory, models_dir: Path) -
     models = models_dir
 
     def start(llm: str = "smollm2-135m", *, database_url: str | None = None, extra_env: dict[str, str] | None = None,
-              data_dir: Path | None = None) -> RunningServer:
-        """Start a server; with `data_dir`, on that (earlier server's) data directory, as a restart would."""
+              data_dir: Path | None = None, restart: RunningServer | None = None) -> RunningServer:
+        """Start a server; with `data_dir`, on that (earlier server's) data directory, as a restart would;
+        with `restart`, a new process on that (stopped) server's data and API key."""
+        if restart is not None:
+            data_dir = restart.data_dir
         if data_dir is None:
             data_dir = tmp_path_factory.mktemp(f"server-{llm}")
             (data_dir / "models").symlink_to(models, target_is_directory=True)
         env = {**os.environ, "HF_HUB_OFFLINE": "1", "VOXCALL_DATA_DIR": str(data_dir), **(extra_env or {})}
         if database_url:
             env["VOXCALL_DATABASE_URL"] = database_url
-        key = _voxcall("keys", "create", "--name", "tests", env=env).stdout.strip().splitlines()[-1]
+        key = restart.api_key if restart else _voxcall("keys", "create", "--name", "tests", env=env).stdout.strip().splitlines()[-1]
         port = free_port()
         log = data_dir / "server.log"
         with log.open("ab") as out:
@@ -99,7 +102,8 @@ def server_factory(tmp_path_factory: pytest.TempPathFactory, models_dir: Path) -
 
     yield start
     for proc in processes:
-        proc.terminate()
+        if proc.poll() is None:
+            proc.terminate()
     for proc in processes:
         try:
             proc.wait(timeout=15)

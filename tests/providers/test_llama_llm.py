@@ -44,7 +44,7 @@ def _text(events: list[LLMEvent]) -> str:
 
 async def _wait_idle(llm: LlamaLLM, seconds: float = 5.0) -> None:
     deadline = time.perf_counter() + seconds
-    while llm._lock.locked():  # a threading lock: polling is the only way to watch it from the loop
+    while llm._worker.busy:  # a worker thread: polling is the only way to watch it from the loop
         assert time.perf_counter() < deadline, "the worker did not stop"
         await asyncio.sleep(0.01)
 

@@ -9,6 +9,7 @@ the suite shares two cores with whatever else runs.
 from __future__ import annotations
 
 import asyncio
+import functools
 import importlib.util
 import json
 import re
@@ -27,6 +28,7 @@ from voxcall.audio import duration, read_wav, resample, silence
 from voxcall.errors import ProviderError
 from voxcall.providers.base import STT, TTS, VAD
 from voxcall.providers.speech import EmbeddedSpeech, SileroVAD, SileroVADPool, load_speech
+from voxcall.providers.workers import run_on
 
 pytestmark = pytest.mark.models
 
@@ -231,9 +233,7 @@ async def test_whisper_drops_a_hallucination_the_model_produces(
     """Half a second of -56 dBFS noise, which Whisper base hears as "you" on this machine's CPU."""
     pcm = _noise(0.5, -56.0, seed=0)
     samples = np.frombuffer(pcm, dtype="<i2").astype(np.float32) / 32768.0
-    raw, no_speech = await asyncio.get_running_loop().run_in_executor(
-        speech.stt._executor, speech.stt._run, samples, "en", None
-    )
+    raw, no_speech = await run_on(speech.stt._worker, "test", functools.partial(speech.stt._run, samples, "en"))
     print(f"raw Whisper output on -56 dBFS noise: {raw!r} (no-speech probability {no_speech:.2f})")
     assert await speech.stt.transcribe(pcm) == ""
     # The same path with a made-up model answer, so it is covered on any CPU.

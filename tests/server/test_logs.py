@@ -67,6 +67,8 @@ def test_secrets_in_urls_are_redacted() -> None:
     assert redact('"WebSocket /calls/c1/server_web_socket?token=abc.def&clientVersion=1" [accepted]') == (
         '"WebSocket /calls/c1/server_web_socket?token=…&clientVersion=1" [accepted]')
     assert redact("GET /calls/c1/telephony/abc.def HTTP/1.1") == "GET /calls/c1/telephony/… HTTP/1.1"
+    assert redact("POST /calls/c1/telephony_xml/abc.def HTTP/1.1") == "POST /calls/c1/telephony_xml/… HTTP/1.1"
+    assert redact("POST /api/agents/a1/telephony_xml HTTP/1.1") == "POST /api/agents/a1/telephony_xml HTTP/1.1"
     record = logging.LogRecord("uvicorn.access", logging.INFO, __file__, 1, '%s - "%s %s"', ("127.0.0.1", "GET", "/x?token=s3cret"), None)
     SecretFilter().filter(record)
     assert "s3cret" not in record.getMessage()

@@ -18,17 +18,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
+import uuid
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import BaseModel
-
 from voxcall.engine.delivery import Delivery, Spoken
 from voxcall.engine.hearing import Hearing
+from voxcall.engine.history import History, Record, Send
 from voxcall.engine.inactivity import Inactivity
 from voxcall.engine.latency import TurnTiming
 from voxcall.engine.recording import Recorder
@@ -52,16 +51,12 @@ from voxcall.protocol.realtime import (
     State,
     UserTextMessage,
 )
-from voxcall.protocol.rest import CallMessage
-from voxcall.protocol.transcripts import TranscriptWriter
-from voxcall.providers.base import LLM, ChatMessage, LLMEvent, TextDelta, ToolCall
+from voxcall.protocol.transcripts import Utterance
+from voxcall.providers.base import LLM, ChatMessage, LLMEvent, TextDelta, ToolCall, end_session, open_session
 
 __all__ = ["INTERRUPTED", "Call"]
 
 logger = logging.getLogger(__name__)
-
-Send = Callable[[BaseModel | bytes], Awaitable[None]]
-Record = Callable[[CallMessage | EventRecord], Awaitable[None]]
 
 GREETING_PROMPT = "(The call has just connected. Greet the user in one short sentence and offer help.)"
 APOLOGY = "Sorry, I ran into a problem. Could you say that again?"
@@ -79,6 +74,7 @@ INTERRUPTED = "voxcall.interrupted"
 class _Generate:
     instruction: str | None = None
     offer_tools: bool = True
+    reply: bool = False  # answers user text: skipped if a later reply already answered it
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +83,7 @@ class _Say:
     uninterruptible: bool = False
     end_reason: str | None = None
     inactivity: str | None = None  # "soft" / "strict": may end the call after it is said
+    tool_calls: tuple[ToolCall, ...] = ()  # forced_agent_message.toolCalls: run after the text is said
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,7 +132,8 @@ class Call:
         tool_executors: Mapping[str, ToolExecutor] | None = None,
     ) -> None:
         self.spec = spec
-        self._llm = llm
+        # This call's view of a shared model: its work is queued fairly and dropped when the call ends.
+        self._llm = open_session(llm, spec.call_id, on_queued=self._model_busy, on_started=self._model_free)
         self._send = send
         self._record = record
         self._save_recording = save_recording
@@ -143,9 +141,9 @@ class Call:
         self._loop = asyncio.get_running_loop()
         self._started = self._loop.time()
         self._inbox: asyncio.Queue[Any] = asyncio.Queue()
-        self._writer = TranscriptWriter()
-        self._history: list[ChatMessage] = list(spec.history)
-        self._pending: list[tuple[ChatMessage, str]] = []
+        self._h = History(spec.history, send=send, record=record, log=self._log, max_queued=MAX_UNRECORDED,
+                          on_drop=lambda: self._drop("records", "call messages and events: storage is not keeping up"))
+        self._answered_upto = 0  # history entries a finished reply has seen
         self._agenda: deque[_Action] = deque()
         self._current: asyncio.Task[None] | None = None
         self._current_action: _Action | None = None
@@ -156,7 +154,6 @@ class Call:
         self._user_spoke = False
         self._end_reason: str | None = None
         self._cutting: str | None = None  # why the running action is being stopped (an end reason)
-        self._unrecorded: asyncio.Queue[CallMessage | EventRecord] = asyncio.Queue(MAX_UNRECORDED)
         self._dropped = {"inbox": 0, "agenda": 0, "records": 0}
         self._background: set[asyncio.Task[Any]] = set()
         self._prefilling: asyncio.Task[Any] | None = None
@@ -164,7 +161,7 @@ class Call:
         self._inactivity = Inactivity(spec.inactivity, lambda: self._inbox.put_nowait(_Timer("inactivity")))
         self.call_state: dict[str, Any] = dict(spec.initial_state)
         self._setup_voice(speech)
-        self._delivery = Delivery(self._writer, send=send, speaking=lambda: self._set_state("speaking"),
+        self._delivery = Delivery(self._h.say, speaking=lambda: self._set_state("speaking"),
                                   first_token=self._first_token, first_audio=self._first_audio,
                                   llm_timeout=spec.llm_timeout, voice_out=self._voice_out)
 
@@ -178,7 +175,8 @@ class Call:
             return
         self._voice_in = VoiceInput(speech.vad(), voice.vad, input_rate=voice.input_rate, emit=self._post_turn,
                                     tap=self._recorder.user if self._recorder else None)
-        self._hearing = Hearing(speech.stt, language=voice.language, debug=self._debug, log=self._log,
+        self._stt = open_session(speech.stt, self.spec.call_id, on_queued=self._stt_busy)
+        self._hearing = Hearing(self._stt, language=voice.language, debug=self._debug, log=self._log,
                                 on_early=self._early_words)
         if speech.tts is not None:
             self._voice_out = VoiceOutput(speech.tts, voice=voice.voice, output_rate=voice.output_rate,
@@ -220,7 +218,7 @@ class Call:
         self._spawn(self._timer("max_duration", self.spec.max_duration))
         if self.spec.voice.media_idle_timeout and self._voice_in is not None:
             self._spawn(self._watch_media(max(10.0, self.spec.voice.media_idle_timeout)))
-        recorder = asyncio.create_task(self._recorder_loop())
+        recorder = asyncio.create_task(self._h.run_recorder())
         try:
             await self._set_state("idle")
             self._open_conversation()
@@ -232,15 +230,18 @@ class Call:
             self._log.exception("call failed")
             self._end_reason = "system_error"
         finally:
+            end_session(self._llm)  # queued and running model work of this call stops now, not in minutes
+            if self._hearing is not None:
+                end_session(self._stt)
             self._inactivity.cancel()
             for task in list(self._background):
                 task.cancel()
             await self._stop_current(self._end_reason or "system_error")
             await self._tools.close()
+            await self._h.release(force=True)
             if self._hearing is not None:
                 await self._hearing.close()
-            self._flush_pending()
-            await self._drain_records(recorder)
+            await self._h.drain(recorder)
             await self._save()
         return self._end_reason or "system_error"
 
@@ -252,7 +253,7 @@ class Call:
 
     def _open_conversation(self) -> None:
         greeting = self.spec.greeting
-        last = self._history[-1].role if self._history else None
+        last = self._h.entries[-1].role if self._h.entries else None
         if last in ("user", "tool"):
             self._agenda.append(_Generate())  # the model would naturally answer
         elif greeting.agent_first:
@@ -282,7 +283,7 @@ class Call:
         prefill = getattr(self._llm, "prefill", None)
         if prefill is None:
             return
-        messages = [ChatMessage("system", self.spec.system_prompt), *self._history, *(e for e, _ in self._pending), *extra]
+        messages = [ChatMessage("system", self.spec.system_prompt), *self._h.entries, *extra]
         tools = [t.spec for t in self.spec.tools]
 
         async def run() -> None:
@@ -317,7 +318,8 @@ class Call:
             case ForcedAgentMessage() if len(self._agenda) >= MAX_AGENDA:
                 self._drop("agenda", "forced agent messages: too many are waiting to be said")
             case ForcedAgentMessage():
-                say = _Say(event.content, bool(event.uninterruptible))
+                calls = tuple(ToolCall(c.id or f"forced_{uuid.uuid4().hex[:16]}", c.name, c.arguments) for c in event.tool_calls or ())
+                say = _Say(event.content, bool(event.uninterruptible), tool_calls=calls)
                 if event.urgency == "immediate":
                     self._interrupt()
                     self._agenda.appendleft(say)
@@ -366,21 +368,18 @@ class Call:
             self._interrupt()
         if message.text:
             self._user_spoke = True
-            await self._send(self._writer.complete("user", "text", message.text))
-            self._add_user(message.text, "text")
+            await self._h.user(message.text, "text")
         if urgency != "later":
-            self._want_reply()
+            self._want_reply(bool(message.text))
 
-    def _add_user(self, text: str, medium: str) -> None:
-        entry = ChatMessage("user", text)
-        if self._current is None:
-            self._append(entry, medium=medium)
-        else:
-            self._pending.append((entry, medium))  # keeps history in spoken order
-
-    def _want_reply(self) -> None:
-        if not any(isinstance(a, _Generate) for a in self._agenda):
-            self._agenda.append(_Generate())
+    def _want_reply(self, to_user: bool = True) -> None:
+        """Queue one reply; a reply to user text is dropped if a later reply has seen that text by then."""
+        for i, action in enumerate(self._agenda):
+            if isinstance(action, _Generate):
+                if action.reply and not to_user:
+                    self._agenda[i] = _Generate()
+                return
+        self._agenda.append(_Generate(reply=to_user))
 
     async def _turn(self, turn: _Turn) -> None:
         event = turn.event
@@ -395,6 +394,8 @@ class Call:
         elif isinstance(event, Resumed) and self._hearing is not None:
             self._hearing.resumed()
         elif isinstance(event, TurnEnded) and self._hearing is not None:
+            if self._current is None:
+                await self._set_state("thinking")  # the turn now waits for speech recognition, then the model
             timing = TurnTiming(speech_end=turn.at - event.trailing_silence_frames * self.spec.voice.vad.frame_seconds,
                                  turn_end=turn.at)
             self._spawn(self._finish_turn(event.audio, timing))
@@ -414,9 +415,8 @@ class Call:
             return
         self._activity()
         self._user_spoke = True
-        await self._send(self._writer.complete("user", "voice", heard.text))
         self._interrupt()  # a finished spoken turn takes the floor
-        self._add_user(heard.text, "voice")
+        await self._h.user(heard.text, "voice")
         self._timing = heard.timing
         self._want_reply()
 
@@ -450,7 +450,10 @@ class Call:
         """Start the next agent action when nothing is running."""
         if self._current is not None or self._end_reason is not None:
             return
-        self._flush_pending()
+        await self._h.release(force=True)  # nothing runs: no tool round is still open
+        while self._agenda and isinstance(self._agenda[0], _Generate) and self._agenda[0].reply \
+                and self._h.last_user_at < self._answered_upto:
+            self._agenda.popleft()  # that user text was already answered
         if not self._agenda:
             if self._state != "listening":
                 self._prefill()
@@ -498,58 +501,8 @@ class Call:
 
     # ------------------------------------------------------------ history
 
-    def _flush_pending(self) -> None:
-        pending, self._pending = self._pending, []
-        for entry, medium in pending:
-            self._append(entry, medium=medium)
-
-    def _append(self, entry: ChatMessage, *, medium: str = "text", error: str | None = None,
-                state: dict[str, Any] | None = None, metadata: dict[str, Any] | None = None) -> None:
-        """Add to the LLM history and queue it for recording, in one order. Never awaits."""
-        self._history.append(entry)
-        kind = "MESSAGE_MEDIUM_VOICE" if medium == "voice" else "MESSAGE_MEDIUM_TEXT"
-        record = self._keep
-        if entry.role == "user":
-            record(CallMessage(role="MESSAGE_ROLE_USER", text=entry.content, medium=kind))
-        elif entry.role == "tool":
-            record(CallMessage(role="MESSAGE_ROLE_TOOL_RESULT", text=entry.content, invocation_id=entry.tool_call_id,
-                               tool_name=entry.name, error_details=error, call_state=state))
-        elif entry.role == "assistant":
-            if entry.content:
-                record(CallMessage(role="MESSAGE_ROLE_AGENT", text=entry.content, medium=kind, metadata=metadata))
-            for call in entry.tool_calls:
-                record(CallMessage(role="MESSAGE_ROLE_TOOL_CALL", text=json.dumps(call.arguments),
-                                   invocation_id=call.id, tool_name=call.name))
-
     def _event(self, kind: str, text: str, severity: str = "info", extras: dict[str, Any] | None = None) -> None:
-        self._keep(EventRecord(kind, text, severity, self._loop.time() - self._started, extras))  # type: ignore[arg-type]
-
-    def _keep(self, item: CallMessage | EventRecord) -> None:
-        try:
-            self._unrecorded.put_nowait(item)
-        except asyncio.QueueFull:
-            self._drop("records", "call messages and events: storage is not keeping up")
-
-    async def _recorder_loop(self) -> None:
-        """Write history entries and events in order, off the conversation's path, never cancelled mid-write."""
-        while True:
-            item = await self._unrecorded.get()
-            try:
-                await asyncio.shield(self._record(item))
-            except Exception:
-                self._log.exception("could not record a call message")
-            finally:
-                self._unrecorded.task_done()
-
-    async def _drain_records(self, recorder: asyncio.Task[None]) -> None:
-        try:
-            async with asyncio.timeout(10):
-                await self._unrecorded.join()
-        except TimeoutError:
-            self._log.error("gave up recording %d call messages", self._unrecorded.qsize())
-        recorder.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await recorder
+        self._h.event(EventRecord(kind, text, severity, self._loop.time() - self._started, extras))  # type: ignore[arg-type]
 
     async def _save(self) -> None:
         if self._recorder is not None and self._save_recording is not None:
@@ -564,53 +517,59 @@ class Call:
         return "voice" if self._medium == "voice" and self._voice_out is not None else "text"
 
     async def _say(self, action: _Say) -> None:
-        async def one() -> AsyncIterator[LLMEvent]:
-            yield TextDelta(action.text)
-
-        await self._deliver(one(), Spoken())
+        spoken = Spoken(calls=list(action.tool_calls))
+        await self._deliver(_one(action.text), spoken)
+        if spoken.calls and await self._tool_round(spoken.calls, spoke=bool(spoken.text)):
+            await self._generate(_Generate())
 
     async def _generate(self, action: _Generate) -> None:
         spoke = False
         instruction = action.instruction
         for _ in range(self.spec.max_tool_rounds):
             await self._set_state("thinking")
-            messages = [ChatMessage("system", self.spec.system_prompt), *self._history]
+            seen = len(self._h.entries)
+            messages = [ChatMessage("system", self.spec.system_prompt), *self._h.entries]
             if instruction:
                 messages.append(ChatMessage("user", instruction))
             instruction = None
             tools = [t.spec for t in self.spec.tools] if action.offer_tools else []
             spoken = Spoken(on_call=lambda c: self._tools.start_early(c, self._tool_context()))
             await self._deliver(self._llm.stream(messages, tools, temperature=self.spec.temperature), spoken)
+            if spoken.text or spoken.calls:
+                self._answered_upto = max(self._answered_upto, seen)
             spoke = spoke or bool(spoken.text)
-            if not spoken.calls:
-                return
-            self._interruptible = False  # tool execution is uninterruptible (PROTOCOL.md 2.5)
-            await self._debug(f"LLM response: Tool calls: {[(c.name, c.arguments) for c in spoken.calls]}")
-            reaction = "speaks"
-            for call in spoken.calls:
-                reaction = await self._run_tool(call)
-                if self._end_reason is not None or reaction == "hang-up":
-                    return
-            self._interruptible = True
-            if reaction == "listens" or (reaction == "speaks-once" and spoke):
+            if not spoken.calls or not await self._tool_round(spoken.calls, spoke=spoke):
                 return
         await self._debug("stopped after %d tool rounds" % self.spec.max_tool_rounds)
+
+    async def _tool_round(self, calls: list[ToolCall], *, spoke: bool) -> bool:
+        """Run one round of tool calls, uninterruptible (PROTOCOL.md 2.5); True if the agent speaks next."""
+        self._interruptible = False
+        await self._debug(f"LLM response: Tool calls: {[(c.name, c.arguments) for c in calls]}")
+        reaction = "speaks"
+        for call in calls:
+            reaction = await self._run_tool(call)
+            if self._end_reason is not None or reaction == "hang-up":
+                return False
+        self._interruptible = True
+        return not (reaction == "listens" or (reaction == "speaks-once" and spoke))
 
     async def _deliver(self, stream: AsyncIterator[LLMEvent], spoken: Spoken) -> None:
         """Stream one agent utterance in the current output medium into a transcript (and audio).
 
         Cancellation (barge-in) leaves `spoken.text` as what the user got: all of
-        it in text mode, the words already played in voice mode.
+        it in text mode, the words already played in voice mode. The history keeps
+        that, written before the final transcript goes out.
         """
         medium = self._output_medium()
-        ordinal = self._writer.open("agent", medium)
+        utterance = self._h.agent(medium)  # type: ignore[arg-type]
         cut: str | None = None
         try:
             try:
                 if medium == "voice":
-                    await self._delivery.speak(stream, ordinal, spoken)
+                    await self._delivery.speak(stream, utterance, spoken)
                 else:
-                    await self._delivery.type(stream, ordinal, spoken)
+                    await self._delivery.type(stream, utterance, spoken)
             finally:
                 await _aclose(stream)
         except (ProviderError, TimeoutError) as exc:
@@ -620,7 +579,7 @@ class Call:
             spoken.calls.clear()
             self._tools.discard_early()
             if not spoken.text:
-                await self._apologise(medium, ordinal, spoken)
+                await self._apologise(medium, utterance, spoken)
         except asyncio.CancelledError:
             cut = self._cutting  # None for a barge-in: then the user chose to cut it
             spoken.calls.clear()  # tool calls not yet run are dropped with the interrupted reply
@@ -632,21 +591,28 @@ class Call:
         finally:
             if self._voice_in is not None:
                 self._voice_in.agent_speaking = False
-            text = spoken.text.strip()
-            final = self._writer.close(ordinal, heard=text)
-            if text or spoken.calls:
-                self._append(ChatMessage("assistant", text, tool_calls=tuple(spoken.calls)), medium=medium,
-                             metadata={INTERRUPTED: cut} if cut else None)
-            if final is not None:
-                await self._send(final)
+            heard = spoken.text if medium == "voice" else None  # typed: what was sent
+            spoken.text = await self._h.close(utterance, heard, spoken.calls,
+                                              metadata={INTERRUPTED: cut} if cut else None)
 
-    async def _apologise(self, medium: str, ordinal: int, spoken: Spoken) -> None:
+    async def _apologise(self, medium: str, utterance: Utterance, spoken: Spoken) -> None:
         if medium == "voice":
             with contextlib.suppress(ProviderError):  # the voice itself may be what failed
-                await self._delivery.speak(_one(APOLOGY), ordinal, spoken)
+                await self._delivery.speak(_one(APOLOGY), utterance, spoken)
                 return
         if not spoken.text:
-            await self._delivery.type(_one(APOLOGY), ordinal, spoken)
+            await self._delivery.type(_one(APOLOGY), utterance, spoken)
+
+    def _model_busy(self, ahead: int) -> None:
+        """This call's turn waits for the model behind other calls' requests (state is `thinking` already)."""
+        self._delivery.model_waiting()
+        self._spawn(self._debug(f"LLM busy with other calls: this turn is queued behind {ahead} requests"))
+
+    def _model_free(self) -> None:
+        self._delivery.model_started()
+
+    def _stt_busy(self, ahead: int) -> None:
+        self._spawn(self._debug(f"Speech recognition busy with other calls: queued behind {ahead} requests"))
 
     def _first_token(self) -> None:
         if self._timing is not None and not self._timing.first_token:
@@ -674,8 +640,9 @@ class Call:
         outcome = await self._tools.run(call, self._tool_context())
         if outcome.update_call_state is not None:
             self.call_state = {**self.call_state, **outcome.update_call_state}
-        self._append(ChatMessage("tool", outcome.result, tool_call_id=call.id, name=call.name),
-                     error=outcome.error, state=dict(self.call_state) if outcome.update_call_state is not None else None)
+        await self._h.tool_result(ChatMessage("tool", outcome.result, tool_call_id=call.id, name=call.name),
+                                  error=outcome.error,
+                                  state=dict(self.call_state) if outcome.update_call_state is not None else None)
         await self._debug(f"Tool call complete. Result: {outcome.result}")
         for note in outcome.notes:
             await self._debug(f"Tool {call.name}: {note}")
@@ -691,7 +658,7 @@ class Call:
         spec = self.spec
         return ToolContext(call_id=spec.call_id, call_stage_id=spec.call_stage_id or spec.call_id,
                            call_state=dict(self.call_state), metadata=dict(spec.metadata),
-                           output_sample_rate=spec.voice.output_rate, history=tuple(self._history))
+                           output_sample_rate=spec.voice.output_rate, history=tuple(self._h.entries))
 
     def _agent_hang_up(self, hang_up: ToolHangUp) -> None:
         self._agenda.clear()

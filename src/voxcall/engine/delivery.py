@@ -1,7 +1,8 @@
 """One agent utterance on its way out: typed (transcript deltas as the model streams) or spoken
 (clauses -> speech, with transcript words in step with the audio).
 
-`Delivery` knows the transcript writer and the outputs of one call; the call decides
+`Delivery` knows how to put transcript text on the wire (`say`, which takes the
+ordinal on the first piece) and the voice output of one call; the call decides
 what the history keeps once an utterance is over (`Spoken.text`: all of a typed reply,
 the heard words of a spoken one).
 """
@@ -11,14 +12,16 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 from voxcall.engine.clauses import ClauseSplitter
 from voxcall.engine.voice_out import VoiceOutput
-from voxcall.protocol.transcripts import TranscriptWriter
+from voxcall.protocol.transcripts import Utterance
 from voxcall.providers.base import LLMEvent, TextDelta, ToolCall
 
-__all__ = ["Delivery", "Spoken"]
+__all__ = ["QUEUE_PATIENCE", "Delivery", "Spoken"]
+
+QUEUE_PATIENCE = 5
+"""A turn queued behind other calls may wait this many `llm_timeout`s before the agent apologises."""
 
 
 @dataclass(slots=True)
@@ -39,37 +42,49 @@ class Spoken:
 class Delivery:
     def __init__(
         self,
-        writer: TranscriptWriter,
+        say: Callable[[Utterance, str], Awaitable[bool]],
         *,
-        send: Callable[[Any], Awaitable[None]],
         speaking: Callable[[], Awaitable[None]],
         first_token: Callable[[], None],
         first_audio: Callable[[], Awaitable[None]],
         llm_timeout: float,
         voice_out: VoiceOutput | None,
     ) -> None:
-        self._writer = writer
-        self._send = send
+        self._say = say
         self._speaking = speaking
         self._first_token = first_token
         self._first_audio = first_audio
         self._llm_timeout = llm_timeout
+        self._deadline: asyncio.Timeout | None = None
         self.voice_out = voice_out
 
-    async def type(self, stream: AsyncIterator[LLMEvent], ordinal: int, spoken: Spoken) -> None:
+    def model_waiting(self) -> None:
+        """The model is busy with other calls: the first-event deadline waits until it starts on this turn.
+
+        While the turn waits in the model's queue (served fairly, one request per call), the
+        call shows `thinking`; `QUEUE_PATIENCE` deadlines' worth of waiting is allowed.
+        """
+        if self._deadline is not None:
+            self._deadline.reschedule(asyncio.get_running_loop().time() + self._llm_timeout * QUEUE_PATIENCE)
+
+    def model_started(self) -> None:
+        """The model has started on this turn after waiting: the first-event deadline starts now."""
+        if self._deadline is not None:
+            self._deadline.reschedule(asyncio.get_running_loop().time() + self._llm_timeout)
+
+    async def type(self, stream: AsyncIterator[LLMEvent], utterance: Utterance, spoken: Spoken) -> None:
         """Send the model's text as transcript deltas as it streams."""
         async for event in self._first_event_deadline(stream):
             if isinstance(event, TextDelta):
-                message = self._writer.append(ordinal, event.text)
-                if message is not None:
+                if event.text:
                     if not spoken.text:
                         await self._speaking()
-                    await self._send(message)
                     spoken.text += event.text
+                    await self._say(utterance, event.text)
             elif isinstance(event, ToolCall):
                 spoken.add_call(event)
 
-    async def speak(self, stream: AsyncIterator[LLMEvent], ordinal: int, spoken: Spoken) -> None:
+    async def speak(self, stream: AsyncIterator[LLMEvent], utterance: Utterance, spoken: Spoken) -> None:
         """Speak the model's text clause by clause; transcript words go out with their audio."""
         assert self.voice_out is not None
 
@@ -85,10 +100,8 @@ class Delivery:
                 yield rest
 
         async def on_text(words: str) -> None:
-            message = self._writer.append(ordinal, words)
             spoken.text += words
-            if message is not None:
-                await self._send(message)
+            await self._say(utterance, words)
 
         await self.voice_out.speak(clauses(), on_text, self._first_audio)
 
@@ -96,10 +109,12 @@ class Delivery:
         """The stream, failing with TimeoutError if the first event takes longer than `llm_timeout`."""
         iterator = aiter(stream)
         try:
-            async with asyncio.timeout(self._llm_timeout):
+            async with asyncio.timeout(self._llm_timeout) as self._deadline:
                 first = await anext(iterator)
         except StopAsyncIteration:
             return
+        finally:
+            self._deadline = None
         self._first_token()
         yield first
         async for event in iterator:

@@ -17,7 +17,7 @@ Reaction = Literal["speaks", "listens", "speaks-once"]
 
 
 Location = Literal["query", "path", "header", "body"]
-ToolKind = Literal["client", "http", "static", "hang_up", "data_connection"]
+ToolKind = Literal["client", "http", "static", "hang_up", "data_connection", "leave_voicemail", "cold_transfer"]
 
 
 @dataclass(frozen=True, slots=True)

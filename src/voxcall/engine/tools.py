@@ -2,9 +2,10 @@
 
 Kinds: `client` (over the socket: `client_tool_invocation`, then the `client_tool_result`
 with the same `invocationId`, PROTOCOL.md 1.9.4, 2.8), `http` (injected: see
-`http_tool.HttpToolExecutor`), `static` (a staticResponse and nothing else) and the built-in
-`hang_up`. Every executor answers with a `ToolOutcome`: the text the model sees, the agent
-reaction, and a typed control (`HangUp`, `NewStage`) instead of a response-type string.
+`http_tool.HttpToolExecutor`), `static` (a staticResponse and nothing else) and the built-ins
+`hang_up` and `leave_voicemail` (`cold_transfer` is injected too: it needs the carrier's API).
+Every executor answers with a `ToolOutcome`: the text the model sees, the agent reaction,
+and a typed control (`HangUp`, `NewStage`) instead of a response-type string.
 
 A tool with a staticResponse answers at once; its implementation, if any, still runs in the
 background. Precomputable tools may be started while the agent is still speaking
@@ -37,12 +38,15 @@ __all__ = [
     "ToolExecutor",
     "ToolOutcome",
     "ToolRunner",
+    "VoicemailExecutor",
     "control_for",
     "failure",
 ]
 
 logger = logging.getLogger(__name__)
 _GRACE = 1.0  # the runner's backstop beyond a tool's own timeout
+VOICEMAIL_RESULT = "[Leaving voicemail...]"
+_ENDS_CALL = ("hang_up", "leave_voicemail", "cold_transfer")  # never run ahead of the reply that asks for them
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,6 +175,28 @@ class BuiltInExecutor:
         return ToolOutcome("OK", reaction="listens", control=HangUp())
 
 
+class VoicemailExecutor:
+    """The built-in `leaveVoicemail`: say `message` (uninterrupted), then end the call as `agent_hangup`.
+
+    Static parameters: `result` (the tool result in the history, default "[Leaving voicemail...]")
+    and `strict` (default true: the call ends whatever the callee does; false is taken as true,
+    since the engine has no "continue if the user speaks" hang-up yet). A failure lets the agent
+    speak (whatever the tool's defaultReaction), so that it can put things right.
+    """
+
+    async def execute(self, tool: ToolDef, call: ToolCall, context: ToolContext) -> ToolOutcome:
+        try:
+            values = assemble(tool, call.arguments, context).body
+        except MissingArguments as exc:
+            return failure(call, "The tool {name} needs the message to leave.", str(exc))
+        message = str(values.get("message") or "").strip()
+        if not message:
+            return failure(call, "The tool {name} needs the message to leave.", "empty message")
+        result = values.get("result")
+        return ToolOutcome(str(result) if result is not None else VOICEMAIL_RESULT, reaction="listens",
+                           control=HangUp(message=message, strict=values.get("strict") is not False))
+
+
 class UnavailableExecutor:
     """Stands in for a kind this call has no executor for (e.g. HTTP without an outbound client)."""
 
@@ -190,6 +216,7 @@ class ToolRunner:
         self.client = ClientToolExecutor(send)
         self._executors: dict[str, ToolExecutor] = {
             "client": self.client, "static": StaticExecutor(), "hang_up": BuiltInExecutor(),
+            "leave_voicemail": VoicemailExecutor(),
             "http": UnavailableExecutor("HTTP tools need an outbound HTTP client, and this call has none"),
         }
         self._executors.update(executors or {})
@@ -219,7 +246,7 @@ class ToolRunner:
     def start_early(self, call: ToolCall, context: ToolContext) -> None:
         """Start a precomputable tool now, while the reply that asked for it is still going out."""
         tool = self._tools.get(call.name)
-        if tool is None or not tool.precomputable or tool.kind == "hang_up" or call.id in self._early:
+        if tool is None or not tool.precomputable or tool.kind in _ENDS_CALL or call.id in self._early:
             return
         self._early[call.id] = asyncio.create_task(self._run_now(call, context))
 

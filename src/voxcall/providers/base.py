@@ -8,9 +8,23 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, TypeVar, cast, runtime_checkable
 
-__all__ = ["LLM", "STT", "TTS", "VAD", "ChatMessage", "LLMEvent", "TextDelta", "ToolCall", "ToolSpec"]
+__all__ = [
+    "LLM",
+    "STT",
+    "TTS",
+    "VAD",
+    "ChatMessage",
+    "LLMEvent",
+    "TextDelta",
+    "ToolCall",
+    "ToolSpec",
+    "end_session",
+    "open_session",
+]
+
+M = TypeVar("M")
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,3 +141,24 @@ class TTS(Protocol):
     def synthesize(self, text: str, *, voice: str | None = None) -> AsyncIterator[bytes]:
         """Yield s16le mono PCM at `sample_rate` for `text`. Cancellation stops at the next chunk."""
         ...
+
+
+# ------------------------------------------------------------------ sessions
+
+
+def open_session(model: M, key: str, **listeners: Any) -> M:
+    """One call's view of a shared model: `model.session(key, **listeners)` if it has one, else `model`.
+
+    A shared embedded model (LLM, Whisper) queues each session's work separately and
+    serves sessions fairly; `end_session` drops what an ended call still has queued.
+    `listeners` are the session's callbacks (`on_queued(ahead)`, `on_started()` for the LLM).
+    """
+    opener = getattr(model, "session", None)
+    return cast(M, opener(key, **listeners)) if callable(opener) else model
+
+
+def end_session(model: object) -> None:
+    """Cancel what a session from `open_session` has queued or running. Never blocks; a no-op for plain models."""
+    end = getattr(model, "end", None)
+    if callable(end):
+        end()

@@ -1,14 +1,23 @@
 """The embedded LLM: llama-cpp-python running a GGUF model in this process.
 
-One `Llama` per process, used only from ONE worker thread and under one lock, so its
-single KV cache is never shared by two generations at once (STYLE.md 8.5 rule 5).
-Tokens go back to the event loop through a queue; cancelling the consumer sets a flag
-that the worker checks after every token.
+One `Llama` per process, used only from ONE worker thread, so its single KV cache is
+never shared by two generations at once (STYLE.md 8.5 rule 5). That thread is a
+`workers.FairWorker`: every call gets its own queue under its `session()`, served
+round-robin one request at a time, so a call that floods the model, or reads a huge
+history into it, delays another call by one request at most. A prefill is background
+work: at most one per call, dropped when the call's next turn comes, and stopped by
+any call's turn. Ending a session drops its waiting requests and stops its running one.
+
+Tokens go back to the event loop through a `llm_queue.Channel`; cancelling the consumer sets its
+stop flag, which the worker checks after every token and every `EVAL_CHUNK` tokens of
+prompt, so a superseded request frees the model within a fraction of a second.
 
 Prompt layout, for KV-cache reuse: the system prompt and tool instructions come first,
-then the history, then the new turn. llama-cpp-python keeps the longest token prefix
-shared with the previous evaluation, so a later turn only evaluates what is new.
+then the history, then the new turn. The prompt is evaluated from the longest token
+prefix shared with the previous evaluation, so a later turn only evaluates what is new.
 If several calls with different system prompts share the model, they evict each other.
+A history too long for the context keeps its newest turns (`prompt.PromptBuilder`, in
+time linear in what is kept).
 
 Tool calls use the JSON router of `routing.py` (MODELS.md: `tools=` produced no calls
 with Qwen 1.5B; a grammar-constrained router was 5/5).
@@ -16,81 +25,56 @@ with Qwen 1.5B; a grammar-constrained router was 5/5).
 
 from __future__ import annotations
 
-import asyncio
 import codecs
+import functools
 import json
 import logging
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Generator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import AsyncIterator, Callable, Generator, Hashable, Sequence
 from contextlib import closing
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from voxcall.errors import ProviderError
 from voxcall.providers import routing
 from voxcall.providers.base import ChatMessage, LLMEvent, TextDelta, ToolCall, ToolSpec
+from voxcall.providers.llm_queue import (
+    STARTED,
+    Channel,
+    Listener,
+    LlamaSession,
+    Request,
+    queued_events,
+)
 from voxcall.providers.models import LLMName, Progress, llm_model_path
+from voxcall.providers.prompt import PromptBuilder
+from voxcall.providers.workers import FairWorker
 
-__all__ = ["LlamaLLM", "load_llm"]
+__all__ = ["EVAL_CHUNK", "LlamaLLM", "LlamaSession", "load_llm"]
 
 logger = logging.getLogger(__name__)
 
-_END = object()
 _CONTEXT_MARGIN = 16  # tokens kept free beyond max_tokens for the forced JSON pieces
 _ARGUMENTS_MAX_TOKENS = 256  # tool arguments are not limited by max_tokens, which is about speech
-_MAX_TOKEN_CHARS = 32  # no token is longer: turns beyond budget * this many characters cannot fit
-_DROP_STEP = 16  # turns left out of a long prompt go in steps of this many (see _prompt_tokens)
+EVAL_CHUNK = 64
+"""Prompt tokens evaluated between two checks of the stop flag (well under a second on 2 cores)."""
 
 
-def load_llm(name: LLMName, *, cache_dir: Path, n_threads: int = 2, progress: Progress | None = None) -> LlamaLLM:
+def load_llm(
+    name: LLMName,
+    *,
+    cache_dir: Path,
+    n_threads: int = 1,
+    n_threads_batch: int | None = None,
+    progress: Progress | None = None,
+) -> LlamaLLM:
     """Assemble and verify the weights of `name` (see `models.py`), then load them. Blocking."""
-    return LlamaLLM(llm_model_path(name, cache_dir, progress), name=name, n_threads=n_threads)
-
-
-class _Channel:
-    """Carries events from the worker thread to the event loop; `stopped` is the cancel flag.
-
-    At most `WINDOW` items wait unread: a consumer that stops reading (a voice reply
-    synthesising its first clause) pauses generation instead of fighting it for the
-    two cores; it resumes as soon as the consumer reads again.
-    """
-
-    WINDOW = 4
-
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._loop = loop
-        self._queue: asyncio.Queue[object] = asyncio.Queue()
-        self._slots = threading.Semaphore(self.WINDOW)
-        self.stopped = threading.Event()
-
-    def put(self, item: object) -> None:
-        """Called from the worker thread; waits while `WINDOW` items are unread (never once stopped)."""
-        while not self._slots.acquire(timeout=0.05):
-            if self.stopped.is_set():
-                return
-        if self.stopped.is_set():
-            return
-        try:
-            self._loop.call_soon_threadsafe(self._queue.put_nowait, item)
-        except RuntimeError:  # the loop is closed: nobody is listening any more
-            self.stopped.set()
-
-    async def get(self) -> object:
-        item = await self._queue.get()
-        self._slots.release()
-        return item
-
-
-@dataclass(frozen=True, slots=True)
-class _Request:
-    messages: tuple[ChatMessage, ...]
-    tools: tuple[ToolSpec, ...]
-    temperature: float
-    max_tokens: int
+    path = llm_model_path(name, cache_dir, progress)
+    return LlamaLLM(path, name=name, n_threads=n_threads, n_threads_batch=n_threads_batch)
 
 
 class LlamaLLM:
@@ -99,11 +83,14 @@ class LlamaLLM:
     Args:
         model_path: a verified GGUF file (see `models.llm_model_path`).
         name: the model's name, reported as `self.name`.
-        n_threads: CPU threads for prompt evaluation and generation.
+        n_threads: CPU threads for generation (one token at a time).
+        n_threads_batch: CPU threads for prompt evaluation; `n_threads` when None.
         n_ctx: context length in tokens.
     """
 
-    def __init__(self, model_path: Path, *, name: str, n_threads: int = 2, n_ctx: int = 4096) -> None:
+    def __init__(
+        self, model_path: Path, *, name: str, n_threads: int = 1, n_threads_batch: int | None = None, n_ctx: int = 4096
+    ) -> None:
         llama_cpp, formatter_class = _import_llama_cpp()
         self.name = name
         self._llama_cpp = llama_cpp
@@ -113,7 +100,7 @@ class LlamaLLM:
                 model_path=str(model_path),
                 n_ctx=n_ctx,
                 n_threads=n_threads,
-                n_threads_batch=n_threads,
+                n_threads_batch=n_threads_batch or n_threads,
                 seed=0,
                 verbose=False,
             )
@@ -126,12 +113,28 @@ class LlamaLLM:
         eos = self._llama.detokenize([self._llama.token_eos()], special=True).decode("utf-8", "replace")
         self._format = formatter_class(template=template, eos_token=eos, bos_token="")
         self._n_ctx = n_ctx
-        self._lock = threading.Lock()
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"llm-{name}")
+        self._prompts = PromptBuilder(lambda text: self._tokenize(text, special=True),
+                                      lambda messages: str(self._format(messages=messages).prompt))
+        self._worker = FairWorker(f"llm-{name}")
         self._closed = threading.Event()
-        logger.info("loaded %s in %.2f s", name, self.load_seconds)
+        logger.info("loaded %s in %.2f s (%d threads, %d for prompts)", name, self.load_seconds, n_threads,
+                    n_threads_batch or n_threads)
 
-    async def stream(
+    def session(
+        self,
+        key: Hashable,
+        *,
+        on_queued: Callable[[int], None] | None = None,
+        on_started: Callable[[], None] | None = None,
+    ) -> LlamaSession:
+        """A view of this model for one call: its requests queue under `key`, fairly with other calls'.
+
+        `on_queued(ahead)` is called, in the event loop, when one of its `stream()`s has to
+        wait for `ahead` requests of other calls; `on_started()` when that request starts.
+        """
+        return LlamaSession(self, key, on_queued=on_queued, on_started=on_started)
+
+    def stream(
         self,
         messages: Sequence[ChatMessage],
         tools: Sequence[ToolSpec] = (),
@@ -141,25 +144,13 @@ class LlamaLLM:
     ) -> AsyncIterator[LLMEvent]:
         """Yield text deltas as tokens are sampled, or one `ToolCall` at the end.
 
-        Cancellation-safe: closing or cancelling the consumer stops generation after the
-        current token and frees the model for the next request (a prompt already being
-        evaluated is finished first); nothing is left queued. Concurrent calls run one
-        after another. Raises `ProviderError` when llama.cpp fails, the prompt cannot fit
-        the context, or the model has been closed.
+        Cancellation-safe: closing or cancelling the consumer drops the request if it is
+        still waiting, or stops it within a token or `EVAL_CHUNK` prompt tokens, and frees
+        the model for the next request. Without a `session()`, each request queues on its
+        own. Raises `ProviderError` when llama.cpp fails, the prompt cannot fit the
+        context, or the model has been closed.
         """
-        request = _Request(tuple(messages), tuple(tools), temperature, max_tokens)
-        channel = _Channel(asyncio.get_running_loop())
-        try:
-            self._executor.submit(self._run, request, channel)
-        except RuntimeError as exc:  # the executor was shut down by close()
-            raise ProviderError(f"{self.name} is closed") from exc
-        try:
-            while (item := await channel.get()) is not _END:
-                if isinstance(item, BaseException):
-                    raise item
-                yield item  # type: ignore[misc]
-        finally:
-            channel.stopped.set()
+        return self.submit(Request(tuple(messages), tuple(tools), temperature, max_tokens), object())
 
     async def warm_up(self, system_prompt: str = "", tools: Sequence[ToolSpec] = ()) -> None:
         """Evaluate the system prompt and tool instructions so the first turn starts warm.
@@ -175,10 +166,15 @@ class LlamaLLM:
     async def prefill(self, messages: Sequence[ChatMessage], tools: Sequence[ToolSpec] = ()) -> None:
         """Evaluate a conversation so far into the KV cache, so the next turn only reads what is new.
 
-        The engine calls this while the user has the floor. Cancellation-safe like `stream()`.
+        Background work: it waits for every turn and is stopped by any new one.
+        Cancellation-safe like `stream()`.
         """
-        async for _ in self.stream(messages, tools, max_tokens=0):
+        async for _ in self.submit(Request(tuple(messages), tuple(tools), 0.0, 0), object(), background=True):
             pass
+
+    def cancel(self, owner: Hashable) -> int:
+        """Drop the waiting requests of `owner` and stop its running one; returns how many were dropped."""
+        return self._worker.cancel(owner)
 
     def close(self) -> None:
         """Stop generating, wait for the worker thread and free the model. Blocking.
@@ -186,42 +182,48 @@ class LlamaLLM:
         The running request and any waiting ones end with `ProviderError`.
         """
         self._closed.set()
-        self._executor.shutdown(wait=True)
+        self._worker.close()
         self._llama.close()
+
+    def submit(
+        self, request: Request, owner: Hashable, *, background: bool = False, listener: Listener | None = None
+    ) -> AsyncIterator[LLMEvent]:
+        """Queue `request` under `owner` and yield its events (what `stream()` and sessions use)."""
+        work = functools.partial(self._run, request)
+        return queued_events(self._worker, work, owner, closed=self._closed, background=background, listener=listener,
+                             name=self.name)
 
     # --- worker thread -------------------------------------------------------------------
 
-    def _run(self, request: _Request, channel: _Channel) -> None:
-        with self._lock:
-            try:
-                self._check_open()
-                if not channel.stopped.is_set():
-                    self._generate(request, channel)
-            except ProviderError as exc:
-                channel.put(exc)
-            except Exception as exc:  # everything from llama.cpp becomes ProviderError
-                # Only the type: the text of some errors (UnicodeEncodeError) holds the whole prompt.
-                error = ProviderError(f"llama.cpp generation failed: {type(exc).__name__}")
-                error.__cause__ = exc
-                channel.put(error)
-            finally:
-                channel.put(_END)
+    def _run(self, request: Request, channel: Channel) -> None:
+        error: BaseException | None = None
+        try:
+            self._check_open()
+            channel.put(STARTED)
+            if not channel.stopped.is_set():
+                self._generate(request, channel)
+        except ProviderError as exc:
+            error = exc
+        except Exception as exc:  # everything from llama.cpp becomes ProviderError
+            # Only the type: the text of some errors (UnicodeEncodeError) holds the whole prompt.
+            error = ProviderError(f"llama.cpp generation failed: {type(exc).__name__}")
+            error.__cause__ = exc
+        finally:
+            channel.finish(None if channel.stopped.is_set() else error)
 
     def _check_open(self) -> None:
         if self._closed.is_set():
             raise ProviderError(f"{self.name} was closed")
 
-    def _generate(self, request: _Request, channel: _Channel) -> None:
+    def _generate(self, request: Request, channel: Channel) -> None:
         mode = routing.choose_mode(request.messages, request.tools)
         prefill = {"plain": "", "route": routing.ROUTE_PREFILL, "answer": routing.ANSWER_PREFILL}[mode]
         context = self._prompt_tokens(request, prefill)
         started = time.perf_counter()
         stats = _Stats(len(context), started)
-        if request.max_tokens <= 0:  # warm-up: evaluate the prompt only
-            with closing(self._sample(context, request, channel, limit=1)) as pieces:
-                for _ in pieces:
-                    pass
-        elif mode == "plain":
+        if not self._evaluate(context, channel.stopped) or request.max_tokens <= 0:
+            return  # stopped, or a prefill / warm-up: the prompt is in the KV cache
+        if mode == "plain":
             for piece in self._sample_counted(context, request, channel, stats):
                 channel.put(TextDelta(piece))
         elif mode == "answer":
@@ -230,7 +232,26 @@ class LlamaLLM:
             self._route(context, request, channel, stats)
         stats.log(self.name, mode)
 
-    def _route(self, context: list[int], request: _Request, channel: _Channel, stats: _Stats) -> None:
+    def _evaluate(self, tokens: list[int], stop: threading.Event) -> bool:
+        """Evaluate all but the last prompt token into the KV cache, `EVAL_CHUNK` at a time.
+
+        Starts after the longest prefix already cached, and leaves the last token to
+        `generate()`, which then finds everything before it cached. Returns False if
+        `stop` was set first.
+        """
+        llama = self._llama
+        end = len(tokens) - 1
+        cached = np.asarray(llama.input_ids[: min(llama.n_tokens, end)])
+        differs = np.flatnonzero(cached != np.asarray(tokens[: cached.size], dtype=cached.dtype))
+        llama.n_tokens = int(differs[0]) if differs.size else cached.size  # eval() drops the cache beyond this
+        for start in range(llama.n_tokens, end, EVAL_CHUNK):
+            self._check_open()
+            if stop.is_set():
+                return False
+            llama.eval(tokens[start : min(start + EVAL_CHUNK, end)])
+        return not stop.is_set()
+
+    def _route(self, context: list[int], request: Request, channel: Channel, stats: _Stats) -> None:
         grammar = self._llama_cpp.LlamaGrammar.from_string(routing.action_grammar(request.tools), verbose=False)
         names = routing.action_names(request.tools)
         sampled, action = "", None
@@ -259,7 +280,7 @@ class LlamaLLM:
             raise ProviderError(f"incomplete arguments for {action}: {text!r}", retryable=True) from exc
         channel.put(ToolCall(id=f"call_{uuid.uuid4().hex}", name=action, arguments=arguments))
 
-    def _stream_answer(self, context: list[int], request: _Request, channel: _Channel, stats: _Stats) -> None:
+    def _stream_answer(self, context: list[int], request: Request, channel: Channel, stats: _Stats) -> None:
         """Stream the body of the JSON `text` string, decoded; stop at its closing quote."""
         decoder = routing.JsonStringDecoder()
         with closing(self._sample_counted(context, request, channel, stats)) as pieces:
@@ -272,7 +293,7 @@ class LlamaLLM:
             channel.put(TextDelta(text))
 
     def _sample_counted(
-        self, context: list[int], request: _Request, channel: _Channel, stats: _Stats, grammar: Any = None
+        self, context: list[int], request: Request, channel: Channel, stats: _Stats, grammar: Any = None
     ) -> Generator[str, None, None]:
         with closing(self._sample(context, request, channel, grammar=grammar, limit=request.max_tokens)) as pieces:
             for piece in pieces:
@@ -280,7 +301,7 @@ class LlamaLLM:
                 yield piece
 
     def _sample(
-        self, context: list[int], request: _Request, channel: _Channel, *, grammar: Any = None, limit: int
+        self, context: list[int], request: Request, channel: Channel, *, grammar: Any = None, limit: int
     ) -> Generator[str, None, None]:
         """Generate after `context`, appending each sampled token to it; yield the decoded text.
 
@@ -300,59 +321,22 @@ class LlamaLLM:
                 if count >= limit:
                     return
 
-    def _prompt_tokens(self, request: _Request, prefill: str) -> list[int]:
-        """Render and tokenize the prompt, dropping the oldest turns if it does not fit.
-
-        Turns are dropped in steps of `_DROP_STEP` counted from the start of the conversation,
-        so the kept prefix, and llama.cpp's cache of it, lasts for several turns instead of
-        changing (and being evaluated again) every turn. Turns far beyond what the context
-        can hold are cut by length first, and a binary search finds the first step that fits:
-        a long history costs a few tokenizations, not one per turn.
-        """
+    def _prompt_tokens(self, request: Request, prefill: str) -> list[int]:
+        """Render and tokenize the prompt, keeping the newest turns that fit the context."""
         rendered = routing.render_messages(request.messages, request.tools)
-        first = 1 if rendered and rendered[0]["role"] == "system" else 0
         budget = self._n_ctx - max(request.max_tokens, _ARGUMENTS_MAX_TOKENS) - _CONTEXT_MARGIN
-        head, turns = rendered[:first], rendered[first:]
-
-        def tokens_without(oldest: int) -> list[int]:
-            return self._tokenize(self._format(messages=head + turns[oldest:]).prompt + prefill, special=True)
-
-        drops = _drop_points(turns, budget * _MAX_TOKEN_CHARS)
-        tokens = tokens_without(drops[0])
-        if len(tokens) <= budget:
-            return tokens
-        best = tokens_without(drops[-1]) if len(drops) > 1 else tokens
-        if len(best) > budget:
-            raise ProviderError(f"prompt of {len(best)} tokens does not fit the context of {self._n_ctx}")
-        low, high = 0, len(drops) - 1  # leaving out drops[low] turns is too long, drops[high] fits
-        while high - low > 1:
-            middle = (low + high) // 2
-            candidate = tokens_without(drops[middle])
-            if len(candidate) <= budget:
-                high, best = middle, candidate
-            else:
-                low = middle
-        logger.debug("prompt of %d tokens too long; left out the %d oldest turns", len(tokens), drops[high])
-        return best
+        memory = request.memory
+        fit = self._prompts.build(rendered, prefill, budget, start=memory.start if memory else 0)
+        if fit.start:
+            logger.debug("history too long for the context: %d messages left out", fit.start)
+        if memory is not None:
+            memory.start = fit.start
+        return fit.tokens
 
     def _tokenize(self, text: str, *, special: bool) -> list[int]:
         # "replace": text that is not valid Unicode (a lone surrogate) must not fail every later turn.
         tokens: list[int] = self._llama.tokenize(text.encode("utf-8", "replace"), add_bos=False, special=special)
         return tokens
-
-
-def _drop_points(turns: list[dict[str, str]], max_chars: int) -> list[int]:
-    """How many of the oldest turns a prompt may leave out, fewest first: multiples of `_DROP_STEP`,
-    at least as many as leave the rest under `max_chars` characters, and at most all but the newest."""
-    last = max(0, len(turns) - 1)
-    total, fewest = 0, 0
-    for index in range(len(turns) - 1, -1, -1):
-        total += len(turns[index].get("content") or "")
-        if total > max_chars and index < last:
-            fewest = index + 1
-            break
-    fewest = -(-fewest // _DROP_STEP) * _DROP_STEP
-    return [*range(fewest, last, _DROP_STEP), last] if fewest < last else [last]
 
 
 class _Stats:

@@ -2,25 +2,26 @@
 
 Every model is loaded once per process from local files that `models.py` located and
 verified; nothing is ever downloaded. Whisper runs on ONE dedicated worker thread (its
-CTranslate2 model has one replica); Piper lives in `speech_piper.py` because piper-tts
+CTranslate2 model has one replica), a `workers.FairWorker` that serves calls round-robin
+(each through its `session()`); Piper lives in `speech_piper.py` because piper-tts
 is an optional GPL-3.0 extra. Silero has no shareable session, so `SileroVADPool`
 recycles the per-call instances instead of paying ~45 ms and ~12 MB for each new call.
 
 Thread counts are explicit because the machine is small (MODELS.md, Pitfalls: CPU
-contention): Whisper 2 CTranslate2 threads, Piper 1 onnxruntime thread, Silero 1.
+contention): Whisper `whisper_threads` CTranslate2 threads (Settings), Piper 1 onnxruntime
+thread, Silero 1.
 """
 
 from __future__ import annotations
 
-import asyncio
+import functools
 import logging
 import re
 import threading
 import time
 import weakref
 from collections import deque
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Hashable
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -29,6 +30,7 @@ import numpy as np
 from voxcall.errors import ProviderError
 from voxcall.providers.models import Progress, piper_voice_paths, whisper_model_dir
 from voxcall.providers.speech_piper import PiperTTS
+from voxcall.providers.workers import FairWorker, run_on
 
 __all__ = [
     "EmbeddedSpeech",
@@ -36,6 +38,7 @@ __all__ = [
     "SileroVAD",
     "SileroVADPool",
     "WhisperSTT",
+    "WhisperSession",
     "is_hallucination",
     "load_speech",
     "loudness_dbfs",
@@ -204,7 +207,7 @@ class WhisperSTT:
         self,
         model_dir: Path,
         *,
-        cpu_threads: int = 2,
+        cpu_threads: int = 1,
         language: str = "en",
         quiet_dbfs: float = -40.0,
         silence_dbfs: float = -60.0,
@@ -225,34 +228,38 @@ class WhisperSTT:
         self.language = language
         self.quiet_dbfs = quiet_dbfs
         self.silence_dbfs = silence_dbfs
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="stt-whisper")
+        self._worker = FairWorker("stt-whisper")
         self._closed = threading.Event()
         logger.info("loaded Whisper base in %.2f s (%d threads)", self.load_seconds, cpu_threads)
 
-    async def transcribe(self, pcm: bytes, *, language: str | None = None) -> str:
+    def session(self, key: Hashable, *, on_queued: Callable[[int], None] | None = None) -> WhisperSession:
+        """A view of this model for one call: its requests queue under `key`, fairly with other calls'."""
+        return WhisperSession(self, key, on_queued)
+
+    async def transcribe(
+        self,
+        pcm: bytes,
+        *,
+        language: str | None = None,
+        owner: Hashable | None = None,
+        on_queued: Callable[[int], None] | None = None,
+    ) -> str:
         """Transcribe s16le mono PCM at 16 kHz; returns stripped text, or "" for silence and hallucinations.
 
-        Requests run one at a time, in order. Cancellation-safe: a request still waiting
-        never runs; one already decoding stops after its current 30 s window (the whole
+        Requests run one at a time, round-robin over their owners (`session()`; without
+        one, each request is its own). Cancellation-safe: a request still waiting never
+        runs; one already decoding stops after its current 30 s window (the whole
         utterance, for anything shorter) and its text is dropped.
 
         Raises:
-            ProviderError: CTranslate2 failed, or the model was closed.
+            ProviderError: CTranslate2 failed, the model was closed, or the request was cancelled.
         """
         samples = np.frombuffer(pcm[: len(pcm) // 2 * 2], dtype="<i2").astype(np.float32) / 32768.0
         if samples.size < self.sample_rate // 10 or loudness_dbfs(samples) < self.silence_dbfs:
             return ""
-        stopped = threading.Event()
-        try:
-            future = asyncio.get_running_loop().run_in_executor(
-                self._executor, self._run, samples, language or self.language, stopped
-            )
-        except RuntimeError as exc:  # the executor was shut down by close()
-            raise ProviderError("Whisper was closed") from exc
-        try:
-            text, no_speech = await future
-        finally:
-            stopped.set()
+        work = functools.partial(self._run, samples, language or self.language)
+        text, no_speech = await run_on(self._worker, owner if owner is not None else object(), work,
+                                       on_queued=on_queued, name="Whisper")
         if is_hallucination(text, loudness_dbfs(samples), no_speech, quiet_dbfs=self.quiet_dbfs):
             logger.debug("dropped a likely hallucination of %d characters", len(text))
             return ""
@@ -262,13 +269,17 @@ class WhisperSTT:
         """Transcribe one second of faint noise, so the first real request is not the slow one."""
         noise = (np.random.default_rng(0).standard_normal(self.sample_rate) * 0.003).astype(np.float32)
         started = time.perf_counter()
-        await asyncio.get_running_loop().run_in_executor(self._executor, self._run, noise, self.language, None)
+        await run_on(self._worker, object(), functools.partial(self._run, noise, self.language), name="Whisper")
         logger.info("Whisper warmed up in %.2f s", time.perf_counter() - started)
+
+    def cancel(self, owner: Hashable) -> int:
+        """Drop the waiting requests of `owner` and stop its running one; returns how many were dropped."""
+        return self._worker.cancel(owner)
 
     def close(self) -> None:
         """Finish the running request and refuse new ones; waiting ones end with `ProviderError`. Blocking."""
         self._closed.set()
-        self._executor.shutdown(wait=True)
+        self._worker.close()
 
     def _run(self, samples: np.ndarray, language: str, stopped: threading.Event | None) -> tuple[str, float]:
         """Worker thread: decode greedily; return the text and the highest no-speech probability."""
@@ -332,6 +343,25 @@ class WhisperSTT:
         )[0]
         text = tokenizer.decode([t for t in result.sequences_ids[0] if t < tokenizer.eot])
         return drop_repeats(text.strip()), float(result.no_speech_prob)
+
+
+class WhisperSession:
+    """One call's view of a shared `WhisperSTT`: an `STT` whose requests queue under `key`."""
+
+    def __init__(self, stt: WhisperSTT, key: Hashable, on_queued: Callable[[int], None] | None = None) -> None:
+        self.name = stt.name
+        self.sample_rate = stt.sample_rate
+        self._stt = stt
+        self._key = key
+        self._on_queued = on_queued
+
+    async def transcribe(self, pcm: bytes, *, language: str | None = None) -> str:
+        """`WhisperSTT.transcribe`, queued fairly under this session's key."""
+        return await self._stt.transcribe(pcm, language=language, owner=self._key, on_queued=self._on_queued)
+
+    def end(self) -> None:
+        """Drop this session's waiting requests and stop its running one. Never blocks."""
+        self._stt.cancel(self._key)
 
 
 SHORT_AUDIO_SECONDS = 25.0
@@ -414,7 +444,7 @@ def load_speech(
     cache_dir: Path,
     progress: Progress | None = None,
     *,
-    whisper_threads: int = 2,
+    whisper_threads: int = 1,
     piper_threads: int = 1,
 ) -> EmbeddedSpeech:
     """Verify (and assemble) the speech models, then load them. Blocking: run it off the event loop.

@@ -18,9 +18,11 @@ from voxcall.server.agent_calls import agent_call_request, checked_template
 from voxcall.server.bodies import given, page, parse_body
 from voxcall.server.calls import to_call
 from voxcall.server.rest import AccountId, PageSize, Svc, start_call
+from voxcall.server.services import Services
 from voxcall.store.agents import AgentRecord
+from voxcall.store.records import CallRecord
 
-__all__ = ["agent_resource", "router"]
+__all__ = ["agent_resource", "router", "start_agent_call"]
 
 router = APIRouter(prefix="/api")
 RawBody = Annotated[dict[str, Any] | None, Body()]
@@ -93,10 +95,15 @@ async def list_agent_calls(
 async def create_agent_call(request: Request, agent_id: str, svc: Svc, account: AccountId, raw: RawBody = None) -> JSONResponse:
     """Create a call from the agent's template, filled from `templateContext`; 201 `Call` with `agentId` set."""
     agent = await svc.platform.agents.get(agent_id, account)
-    body = parse_body(StartAgentCallRequest, raw)
+    record = await start_agent_call(request, svc, agent, parse_body(StartAgentCallRequest, raw))
+    return JSONResponse(to_call(record).wire(), status_code=201)
+
+
+async def start_agent_call(request: Request, svc: Services, agent: AgentRecord, body: StartAgentCallRequest) -> CallRecord:
+    """Create a call from `agent` (in the agent's account): its template filled from `body`, then `start_call`."""
     call, fill_tools = agent_call_request(agent.call_template, body)
     start = parse_body(StartCallRequest, call)
-    record = await start_call(request, svc, account, start, start.wire(), list(start.initial_messages or []),
+    record = await start_call(request, svc, agent.account_id, start, start.wire(), list(start.initial_messages or []),
                               agent=(agent.agent_id, agent.name), prepare_tools=fill_tools)
     await svc.platform.agents.count_call(agent.agent_id)
-    return JSONResponse(to_call(record).wire(), status_code=201)
+    return record

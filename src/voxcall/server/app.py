@@ -19,9 +19,10 @@ from voxcall.protocol.hygiene import BodyLimits
 from voxcall.engine.spec import Speech
 from voxcall.providers.base import LLM, ChatMessage
 from voxcall.server.docs import add_docs
-from voxcall.server import accounts, agents, deleted_calls, realtime, rest, tools, voices, web, webhooks
+from voxcall.server import (accounts, agents, deleted_calls, ops, outgoing, realtime, rest, telephony_configs, telephony_xml,
+                            tools, voices, web, webhooks)
 from voxcall.server.guard import BodyGuard, StrictJSONResponse
-from voxcall.server.limits import retry_after_header
+from voxcall.server.limits import Limits, retry_after_header
 from voxcall.server.services import Services
 from voxcall.server.sweep import StaleCallSweep
 from voxcall.server.tokens import JoinTokens
@@ -29,7 +30,7 @@ from voxcall.server.voices import voices_of
 from voxcall.store import open_store
 from voxcall.store.recordings import RecordingStore
 
-__all__ = ["body_limits", "build_services", "create_app", "load_llm", "load_speech", "warm_up"]
+__all__ = ["body_limits", "build_services", "create_app", "join_cluster", "load_llm", "load_speech", "warm_up"]
 
 logger = logging.getLogger(__name__)
 
@@ -44,7 +45,8 @@ def load_llm(settings: Settings, progress: Any = None) -> LLM:
         return OpenAILLM(base_url=settings.llm_url, model=settings.llm_model, api_key=settings.llm_api_key)
     from voxcall.providers.embedded import load_llm as load_embedded
 
-    return load_embedded(settings.llm, cache_dir=settings.data_dir / "models", n_threads=settings.llm_threads, progress=progress)
+    return load_embedded(settings.llm, cache_dir=settings.data_dir / "models", n_threads=settings.llm_threads,
+                         n_threads_batch=settings.llm_batch_threads, progress=progress)
 
 
 def load_speech(settings: Settings, progress: Any = None) -> Speech | None:
@@ -64,7 +66,7 @@ def load_speech(settings: Settings, progress: Any = None) -> Speech | None:
     from voxcall.providers.speech import SileroVADPool, load_speech as load_embedded
 
     if stt is None or tts is None:
-        embedded = load_embedded(settings.data_dir / "models", progress)
+        embedded = load_embedded(settings.data_dir / "models", progress, whisper_threads=settings.whisper_threads)
         stt, tts = stt or embedded.stt, tts or embedded.tts
         return Speech(vad=embedded.vad, stt=stt, tts=tts)
     return Speech(vad=SileroVADPool(), stt=stt, tts=tts)
@@ -89,16 +91,35 @@ async def build_services(settings: Settings, llm: LLM | None = None, speech: Spe
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach for a model hub at run time
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     store = await open_store(settings.resolved_database_url())
-    if settings.resolved_database_url().startswith("sqlite"):
-        await store.mark_stale_calls_ended()  # one process owns a SQLite file: calls left live by a crash are over
+    await store.start_serving()  # the only server on this database: calls left live by a crash are over
     secret = await store.get_or_create_secret("join_tokens")
     if speech is True:
         speech = load_speech(settings)
     speech = speech or None
     services = Services(settings=settings, store=store, llm=llm or load_llm(settings), tokens=JoinTokens(secret),
                         recordings=RecordingStore(settings.data_dir / "recordings"), speech=speech, voices=voices_of(speech))
+    if settings.redis_url:
+        await join_cluster(services)
     services.platform.start()  # the webhook sender: also sends what an earlier process left pending
     return services
+
+
+async def join_cluster(services: Services) -> None:
+    """Share live calls and limits with the other nodes on `VOXCALL_REDIS_URL` (server/redis_cluster.py)."""
+    from voxcall.server.redis_cluster import RedisCluster, connect
+
+    settings = services.settings
+    assert settings.redis_url
+    redis = connect(settings.redis_url)
+    try:
+        await redis.ping()
+    except Exception as exc:
+        await redis.aclose()
+        raise RuntimeError(f"cannot reach Redis at VOXCALL_REDIS_URL: {exc}") from exc
+    cluster = RedisCluster(services.live, redis, node_id=settings.node_id, heartbeat=settings.node_heartbeat_seconds)
+    await cluster.start()
+    services.cluster = services.directory = cluster
+    services.limits = Limits.from_settings(settings, redis=redis)
 
 
 def body_limits(settings: Settings) -> BodyLimits:
@@ -158,6 +179,10 @@ def create_app(
     app.include_router(tools.router)
     for platform_router in (agents.router, webhooks.router, accounts.router, deleted_calls.router):
         app.include_router(platform_router)
+    app.include_router(telephony_configs.router)
+    app.include_router(outgoing.router)
+    app.include_router(telephony_xml.router)
     app.include_router(realtime.router)
+    app.include_router(ops.router)
     app.include_router(web.router)
     return app

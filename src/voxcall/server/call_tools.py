@@ -30,6 +30,7 @@ from voxcall.protocol.tools import (
 )
 from voxcall.protocol.wire import format_duration
 from voxcall.providers.base import ToolSpec
+from voxcall.server.phone_tools import BUILT_IN_KINDS, PHONE_TOOLS
 from voxcall.store.tools import PublicTool, ToolRecord, ToolStore
 
 __all__ = [
@@ -48,6 +49,7 @@ PUBLIC_TOOLS = (
         definition={"modelToolName": "hangUp", "description": "End the call when the conversation is over.",
                     "timeout": "2.5s", "defaultReaction": "AGENT_REACTION_LISTENS"},
     ),
+    *PHONE_TOOLS,
 )
 BUILT_INS = frozenset(t.name for t in PUBLIC_TOOLS)
 _REACTIONS = {"AGENT_REACTION_LISTENS": "listens", "AGENT_REACTION_SPEAKS_ONCE": "speaks-once"}
@@ -233,6 +235,8 @@ def tool_def(entry: dict[str, Any]) -> ToolDef:
 def _kind(definition: BaseToolDefinition, built_in: str | None) -> ToolKind:
     if built_in == "hangUp":
         return "hang_up"
+    if built_in in BUILT_IN_KINDS:
+        return BUILT_IN_KINDS[built_in]  # type: ignore[return-value]
     if definition.http is not None:
         return "http"
     if definition.data_connection is not None:

@@ -123,6 +123,7 @@ class _Host:
             logger.exception("could not store the end of the call")
             ended = False
         logger.info("call ended: %s (close %d)", reason, code)
+        self.svc.metrics.ended(reason)
         if self.websocket.client_state == WebSocketState.CONNECTED:
             with contextlib.suppress(Exception):
                 await self.websocket.close(code=code, reason=message)
@@ -181,6 +182,7 @@ class _Host:
     # ------------------------------------------------------------ storage
 
     async def _record(self, item: CallMessage | EventRecord) -> None:
+        self.svc.metrics.recorded(item)
         if isinstance(item, EventRecord):
             await self.svc.store.add_event(self.call_id, type=item.type, text=item.text, severity=item.severity,
                                            call_timestamp=item.call_timestamp, extras=item.extras)

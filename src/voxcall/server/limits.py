@@ -6,9 +6,9 @@ minute, whichever is reached first) and concurrent calls per account, and answer
 voxcall does the same and also throttles failed authentication per client address.
 
 The counters sit behind the small `Limiter` protocol. `MemoryLimiter` keeps them in this
-process, which is right for one server; several nodes behind a load balancer each count on
-their own until a shared implementation (Redis) takes its place. Its methods are async for
-that reason, although the in-memory one never waits.
+process, which is right for one server; with `VOXCALL_REDIS_URL` set, every node counts in
+Redis instead (server/redis_limits.py). Its methods are async for that reason, although the
+in-memory one never waits.
 """
 
 from __future__ import annotations
@@ -18,8 +18,9 @@ import math
 import time
 import weakref
 from collections.abc import Callable, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from voxcall.config import Settings
 from voxcall.errors import RateLimited
@@ -134,22 +135,34 @@ class Limits:
     requests: Limiter
     creations: Limiter
     auth_failures: Limiter
+    shared_lock: Callable[[str], AbstractAsyncContextManager[Any]] | None = None
+    """The cross-node account lock (Redis); None = a lock in this process."""
     _locks: weakref.WeakValueDictionary[str, asyncio.Lock] = field(default_factory=weakref.WeakValueDictionary)
 
     @classmethod
-    def from_settings(cls, settings: Settings, *, clock: Clock = time.monotonic) -> Limits:
-        return cls(
-            requests=MemoryLimiter(_rates((settings.requests_per_second, 1.0)), clock=clock),
-            creations=MemoryLimiter(_rates((settings.calls_per_second, 1.0), (settings.calls_per_minute, 60.0)), clock=clock),
-            auth_failures=MemoryLimiter(_rates((settings.auth_failures_per_minute, 60.0)), clock=clock),
-        )
+    def from_settings(cls, settings: Settings, *, clock: Clock = time.monotonic, redis: Any = None) -> Limits:
+        """In-memory limiters, or with `redis` (a `redis.asyncio.Redis`) limiters and a lock shared by every node."""
+        requests = _rates((settings.requests_per_second, 1.0))
+        creations = _rates((settings.calls_per_second, 1.0), (settings.calls_per_minute, 60.0))
+        auth_failures = _rates((settings.auth_failures_per_minute, 60.0))
+        if redis is not None:
+            from voxcall.server.redis_limits import RedisLimiter, redis_account_lock
 
-    def account_lock(self, account_id: str) -> asyncio.Lock:
+            return cls(requests=RedisLimiter(redis, requests, name="requests"),
+                       creations=RedisLimiter(redis, creations, name="creations"),
+                       auth_failures=RedisLimiter(redis, auth_failures, name="auth_failures"),
+                       shared_lock=lambda account: redis_account_lock(redis, account))
+        return cls(requests=MemoryLimiter(requests, clock=clock), creations=MemoryLimiter(creations, clock=clock),
+                   auth_failures=MemoryLimiter(auth_failures, clock=clock))
+
+    def account_lock(self, account_id: str) -> AbstractAsyncContextManager[Any]:
         """One lock per account, held while its calls are counted and a new one is stored.
 
-        It makes the concurrency check exact within this process; across nodes two creations
-        at the same moment can still both pass (the shared implementation closes that).
+        In this process an asyncio lock makes the concurrency check exact; with Redis the
+        lock is shared, so two creations on two nodes at the same moment cannot both pass.
         """
+        if self.shared_lock is not None:
+            return self.shared_lock(account_id)
         lock = self._locks.get(account_id)
         if lock is None:
             lock = self._locks[account_id] = asyncio.Lock()

@@ -9,7 +9,7 @@ from typing import Protocol
 
 from voxcall.engine.call import Call
 
-__all__ = ["NORMAL_CLOSURE", "SERVICE_RESTART", "LiveCall", "LiveCalls", "LiveDirectory"]
+__all__ = ["NORMAL_CLOSURE", "SERVICE_RESTART", "LiveCall", "LiveCalls", "LiveDirectory", "LiveListener"]
 
 NORMAL_CLOSURE = 1000
 SERVICE_RESTART = 1012
@@ -41,8 +41,8 @@ class LiveDirectory(Protocol):
 
     The stale-call sweep ends joined calls that no host holds. In-process
     (`LiveCalls`) is right for one server per database; several servers on one
-    database need a shared implementation (for example, heartbeats in the
-    database or a Redis set) before the sweep can run on each of them.
+    database share `RedisCluster` (server/redis_cluster.py: claims renewed by
+    heartbeats), so the sweep can run on each of them.
     """
 
     async def held(self, call_ids: Iterable[str]) -> set[str]:
@@ -50,23 +50,36 @@ class LiveDirectory(Protocol):
         ...
 
 
+class LiveListener(Protocol):
+    """Told, without waiting, when a call starts or stops being hosted here (a shared directory keeps count)."""
+
+    def added(self, call_id: str) -> None: ...
+
+    def discarded(self, call_id: str) -> None: ...
+
+
 class LiveCalls:
     """The in-process registry of hosted calls (also this node's `LiveDirectory`)."""
 
     def __init__(self) -> None:
         self._calls: dict[str, LiveCall] = {}
+        self.listeners: list[LiveListener] = []
 
     def get(self, call_id: str) -> LiveCall | None:
         return self._calls.get(call_id)
 
     def add(self, call_id: str, live: LiveCall) -> LiveCall:
         self._calls[call_id] = live
+        for listener in self.listeners:
+            listener.added(call_id)
         return live
 
     def discard(self, call_id: str, live: LiveCall) -> None:
         """Unregister `live` (and not a newer host of the same id) and mark it done."""
         if self._calls.get(call_id) is live:
             del self._calls[call_id]
+            for listener in self.listeners:
+                listener.discarded(call_id)
         live.done.set()
 
     def values(self) -> list[LiveCall]:

@@ -50,11 +50,11 @@ class CallIdFilter(logging.Filter):
         return True
 
 
-_SECRETS = re.compile(r"(?P<key>[?&](?:token|api_key|apiKey|key)=)[^&\s\"']+|(?P<path>/telephony/)[^/?\s\"']+")
+_SECRETS = re.compile(r"(?P<key>[?&](?:token|api_key|apiKey|key)=)[^&\s\"']+|(?P<path>/telephony(?:_xml)?/)[^/?\s\"']+")
 
 
 def redact(text: str) -> str:
-    """Join tokens (query `token=` or a telephony join path) and key parameters replaced by `…`."""
+    """Join tokens (query `token=`, a telephony join path, a carrier's answer URL) and key parameters replaced by `…`."""
     return _SECRETS.sub(lambda m: (m.group("key") or m.group("path")) + "…", text)
 
 

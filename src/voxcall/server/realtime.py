@@ -22,18 +22,30 @@ logger = logging.getLogger(__name__)
 router = APIRouter()
 
 TRY_AGAIN_LATER = 1013
-"""RFC 6455 close code 1013: refused for now (the server is draining); the join URL still works elsewhere or later."""
+"""RFC 6455 close code 1013: refused for now (draining, or the node is full); the join URL still works elsewhere or later."""
 
 
 @router.websocket("/calls/{call_id}/server_web_socket")
 async def join(websocket: WebSocket, call_id: str) -> None:
     """Join a call: check the signed token and the call, then host the call until it ends."""
     svc = ws_services(websocket)
-    params = websocket.query_params
     if svc.draining:
         logger.info("refused a join while shutting down")
+        svc.metrics.refused_join("draining")
         await refuse(websocket, TRY_AGAIN_LATER, "server shutting down: try again later", accept=True)
         return
+    full = svc.capacity.refusal()
+    if full is not None:  # the token stays unused: the client may try again, on another node
+        logger.warning("refused a join: %s", full)
+        svc.metrics.refused_join("capacity")
+        await refuse(websocket, TRY_AGAIN_LATER, full, accept=True)
+        return
+    with svc.capacity.slot():
+        await _join(svc, websocket, call_id)
+
+
+async def _join(svc: Services, websocket: WebSocket, call_id: str) -> None:
+    params = websocket.query_params
     problem, record = await _check(svc, call_id, params.get("token"))
     if record is None:
         logger.info("rejected join of call %r: %s", call_id, problem)

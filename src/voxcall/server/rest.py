@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import uuid
 from collections.abc import Callable
@@ -19,6 +18,7 @@ from voxcall.protocol.rest import Account, CallMessage, ModelAlias, Page, StartC
 from voxcall.server.admission import active_calls, admit_call
 from voxcall.server.call_tools import durable_uses, public_call_tool, resolve_call_tools
 from voxcall.server.calls import to_call
+from voxcall.server.outgoing import place_outgoing, prepare_outgoing
 from voxcall.server.services import Services, get_services, require_api_key
 from voxcall.server.voices import VOICE_EVENT, VoiceBook
 from voxcall.store.records import CallRecord
@@ -103,6 +103,7 @@ async def start_call(
     """
     voice = VoiceBook.of(svc.settings, svc.voices).check_choice(body.voice, body.external_voice)
     svc.platform.check_callbacks(body)
+    outgoing = await prepare_outgoing(svc, account, body)  # 422 unless the account has the carrier's config
     tools = await resolve_call_tools(body, svc.tool_store, account)
     if prepare_tools is not None:
         tools = prepare_tools(tools)
@@ -127,6 +128,8 @@ async def start_call(
         await svc.store.add_event(call_id, type=VOICE_EVENT, text=voice.warning() or "", severity="warning", extras=voice.extras())
     svc.watch_join_timeout(record)
     await svc.notify("call.started", call_id)
+    if outgoing is not None:
+        await place_outgoing(svc, record, outgoing)  # the carrier dials; a refusal ends the call (connection_error)
     return record
 
 
@@ -176,13 +179,8 @@ async def get_call(call_id: str, svc: Svc, account: AccountId) -> dict[str, Any]
 async def delete_call(call_id: str, svc: Svc, account: AccountId) -> Response:
     """End the call if it is live, then delete it, its messages, events and recording, leaving a tombstone."""
     await svc.store.get_call(call_id, account)
-    live = svc.live.get(call_id)
-    if live is not None:
-        live.call.end("hangup")
-        try:
-            await asyncio.wait_for(live.done.wait(), 10)
-        except TimeoutError:
-            pass
+    await svc.cluster.end(call_id, "hangup", wait=10)  # on whichever node hosts it
+    await svc.phone.cancel(call_id)  # a call voxcall dialled that is still ringing: hang it up at the carrier
     await svc.platform.tombstones.bury(call_id, account)
     svc.recordings.delete(call_id)
     return Response(status_code=204)
@@ -207,16 +205,14 @@ async def list_call_tools(call_id: str, svc: Svc, account: AccountId) -> list[di
 async def send_data_message(call_id: str, svc: Svc, account: AccountId, message: Annotated[dict[str, Any], Body()]) -> Response:
     """Inject forced_agent_message, hang_up or user_text_message into a live call."""
     await svc.store.get_call(call_id, account)
-    live = svc.live.get(call_id)
-    if live is None:
-        raise InvalidRequest("The call is not active: it has not been joined yet, or it has ended.")
     try:
         parsed = parse_client(json.dumps(message))
     except ProtocolError as exc:
         raise InvalidRequest(str(exc)) from exc
     if not isinstance(parsed, DATA_MESSAGE_TYPES):
         raise InvalidRequest("Supported types: forced_agent_message, hang_up, user_text_message.")
-    live.call.receive(parsed)
+    if not await svc.cluster.send(call_id, message):  # to whichever node hosts it
+        raise InvalidRequest("The call is not active: it has not been joined yet, or it has ended.")
     return Response(status_code=204)
 
 

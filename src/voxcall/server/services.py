@@ -20,9 +20,13 @@ from voxcall.outbound import OutboundPolicy, safe_client
 from voxcall.protocol.rest import StartCallRequest, Voice
 from voxcall.providers.base import LLM
 from voxcall.server.call_tools import PUBLIC_TOOLS
+from voxcall.server.capacity import NodeCapacity
+from voxcall.server.cluster import Cluster, LocalCluster
+from voxcall.server.metrics import CallMetrics
 from voxcall.server.platform import Platform
 from voxcall.server.limits import Limits, enforce, retry_after_header
 from voxcall.server.live import SERVICE_RESTART, LiveCall, LiveCalls, LiveDirectory
+from voxcall.server.phone import Phone
 from voxcall.server.tokens import JoinTokens
 from voxcall.store import Store
 from voxcall.store.recordings import RecordingStore
@@ -60,9 +64,13 @@ class Services:
     """Durable tools; built from `store` when not given."""
     outbound: httpx.AsyncClient | None = None
     """The one client for requests on a user's behalf (HTTP tools, webhooks): SSRF-checked (voxcall.outbound)."""
+    phone: Phone = None  # type: ignore[assignment]  # carrier configs and REST APIs: built unless given
     _timers: dict[str, asyncio.TimerHandle] = field(default_factory=dict)
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
     platform: Platform = field(default=None)  # type: ignore[assignment]  # agents, webhooks, ...: built unless given
+    cluster: Cluster = field(default=None)  # type: ignore[assignment]  # where live calls are: this process unless given
+    capacity: NodeCapacity = field(default=None)  # type: ignore[assignment]  # the node's join slots: from settings
+    metrics: CallMetrics = field(default_factory=CallMetrics)
 
     async def notify(self, event: str, call_id: str) -> None:
         """Emit a call lifecycle event (call.started, call.joined, call.ended) to webhooks and callbacks; never raises."""
@@ -77,7 +85,15 @@ class Services:
             self.outbound = safe_client(OutboundPolicy.parse(self.settings.outbound_allow))
         if self.platform is None:
             self.platform = Platform.open(self.store, self.settings)
+        if self.cluster is None:
+            self.cluster = LocalCluster(self.live)
+        if self.capacity is None:
+            self.capacity = NodeCapacity(self.settings.max_node_calls, self.settings.max_node_load)
+        self.metrics.watch(live=lambda: len(self.live), max_calls=lambda: self.capacity.max_calls, load=self.capacity.load)
         self.on_ended.append(self._webhook_ended)
+        if self.phone is None:
+            self.phone = Phone.open(self.store, self.settings)
+        self.on_ended.append(self.phone.on_ended)  # hangs up the carrier's side of calls voxcall dialled or answered
 
     async def _webhook_ended(self, call_id: str, reason: str) -> None:
         await self.notify("call.ended", call_id)
@@ -148,9 +164,11 @@ class Services:
         for task in list(self._tasks):
             task.cancel()
         await self.end_live_calls(5.0)
+        await self.cluster.close()
         await self.platform.close()
         if self.outbound is not None:
             await self.outbound.aclose()
+        await self.phone.close()
         await self.store.close()
 
 

@@ -26,6 +26,7 @@ from voxcall.protocol.tools import SelectedTool, ToolBody, ToolResource, ToolTes
 from voxcall.providers.base import ToolCall
 from voxcall.server.call_tools import build_call_tools, tool_def
 from voxcall.server.calls import to_call
+from voxcall.server.phone_tools import ColdTransferExecutor
 from voxcall.server.rest import PageSize  # DRF's rule: below 1 the default, above 1000 the maximum
 from voxcall.server.services import Services, get_services, require_api_key
 from voxcall.store.tools import ToolRecord
@@ -45,8 +46,11 @@ _MAX_BODY = 256 * 1024
 
 
 def tool_executors(svc: Services) -> dict[str, ToolExecutor]:
-    """The executors a call gets beyond the engine's own: HTTP tools over the shared outbound client."""
-    return {"http": HttpToolExecutor(svc.outbound)} if svc.outbound is not None else {}
+    """The executors a call gets beyond the engine's own: HTTP tools over the shared outbound client, coldTransfer."""
+    executors: dict[str, ToolExecutor] = {"cold_transfer": ColdTransferExecutor(svc.phone)}
+    if svc.outbound is not None:
+        executors["http"] = HttpToolExecutor(svc.outbound)
+    return executors
 
 
 def _resource(record: ToolRecord) -> dict[str, Any]:

@@ -21,6 +21,7 @@ from voxcall.store.migrate import upgrade
 from voxcall.store.recordings import RecordingStore
 from voxcall.store.records import ApiKeyInfo, CallRecord
 from voxcall.store.repository import DEFAULT_ACCOUNT_ID, Store
+from voxcall.store import telephony_tables as _telephony_tables  # noqa: F401  (registers the 0007 tables)
 
 __all__ = ["DEFAULT_ACCOUNT_ID", "ApiKeyInfo", "CallRecord", "RecordingStore", "Store", "open_store"]
 

@@ -83,6 +83,13 @@ class AgentStore:
             raise _not_found(agent_id)
         return _record(row)
 
+    async def find(self, agent_id: str) -> AgentRecord | None:
+        """The agent whatever its account (for requests that prove themselves otherwise: signed carrier webhooks)."""
+        uid = _call_uuid(agent_id)
+        async with self._sessions() as session:
+            row = await session.get(AgentRow, uid) if uid else None
+        return _record(row) if row is not None else None
+
     async def list_agents(
         self, account_id: str, *, cursor: str | None, page_size: int, search: str | None = None, sort: str = "-created"
     ) -> tuple[list[AgentRecord], str | None, str | None, int]:

@@ -30,6 +30,7 @@ from voxcall.protocol.rest import CallEvent, CallMessage, first_stage_id
 from voxcall.protocol.wire import format_duration
 from voxcall.store.pages import Listing, fetch_page
 from voxcall.store.records import ApiKeyInfo, CallRecord
+from voxcall.store.serving import ServingLock
 from voxcall.store.tables import AccountRow, ApiKeyRow, CallEventRow, CallRow, MessageRow, SecretRow
 
 __all__ = ["DEFAULT_ACCOUNT_ID", "DEFAULT_ACCOUNT_NAME", "KEY_PATTERN", "SEVERITIES", "Store"]
@@ -82,6 +83,7 @@ class Store:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
         self._sessions = async_sessionmaker(engine, expire_on_commit=False)
+        self._serving: ServingLock | None = None
 
     @property
     def engine(self) -> AsyncEngine:
@@ -89,8 +91,29 @@ class Store:
         return self._engine
 
     async def close(self) -> None:
-        """Close every pooled connection."""
+        """Close every pooled connection (and stop serving, if `start_serving` was called)."""
+        if self._serving is not None:
+            await self._serving.release()
         await self._engine.dispose()
+
+    async def start_serving(self) -> int:
+        """Register this process as a server of this database until `close()`; returns how many stale calls it ended.
+
+        When no other server is running on the database (SQLite or PostgreSQL), every
+        call still joined and not ended was left so by a crash and is ended now as
+        `system_error`; calls of other live servers are never touched (`ServingLock`).
+        """
+        if self._serving is None:
+            self._serving = ServingLock(self._engine)
+            if await self._serving.acquire():
+                return await self.mark_stale_calls_ended()
+            logger.info("another server is serving calls on this database: its live calls are left alone")
+        return 0
+
+    async def ping(self) -> None:
+        """Run `SELECT 1`: raises when the database cannot be reached (readiness checks)."""
+        async with self._sessions() as session:
+            await session.execute(select(1))
 
     # ------------------------------------------------------ accounts and keys
 
@@ -252,8 +275,8 @@ class Store:
         For server start-up after a crash: a call left "live" in the database has no
         process serving it any more. There is deliberately no cutoff: every joined,
         unended call of every account is ended, so run this only when no other
-        process is serving calls on this database (a single server starting up, or
-        every worker stopped). Run with other workers live, it would end their calls.
+        process is serving calls on this database (`start_serving` checks that).
+        Run with other workers live, it would end their calls.
         """
         statement = (
             update(CallRow)

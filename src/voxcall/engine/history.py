@@ -1,0 +1,278 @@
+"""One call's record: the LLM history, its durable recording, and the transcript ordinals, kept in one order.
+
+Rules (PROTOCOL.md 2.7, 8.2):
+
+* An utterance takes its ordinal when its first transcript message goes on the
+  wire (`TranscriptWriter`), so the client sees ordinals dense from 0, ascending
+  in order of first appearance. Every transcript message is made and sent under
+  one lock, so the wire order is the ordinal order.
+* Durability: a history entry is committed (the `record` callable has returned)
+  before the client is told about it. A final transcript goes out after its
+  entry is written, and a tool call is written before `close` returns, so before
+  its `client_tool_invocation`. One recorder writes entries and events in order.
+* `/messages` agrees with the ordinals: a user utterance that arrives while an
+  agent utterance is on the wire, or while a tool round is open (between the
+  assistant's tool calls and their results, which must stay adjacent), is held;
+  its transcript is sent and its entry recorded once that is over. If the agent
+  has sent nothing yet, the user's utterance goes first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections import deque
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from typing import Any, Literal, TypeVar
+
+from pydantic import BaseModel
+
+from voxcall.engine.spec import EventRecord
+from voxcall.protocol.realtime import Medium
+from voxcall.protocol.rest import CallMessage
+from voxcall.protocol.transcripts import TranscriptWriter, Utterance
+from voxcall.providers.base import ChatMessage, ToolCall
+
+__all__ = ["History", "Record", "Send", "uncancelled"]
+
+Send = Callable[[BaseModel | bytes], Awaitable[None]]
+Record = Callable[[CallMessage | EventRecord], Awaitable[None]]
+T = TypeVar("T")
+NO_RESULT = "The tool call was cancelled before it returned a result."
+
+
+class History:
+    """The conversation of one call as the model, the database and the client see it."""
+
+    def __init__(self, entries: Sequence[ChatMessage], *, send: Send, record: Record,
+                 log: logging.Logger | logging.LoggerAdapter[logging.Logger], write_timeout: float = 10.0,
+                 max_queued: int = 0, on_drop: Callable[[], None] | None = None) -> None:
+        self.entries: list[ChatMessage] = list(entries)
+        self.last_user_at = max((i for i, e in enumerate(self.entries) if e.role == "user"), default=-1)
+        """Index in `entries` of the newest user message (-1: none)."""
+        self._send = send
+        self._record = record
+        self._log = log
+        self._write_timeout = write_timeout
+        self._writer = TranscriptWriter()
+        self._lock = asyncio.Lock()
+        self._agent: Utterance | None = None
+        self._open_calls: dict[str, str] = {}  # invocation id -> tool name, until its result is recorded
+        self._held: deque[tuple[str, Medium]] = deque()
+        self._queue: asyncio.Queue[tuple[CallMessage | EventRecord, asyncio.Future[None] | None]] = asyncio.Queue(max_queued)
+        self._on_drop = on_drop
+        self._stuck: asyncio.Future[None] | None = None  # a write that outlived write_timeout and is still pending
+        """Told when the queue is full (storage not keeping up) and a record is dropped; 0 = unbounded."""
+
+    @property
+    def _busy(self) -> bool:
+        return self._agent is not None or bool(self._open_calls) or bool(self._held)
+
+    # ------------------------------------------------------------ agent
+
+    def agent(self, medium: Medium) -> Utterance:
+        """Plan an agent utterance; it takes no ordinal until it says something."""
+        return self._writer.open("agent", medium)
+
+    async def say(self, utterance: Utterance, chunk: str) -> bool:
+        """Send the next piece of an agent utterance; False if there was nothing to send."""
+        async with self._lock:
+            message = self._writer.append(utterance, chunk)
+            if message is None:
+                return False
+            self._agent = utterance
+            await self._send(message)
+            return True
+
+    async def close(self, utterance: Utterance, heard: str | None, calls: Sequence[ToolCall] = (),
+                    metadata: dict[str, Any] | None = None) -> str:
+        """Finish an agent utterance: record it (text and tool calls), then send its final; returns the text kept.
+
+        `heard` is what the user got of a spoken utterance (None: all that was sent); `metadata` goes on
+        the stored agent message (e.g. that the end of the call cut it off).
+
+        Runs to the end even if the caller is cancelled meanwhile (the cancellation is re-raised after).
+        """
+        return await uncancelled(self._close(utterance, heard, tuple(calls), metadata))
+
+    async def _close(self, utterance: Utterance, heard: str | None, calls: tuple[ToolCall, ...],
+                     metadata: dict[str, Any] | None) -> str:
+        async with self._lock:
+            final = self._writer.close(utterance, heard=heard)
+            text = (final.text or "") if final is not None else ""
+            try:
+                if text or calls:
+                    self._open_calls.update((c.id, c.name) for c in calls)
+                    entry = ChatMessage("assistant", text, tool_calls=calls)
+                    await self._written(self._append(entry, medium=utterance.medium, metadata=metadata))
+                if final is not None:
+                    await self._send(final)
+            finally:
+                if self._agent is utterance:
+                    self._agent = None
+            await self._release()
+            return text
+
+    # ------------------------------------------------------------ tools
+
+    async def tool_result(self, entry: ChatMessage, *, error: str | None = None,
+                          state: dict[str, Any] | None = None) -> None:
+        """Record a tool result (committed when this returns); the last one of a round closes the round."""
+        await uncancelled(self._tool_result(entry, error, state))
+
+    async def _tool_result(self, entry: ChatMessage, error: str | None, state: dict[str, Any] | None) -> None:
+        async with self._lock:
+            await self._written(self._append(entry, error=error, state=state))
+            self._open_calls.pop(entry.tool_call_id or "", None)
+            await self._release()
+
+    # ------------------------------------------------------------ user
+
+    async def user(self, text: str, medium: Medium) -> None:
+        """A user utterance: sent and recorded now, or held until the agent's utterance or tool round is over."""
+        await uncancelled(self._user(text, medium))
+
+    async def _user(self, text: str, medium: Medium) -> None:
+        async with self._lock:
+            if self._busy:
+                self._held.append((text, medium))
+            else:
+                await self._emit_user(text, medium)
+
+    async def release(self, *, force: bool = False) -> None:
+        """Send and record held user utterances now that nothing is in the way.
+
+        `force`: the agent's turn is over, so a tool call still without a result
+        (the call ended while it ran, or an earlier call of the round hung up) gets
+        one saying so; the history stays well formed for the model and for a resume.
+        """
+        async def run() -> None:
+            async with self._lock:
+                if force:
+                    for call_id, name in list(self._open_calls.items()):
+                        self._append(ChatMessage("tool", NO_RESULT, tool_call_id=call_id, name=name), error="no result: the turn ended")
+                    self._open_calls.clear()
+                await self._release()
+
+        await uncancelled(run())
+
+    async def _release(self) -> None:
+        while self._held and self._agent is None and not self._open_calls:
+            await self._emit_user(*self._held.popleft())
+
+    async def _emit_user(self, text: str, medium: Medium) -> None:
+        final = self._writer.complete("user", medium, text)
+        done = self._append(ChatMessage("user", text), medium=medium)
+        self.last_user_at = len(self.entries) - 1
+        await self._written(done)
+        await self._send(final)
+
+    # ------------------------------------------------------------ recording
+
+    def event(self, item: EventRecord) -> None:
+        """Queue a call event for recording (in order with the history entries). Never awaits."""
+        self._put(item, None)
+
+    def _put(self, item: CallMessage | EventRecord, done: asyncio.Future[None] | None) -> None:
+        try:
+            self._queue.put_nowait((item, done))
+        except asyncio.QueueFull:
+            if done is not None and not done.done():
+                done.set_result(None)  # nothing will write it: whoever waits goes on
+            if self._on_drop is not None:
+                self._on_drop()
+
+    def _append(self, entry: ChatMessage, *, medium: str = "text", error: str | None = None,
+                state: dict[str, Any] | None = None, metadata: dict[str, Any] | None = None) -> asyncio.Future[None]:
+        """Add to the LLM history and queue its records, in one order; the future is done once they are written."""
+        self.entries.append(entry)
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        records = _records(entry, medium, error, state, metadata)
+        if not records:
+            done.set_result(None)
+        for i, item in enumerate(records):
+            self._put(item, done if i == len(records) - 1 else None)
+        return done
+
+    async def _written(self, done: asyncio.Future[None]) -> None:
+        """Wait until an entry is written; a database stuck past `write_timeout` does not stall the call.
+
+        While a write that timed out is still pending the store is stuck: later entries are queued
+        but not waited for, so the call stays responsive until the store catches up.
+        """
+        if self._stuck is not None:
+            if not self._stuck.done():
+                return
+            self._stuck = None
+        try:
+            async with asyncio.timeout(self._write_timeout):
+                await asyncio.shield(done)
+        except TimeoutError:
+            self._stuck = done
+            self._log.error("a call message took over %gs to write: telling the client anyway", self._write_timeout)
+
+    async def run_recorder(self) -> None:
+        """Write queued entries and events in order, never cancelled mid-write; runs until cancelled."""
+        while True:
+            item, done = await self._queue.get()
+            try:
+                await asyncio.shield(self._record(item))
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                self._log.exception("could not record a call message")
+            finally:
+                if done is not None and not done.done():
+                    done.set_result(None)  # sends waiting on it go on: the call outlives a failed write
+                self._queue.task_done()
+
+    async def drain(self, recorder: asyncio.Task[None], timeout: float = 10.0) -> None:
+        """Wait (bounded) until everything queued is written, then stop the recorder."""
+        try:
+            async with asyncio.timeout(timeout):
+                await self._queue.join()
+        except TimeoutError:
+            self._log.error("gave up recording %d call messages", self._queue.qsize())
+        recorder.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await recorder
+
+
+def _records(entry: ChatMessage, medium: str, error: str | None, state: dict[str, Any] | None,
+             metadata: dict[str, Any] | None = None) -> list[CallMessage]:
+    kind: Literal["MESSAGE_MEDIUM_VOICE", "MESSAGE_MEDIUM_TEXT"] = "MESSAGE_MEDIUM_VOICE" if medium == "voice" else "MESSAGE_MEDIUM_TEXT"
+    if entry.role == "user":
+        return [CallMessage(role="MESSAGE_ROLE_USER", text=entry.content, medium=kind)]
+    if entry.role == "tool":
+        return [CallMessage(role="MESSAGE_ROLE_TOOL_RESULT", text=entry.content, invocation_id=entry.tool_call_id,
+                            tool_name=entry.name, error_details=error, call_state=state)]
+    records = [CallMessage(role="MESSAGE_ROLE_AGENT", text=entry.content, medium=kind, metadata=metadata)] if entry.content else []
+    return records + [CallMessage(role="MESSAGE_ROLE_TOOL_CALL", text=json.dumps(c.arguments), invocation_id=c.id,
+                                  tool_name=c.name) for c in entry.tool_calls]
+
+
+async def uncancelled(coro: Coroutine[Any, Any, T]) -> T:
+    """Run `coro` to its end even if the caller is cancelled meanwhile; then re-raise that cancellation.
+
+    For the steps that must not stop halfway: a final transcript whose entry is
+    already written, a held user utterance whose ordinal is taken.
+    """
+    task = asyncio.ensure_future(coro)
+    cancelled = False
+    while True:
+        try:
+            result = await asyncio.shield(task)
+            break
+        except asyncio.CancelledError:
+            if task.cancelled():
+                raise
+            if task.done():
+                result = task.result()
+                cancelled = True
+                break
+            cancelled = True
+    if cancelled:
+        raise asyncio.CancelledError
+    return result

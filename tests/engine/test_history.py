@@ -1,0 +1,92 @@
+"""engine/history.py on its own: write-before-tell, holding, and the steps that never stop halfway."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import pytest
+
+from voxcall.engine.history import History
+from voxcall.protocol.realtime import Transcript
+from voxcall.protocol.rest import CallMessage
+from voxcall.providers.base import ChatMessage, ToolCall
+
+LOG = logging.getLogger("test")
+
+
+class Far:
+    """The client and the database, with a log of both in one order."""
+
+    def __init__(self, write: float = 0.0, hang: bool = False) -> None:
+        self.log: list[str] = []
+        self.write, self.hang = write, hang
+
+    async def send(self, message: Any) -> None:
+        if isinstance(message, Transcript):
+            self.log.append(f"sent {message.role}{message.ordinal}{'!' if message.final else ''}")
+
+    async def record(self, item: Any) -> None:
+        if self.hang:
+            await asyncio.Event().wait()
+        await asyncio.sleep(self.write)
+        if isinstance(item, CallMessage):
+            self.log.append(f"wrote {item.role.removeprefix('MESSAGE_ROLE_').lower()} {item.text}")
+
+
+async def running(far: Far, **kw: Any) -> tuple[History, asyncio.Task[None]]:
+    history = History((), send=far.send, record=far.record, log=LOG, **kw)
+    return history, asyncio.create_task(history.run_recorder())
+
+
+async def test_user_waits_for_the_agent_utterance_on_the_wire_and_finals_wait_for_their_write() -> None:
+    far = Far(write=0.01)
+    history, recorder = await running(far)
+    agent = history.agent("text")
+    await history.user("first", "text")  # the agent has said nothing: the user goes first
+    await history.say(agent, "Hello")
+    await history.user("second", "text")  # held: the agent is on the wire
+    assert far.log == ["wrote user first", "sent user0!", "sent agent1"]
+    assert await history.close(agent, None) == "Hello"
+    assert far.log[3:] == ["wrote agent Hello", "sent agent1!", "wrote user second", "sent user2!"]
+    assert [e.content for e in history.entries] == ["first", "Hello", "second"] and history.last_user_at == 2
+    await history.drain(recorder)
+
+
+async def test_a_tool_round_holds_the_user_until_its_results_and_force_closes_a_dangling_call() -> None:
+    far = Far()
+    history, recorder = await running(far)
+    call = ToolCall("t1", "getWeather", {})
+    await history.close(history.agent("text"), None, [call, ToolCall("t2", "getWeather", {})])
+    await history.user("meanwhile", "text")
+    await history.tool_result(ChatMessage("tool", "sunny", tool_call_id="t1", name="getWeather"))
+    assert "sent user0!" not in far.log  # t2 is still open
+    await history.release(force=True)  # the turn ended without t2's result
+    assert far.log == ["wrote tool_call {}", "wrote tool_call {}", "wrote tool_result sunny",
+                       "wrote tool_result The tool call was cancelled before it returned a result.",
+                       "wrote user meanwhile", "sent user0!"]
+    await history.drain(recorder)
+
+
+async def test_a_close_that_is_cancelled_still_writes_and_sends_its_final() -> None:
+    far = Far(write=0.05)
+    history, recorder = await running(far)
+    agent = history.agent("text")
+    await history.say(agent, "Half a sentence")
+    closing = asyncio.create_task(history.close(agent, None))
+    await asyncio.sleep(0.01)
+    closing.cancel()  # a second interruption arrives while the final is being written
+    with pytest.raises(asyncio.CancelledError):
+        await closing
+    assert far.log == ["sent agent0", "wrote agent Half a sentence", "sent agent0!"]
+    await history.drain(recorder)
+
+
+async def test_a_stuck_database_does_not_stall_the_call() -> None:
+    far = Far(hang=True)
+    history, recorder = await running(far, write_timeout=0.05)
+    async with asyncio.timeout(2):
+        await history.user("hello", "text")
+    assert far.log == ["sent user0!"]
+    await history.drain(recorder, timeout=0.05)
