@@ -17,7 +17,6 @@ __all__ = ["IMPLEMENTED", "OPERATIONS", "implemented", "not_implemented"]
 IMPLEMENTED = "implemented"
 
 _BILLING = "no billing: voxcall is self-hosted"
-_TELEPHONY = "telephony (Twilio, Telnyx, Plivo) is not implemented"
 _SIP = "SIP is not implemented"
 _BATCHES = "scheduled batches place outbound telephony calls: not implemented"
 _THROTTLES = "call throttles are not implemented"
@@ -31,8 +30,8 @@ OPERATIONS: dict[tuple[str, str], str] = {
     ("GET", "/api/accounts/me/billing"): _BILLING,
     ("GET", "/api/accounts/me/billing/invoices"): _BILLING,
     ("GET", "/api/accounts/me/billing/usage"): _BILLING,
-    ("GET", "/api/accounts/me/telephony_config"): _TELEPHONY,
-    ("PATCH", "/api/accounts/me/telephony_config"): _TELEPHONY,
+    ("GET", "/api/accounts/me/telephony_config"): IMPLEMENTED,
+    ("PATCH", "/api/accounts/me/telephony_config"): IMPLEMENTED,
     ("GET", "/api/accounts/me/tts_api_keys"): "no external TTS providers: speech runs on the server (VOXCALL_TTS_*)",
     ("PATCH", "/api/accounts/me/tts_api_keys"): "no external TTS providers: speech runs on the server (VOXCALL_TTS_*)",
     ("GET", "/api/accounts/me/usage/calls"): IMPLEMENTED,
@@ -52,7 +51,7 @@ OPERATIONS: dict[tuple[str, str], str] = {
     ("DELETE", "/api/agents/{agent_id}/scheduled_batches/{batch_id}"): _BATCHES,
     ("GET", "/api/agents/{agent_id}/scheduled_batches/{batch_id}/created_calls"): _BATCHES,
     ("GET", "/api/agents/{agent_id}/scheduled_batches/{batch_id}/scheduled_calls"): _BATCHES,
-    ("POST", "/api/agents/{agent_id}/telephony_xml"): _TELEPHONY,
+    ("POST", "/api/agents/{agent_id}/telephony_xml"): IMPLEMENTED,
     ("GET", "/api/agents/usage"): "per-agent usage is not implemented yet (GET /api/accounts/me/usage/calls takes agentIds)",
 
     ("GET", "/api/api_keys"): IMPLEMENTED,
@@ -117,18 +116,18 @@ OPERATIONS: dict[tuple[str, str], str] = {
     ("PATCH", "/api/sip/registrations/{registration_id}"): _SIP,
     ("DELETE", "/api/sip/registrations/{registration_id}"): _SIP,
 
-    ("GET", "/api/telephony_configs/plivo"): _TELEPHONY,
-    ("POST", "/api/telephony_configs/plivo"): _TELEPHONY,
-    ("PATCH", "/api/telephony_configs/plivo"): _TELEPHONY,
-    ("DELETE", "/api/telephony_configs/plivo"): _TELEPHONY,
-    ("GET", "/api/telephony_configs/telnyx"): _TELEPHONY,
-    ("POST", "/api/telephony_configs/telnyx"): _TELEPHONY,
-    ("PATCH", "/api/telephony_configs/telnyx"): _TELEPHONY,
-    ("DELETE", "/api/telephony_configs/telnyx"): _TELEPHONY,
-    ("GET", "/api/telephony_configs/twilio"): _TELEPHONY,
-    ("POST", "/api/telephony_configs/twilio"): _TELEPHONY,
-    ("PATCH", "/api/telephony_configs/twilio"): _TELEPHONY,
-    ("DELETE", "/api/telephony_configs/twilio"): _TELEPHONY,
+    ("GET", "/api/telephony_configs/plivo"): IMPLEMENTED,
+    ("POST", "/api/telephony_configs/plivo"): IMPLEMENTED,
+    ("PATCH", "/api/telephony_configs/plivo"): IMPLEMENTED,
+    ("DELETE", "/api/telephony_configs/plivo"): IMPLEMENTED,
+    ("GET", "/api/telephony_configs/telnyx"): IMPLEMENTED,
+    ("POST", "/api/telephony_configs/telnyx"): IMPLEMENTED,
+    ("PATCH", "/api/telephony_configs/telnyx"): IMPLEMENTED,
+    ("DELETE", "/api/telephony_configs/telnyx"): IMPLEMENTED,
+    ("GET", "/api/telephony_configs/twilio"): IMPLEMENTED,
+    ("POST", "/api/telephony_configs/twilio"): IMPLEMENTED,
+    ("PATCH", "/api/telephony_configs/twilio"): IMPLEMENTED,
+    ("DELETE", "/api/telephony_configs/twilio"): IMPLEMENTED,
 
     ("GET", "/api/tools"): IMPLEMENTED,
     ("POST", "/api/tools"): IMPLEMENTED,
