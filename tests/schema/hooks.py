@@ -25,6 +25,7 @@ from tests.schema.repairs import (
     concurrency_query,
     data_message,
     start_call_request,
+    telephony_body,
     tool_body,
     webhook_body,
 )
@@ -77,6 +78,8 @@ def before_call(context: schemathesis.HookContext, case: schemathesis.Case, kwar
         if name in (case.path_parameters or {}):
             case.path_parameters[name] = pick(case)
     label = f"{case.method.upper()} {case.path}"
+    if case.path.startswith("/api/telephony_configs/"):
+        _carrier_config(case)
     fix = BODIES.get(label)
     if fix is not None:
         fix(case)
@@ -169,6 +172,33 @@ PATH_IDS = {"call_id": _call_id, "tool_id": _tool_id, "agent_id": _agent_id, "we
 PREPARED: dict[str, str] = {}
 
 
+VALID_CONFIGS = {
+    "twilio": {"accountSid": "AC0123", "authToken": "token"},
+    "telnyx": {"accountSid": "acct", "apiKey": "key", "publicKey": "", "applicationSid": "app"},
+    "plivo": {"authId": "MA0123", "authToken": "token"},
+}
+
+
+def _carrier_config(case: schemathesis.Case) -> None:
+    """A carrier's config exists for GET, PATCH and DELETE, and does not yet for POST (which creates it)."""
+    carrier = case.path.rsplit("/", 1)[1]
+    with _api() as api:
+        if case.method.upper() == "POST":
+            api.delete(case.path.removeprefix("/api"))
+        elif api.get(case.path.removeprefix("/api")).status_code == 404:
+            body = telephony_body(VALID_CONFIGS[carrier], "")
+            response = api.post(case.path.removeprefix("/api"), json=body)
+            assert response.status_code == 201, response.text
+
+
+def _telephony(case: schemathesis.Case) -> None:
+    agent = PREPARED.setdefault("agent", _new_agent())
+    if case.path.endswith("/telephony_config") and isinstance(case.body, dict):
+        case.body = {k: telephony_body(v, agent) if isinstance(v, dict) else v for k, v in case.body.items()}
+    else:
+        case.body = telephony_body(case.body, agent)
+
+
 # ------------------------------------------------------------------------------- bodies
 
 
@@ -214,6 +244,8 @@ BODIES = {
     "PUT /api/api_keys/{api_key_prefix}": _body(api_key_body),
     "PATCH /api/api_keys/{api_key_prefix}": _body(api_key_body),
     "POST /api/calls/{call_id}/send_data_message": _body(data_message),
+    "PATCH /api/accounts/me/telephony_config": _telephony,
+    **{f"{method} /api/telephony_configs/{carrier}": _telephony for method in ("POST", "PATCH") for carrier in VALID_CONFIGS},
 }
 
 

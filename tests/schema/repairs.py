@@ -7,14 +7,15 @@ comment says so.
 
 from __future__ import annotations
 
+import base64
 import re
 import uuid
 import zlib
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-__all__ = ["api_key_body", "concurrency_query", "data_message", "positive_durations", "start_call_request", "tool_body",
-           "tool_definition", "webhook_body"]
+__all__ = ["api_key_body", "concurrency_query", "data_message", "positive_durations", "start_call_request", "telephony_body",
+           "tool_body", "tool_definition", "webhook_body"]
 
 MAX_TOOL_TIMEOUT = 40
 HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
@@ -81,6 +82,10 @@ def _one_medium(body: dict[str, Any]) -> None:
     # CallMedium: "At most one call medium may be set."
     first = next((key for key in medium if key in MEDIA), None)
     body["medium"] = {first: medium[first]} if first else {}
+    if first in ("twilio", "telnyx", "plivo", "sip") and isinstance(medium[first], dict):
+        # outgoing: "If set, Ultravox will directly create a call with <carrier>. <Carrier> must be
+        # configured for the requesting account": a real phone call, which a test cannot place.
+        medium[first].pop("outgoing", None)
     socket = body["medium"].get("serverWebSocket")
     if isinstance(socket, dict) and isinstance(socket.get("clientBufferSizeMs"), int):
         socket["clientBufferSizeMs"] = abs(socket["clientBufferSizeMs"])  # "The size of the client-side audio buffer"
@@ -265,3 +270,34 @@ def _timestamp(value: Any) -> float:
     except ValueError:
         return 0.0
     return (when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp()
+
+
+# ------------------------------------------------------------------ carrier credentials
+
+CREDENTIALS = {"accountSid": 200, "authToken": 500, "apiKey": 500, "authId": 200, "applicationSid": 40}
+TELNYX_PUBLIC_KEY = base64.b64encode(b"voxcall-schemathesis-test-key-32").decode()
+"""32 bytes in base64: the form of the Ed25519 public key the Telnyx portal shows."""
+
+
+def telephony_body(body: Any, agent_id: str) -> dict[str, Any]:
+    """A carrier config: each credential ("Your Twilio Auth Token", ...) is a non-empty string of
+    the carrier's size (applicationSid "maxLength: 40"); Telnyx's publicKey is its Ed25519 key;
+    requestContextMapping "Maps (dot separated) request fields to (dot separated) context fields";
+    callCreationAllowedAgentIds names existing agents, and only when not all agents are allowed."""
+    body = dict(body) if isinstance(body, dict) else {}
+    for key, limit in CREDENTIALS.items():
+        if key in body:
+            body[key] = (str(body[key]) or key)[:limit]
+    if "publicKey" in body:
+        body["publicKey"] = TELNYX_PUBLIC_KEY
+    mapping = body.get("requestContextMapping")
+    if isinstance(mapping, dict):
+        body["requestContextMapping"] = {_dotted(k, "from"): _dotted(v, "to") for k, v in mapping.items()}
+    if body.get("callCreationAllowedAgentIds"):
+        body["callCreationAllowedAgentIds"] = [] if body.get("callCreationAllowAllAgents") else [agent_id]
+    return body
+
+
+def _dotted(value: Any, fallback: str) -> str:
+    parts = [part for part in str(value).split(".") if part.strip()]
+    return ".".join(parts) or fallback

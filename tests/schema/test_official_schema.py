@@ -72,8 +72,15 @@ def server(server_factory: Any) -> RunningServer:
     return server_factory(extra_env=SERVER_ENV)  # type: ignore[no-any-return]
 
 
+# Implemented, but not reachable with generated data: what it takes only a carrier can send.
+NOT_FUZZED = {
+    ("POST", "/api/agents/{agent_id}/telephony_xml"): "takes only voice webhooks signed by the carrier (403 "
+    "otherwise); tests/phone sends signed ones",
+}
+
+
 def test_implemented_operations_conform_to_the_official_document(server: RunningServer) -> None:
-    operations = implemented()
+    operations = [op for op in implemented() if op not in NOT_FUZZED]
     command = [sys.executable, "-m", "schemathesis.cli", "--config-file", str(CONFIG), "--no-color", "run", str(DOCUMENT),
                "--url", server.url, "-H", f"X-API-Key: {server.api_key}", "--mode", "positive"]
     for method, path in operations:
