@@ -1,4 +1,4 @@
-"""Steps on the playground page, done the way a user does them (labels, roles, keyboard)."""
+"""Steps on the console page, done the way a user does them (labels, roles, keyboard)."""
 
 from __future__ import annotations
 
@@ -71,17 +71,18 @@ async def start_call(
 ) -> dict[str, Any]:
     """Fill the new-call form, start the call, wait until it is live; returns the Call resource."""
     page = p.page
+    form = page.locator("#call-form")  # the agent and tool pages have fields of the same names
     if prompt is not None:
-        await page.get_by_label("System prompt").fill(prompt)
-    await page.get_by_label("First speaker").select_option(first_speaker)
-    await page.get_by_label("Agent replies as").select_option(medium)
+        await form.get_by_label("System prompt").fill(prompt)
+    await form.get_by_label("First speaker").select_option(first_speaker)
+    await form.get_by_label("Agent replies as").select_option(medium)
     if greeting is not None:
-        await page.get_by_label("Agent's greeting").fill(greeting)
+        await form.get_by_label("Agent's greeting").fill(greeting)
     if recording:
-        await page.get_by_label("Record the call").check()
+        await form.get_by_label("Record the call").check()
     if tools is not None:
-        await page.get_by_label("Tools").fill(json.dumps(tools))
-    await page.get_by_role("button", name="Start call").click()
+        await form.get_by_label("Tools").fill(json.dumps(tools))
+    await form.get_by_role("button", name="Start call").click()
     await wait_status(p, *LIVE, timeout=timeout)
     call: dict[str, Any] = await page.evaluate("() => window.voxcall.call")
     return call

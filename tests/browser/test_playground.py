@@ -101,12 +101,12 @@ async def test_hang_up_ends_the_call_and_the_history_shows_it(server: RunningSer
     assert ended["endReason"] == "hangup"
     assert await page.get_by_role("button", name="Start call").is_enabled()
 
-    entry = page.locator(f'#call-list button[data-call-id="{call["callId"]}"]', has_text="ended: hangup")
+    entry = page.locator(f'#call-list a[data-call-id="{call["callId"]}"]', has_text="ended: hangup")
     await entry.wait_for()  # the page reloads its history until the end is recorded
     await entry.click()
     detail = page.locator("#call-detail")
     await detail.get_by_text("Say hi.").wait_for()
-    roles = await detail.locator("li").evaluate_all("items => items.map(li => li.dataset.role)")
+    roles = await detail.locator("#call-transcript li").evaluate_all("items => items.map(li => li.dataset.role)")
     assert roles[:2] == ["MESSAGE_ROLE_USER", "MESSAGE_ROLE_AGENT"], roles
     await p.shot("04-history")
 

@@ -46,7 +46,7 @@ async def test_spoken_question_gets_a_spoken_answer_that_is_played(server: Runni
     await wait_status(p, "disconnected")
     _wait_ended(server, call["callId"])
     await p.page.get_by_role("button", name="Refresh").click()
-    entry = p.page.locator(f'#call-list button[data-call-id="{call["callId"]}"]')
+    entry = p.page.locator(f'#call-list a[data-call-id="{call["callId"]}"]')
     await entry.click()
     player = p.page.locator("#recording-player")
     await player.wait_for(timeout=30_000)

@@ -1,4 +1,4 @@
-"""The browser side: the playground page at `/` and the browser SDK under `/sdk/`.
+"""The browser side: the console page at `/` (its modules under `/static/`) and the browser SDK under `/sdk/`.
 
 Only the files listed here are served (no directory listing, no path handling), each with its
 content type: ES modules and AudioWorklet modules must come as JavaScript to load at all.
@@ -13,7 +13,7 @@ from pathlib import Path
 from fastapi import APIRouter, HTTPException
 from fastapi.responses import FileResponse
 
-__all__ = ["SDK_FILES", "STATIC_DIR", "router"]
+__all__ = ["PAGE_FILES", "SDK_FILES", "STATIC_DIR", "router"]
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 JS = "text/javascript; charset=utf-8"
@@ -25,7 +25,11 @@ SDK_FILES = {
     "ultravox-playback-worklet.js": JS,
     "ultravox.d.ts": "application/typescript; charset=utf-8",
 }
-PAGE_FILES = {"app.js": JS, "app.css": "text/css; charset=utf-8"}
+PAGE_MODULES = (
+    "app.js", "api.js", "errors.js", "dom.js", "forms.js", "format.js", "demotools.js", "playground.js", "history.js",
+    "callpage.js", "charts.js", "waveform.js", "agents.js", "tools.js", "webhooks.js",
+)
+PAGE_FILES = {**dict.fromkeys(PAGE_MODULES, JS), "app.css": "text/css; charset=utf-8"}
 
 # The page talks to its own origin's /api and to the join URL's WebSocket (which may sit on
 # the configured public URL); recordings play from blob: URLs. No inline script or style.
@@ -45,13 +49,13 @@ def _file(name: str, media_type: str, extra: dict[str, str] | None = None) -> Fi
 
 @router.get("/")
 async def playground() -> FileResponse:
-    """The playground page."""
+    """The console page."""
     return _file("index.html", "text/html; charset=utf-8", {"Content-Security-Policy": PAGE_CSP, "Referrer-Policy": "no-referrer"})
 
 
 @router.get("/static/{name}")
 async def page_asset(name: str) -> FileResponse:
-    """The playground's script and style sheet."""
+    """The console's script modules and style sheet."""
     media_type = PAGE_FILES.get(name)
     if media_type is None:
         raise HTTPException(status_code=404, detail="Not Found")
