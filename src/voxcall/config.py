@@ -51,6 +51,9 @@ class Settings(BaseSettings):
     tts_model: str = "tts-1"
     tts_voice: str = "alloy"
     speech_api_key: str | None = None
+    default_voice: str | None = Field(default=None, description="voice of calls that name none or an unknown one")
+    voice_aliases: dict[str, str] = Field(default_factory=dict, description='JSON map of hosted voice names to installed ones')
+    strict_voices: bool = Field(default=False, description="refuse unknown voices and externalVoice with 422")
     # Limits; each answers 429 with Retry-After, and 0 turns it off (server/limits.py).
     max_calls: int = Field(default=20, ge=0, description="concurrent calls per account (created, not ended): allowedConcurrentCalls")
     calls_per_second: int = Field(default=10, ge=0, description="calls an account may create per second")

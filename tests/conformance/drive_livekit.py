@@ -297,8 +297,8 @@ async def run(base_url: str, scenario: str, report: Report) -> None:
     body, prompt = SCENARIOS[scenario]
     api_key = os.environ["ULTRAVOX_API_KEY"]
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as http:
-        model = ultravox.RealtimeModel(api_key=api_key, base_url=base_url, http_session=http, system_prompt=prompt,
-                                       voice=os.environ.get("VOXCALL_VOICE", "joe"))
+        # The plugin's own defaults (voice "Mark", model "fixie-ai/ultravox", ...); only the prompt is ours.
+        model = ultravox.RealtimeModel(api_key=api_key, base_url=base_url, http_session=http, system_prompt=prompt)
         session = model.session()
         session.on("ultravox_server_event_received", report.server_event)
         session.on("ultravox_client_event_queued", report.client_event)

@@ -92,11 +92,8 @@ async def session_run(base_url: str, api_key: str, home: Path, body: Any) -> dic
 
 
 async def valid_key(session: ClientSession, out: dict[str, Any]) -> None:
-    # As an MCP agent would: pick a voice the server lists (the tool's default, "terrence", is a hosted voice).
-    voices = (await call(session, "list_voices", {})).get("json") or {}
-    voice = next((v["voiceId"] for v in voices.get("results", [])), None)
-    out["voice"] = voice
-    created = await call(session, "create_call", {"system_prompt": SYSTEM_PROMPT, **({"voice": voice} if voice else {})})
+    # The tool's own defaults, voice included (a hosted voice name the server does not have).
+    created = await call(session, "create_call", {"system_prompt": SYSTEM_PROMPT})
     out["calls"].append(created)
     call_id = (created.get("json") or {}).get("callId")
     out["call_id"] = call_id

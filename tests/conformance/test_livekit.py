@@ -87,6 +87,10 @@ def recorded_call(server: RunningServer, report: dict[str, Any]) -> tuple[dict[s
     assert call["firstSpeaker"] == "FIRST_SPEAKER_USER", call
     socket = call["medium"]["serverWebSocket"]
     assert (socket["inputSampleRate"], socket["outputSampleRate"]) == (16000, 24000), call["medium"]
+    # The plugin's default voice is a hosted one: echoed as sent, spoken with the server's default voice.
+    assert call["voice"] == "Mark", call
+    events = server_get(server, f"/calls/{call_id}/events?type=voice_substituted")["results"]
+    assert [(e["severity"], e["extras"]["requested"]) for e in events] == [("warning", "Mark")], events
     return call, messages(server, call_id)
 
 

@@ -62,6 +62,7 @@ def test_call_lifecycle_through_mcp(report: dict[str, Any], server: RunningServe
     assert created["systemPrompt"] == SYSTEM_PROMPT, created
     assert created["firstSpeaker"] == "FIRST_SPEAKER_AGENT" and created["maxDuration"] == "600s", created
     assert created["temperature"] == pytest.approx(0.7), created
+    assert created["voice"] == "terrence", "the client's default voice, a hosted one, is accepted and echoed"
     assert got["callId"] == call_id and got["systemPrompt"] == SYSTEM_PROMPT, got
     assert 1 <= len(listed["results"]) <= 2 and listed["total"] >= 1, listed
     assert all("callId" in c for c in listed["results"]), listed

@@ -12,6 +12,7 @@ import pytest
 
 from tests.conftest import RunningServer
 from voxcall.config import Settings
+from voxcall.protocol.rest import first_stage_id
 from voxcall.server.rest import NO_RECORDING
 from voxcall.store import open_store
 from voxcall.store.recordings import RecordingStore
@@ -65,7 +66,8 @@ def test_events_not_found_and_bad_queries(api: httpx.Client, other_account: dict
     assert httpx.get(f"{server.api}/calls/{call_id}/events", headers=other_account).status_code == 404
     assert httpx.get(f"{server.api}/calls/{call_id}/events").status_code == 401
     assert api.get(f"/calls/{call_id}/events", params={"minimum_severity": "fatal"}).status_code == 422
-    assert api.get(f"/calls/{call_id}/events", params={"pageSize": 0}).status_code == 422
+    for size in (0, -3, 10**30):  # any integer the document allows: below 1 the default page, above 1000 a page of 1000
+        assert api.get(f"/calls/{call_id}/events", params={"pageSize": size}).status_code == 200
     assert api.get(f"/calls/{call_id}/events", params={"cursor": "garbage"}).status_code == 422
 
 
@@ -84,8 +86,9 @@ async def test_events_filter_and_paginate(server: RunningServer) -> None:
         page = (await api.get(f"/calls/{call_id}/events")).json()
         assert page["total"] == 4 and [e["text"] for e in page["results"]] == ["e1", "e2", "e3", "e4"]
         event = page["results"][1]
-        assert event == {"callId": call_id, "callStageId": None, "callTimestamp": "2.5s", "severity": "warning", "type": "t0",
-                         "text": "e2", "extras": {"i": 2}, "wallClockTimestamp": event["wallClockTimestamp"]}
+        assert event == {"callId": call_id, "callStageId": first_stage_id(call_id), "callTimestamp": "2.5s", "severity": "warning",
+                         "type": "t0", "text": "e2", "extras": {"i": 2}, "wallClockTimestamp": event["wallClockTimestamp"]}
+        assert str(uuid.UUID(event["callStageId"])) == event["callStageId"], "the call's one stage has a UUID"
         assert event["wallClockTimestamp"].endswith("Z")
 
         warnings = (await api.get(f"/calls/{call_id}/events", params={"minimum_severity": "warning"})).json()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
+import uuid
 
 import httpx
 import pytest
@@ -66,6 +67,8 @@ def test_list_paginates_with_cursors(server: RunningServer) -> None:
         ids = [api.post("/calls", json={"systemPrompt": str(i)}).json()["callId"] for i in range(3)]
         first = api.get("/calls", params={"pageSize": 2}).json()
         assert first["total"] == 3 and len(first["results"]) == 2 and first["previous"] is None and "cursor=" in first["next"]
+        assert api.get("/calls", params={"pageSize": 0}).json()["results"] == api.get("/calls").json()["results"]
+        assert len(api.get("/calls", params={"pageSize": 10**30}).json()["results"]) == 3
         second = httpx.get(first["next"], headers={"X-API-Key": key}).json()
         assert len(second["results"]) == 1 and second["next"] is None and second["previous"]
         assert {c["callId"] for c in first["results"] + second["results"]} == set(ids)
@@ -123,10 +126,19 @@ def test_models_voices_account_schema(api: httpx.Client) -> None:
     assert "ultravox-v0.7" in [m["name"] for m in models["results"]] and models["total"] == len(models["results"])
     voices = api.get("/voices").json()
     assert set(voices) == {"next", "previous", "results", "total"}
-    assert [v["voiceId"] for v in voices["results"]] == ["joe"] and voices["results"][0]["provider"] == "piper"
-    unknown = api.post("/calls", json={"voice": "Mark"})
-    assert unknown.status_code == 422 and "Installed voices: joe" in str(unknown.json()["detail"])
-    assert api.post("/calls", json={"voice": "Joe"}).status_code == 201
+    assert [v["name"] for v in voices["results"]] == ["joe"] and voices["results"][0]["provider"] == "piper"
+    joe = voices["results"][0]
+    assert str(uuid.UUID(joe["voiceId"])) == joe["voiceId"] and api.get(f"/voices/{joe['voiceId']}").json() == joe
+    assert api.get("/voices/00000000-0000-0000-0000-000000000000").status_code == 404
+    preview = httpx.get(joe["previewUrl"], headers=api.headers, timeout=60)
+    assert preview.status_code == 200 and preview.headers["content-type"] == "audio/wav"
+    assert preview.content[:4] == b"RIFF" and len(preview.content) > 22050, "at least half a second of speech"
+    hosted = api.post("/calls", json={"voice": "Mark"})  # LiveKit's default: a hosted voice, spoken with the default
+    assert hosted.status_code == 201 and hosted.json()["voice"] == "Mark", hosted.text
+    events = api.get(f"/calls/{hosted.json()['callId']}/events").json()["results"]
+    assert [(e["type"], e["severity"], e["extras"]["voice"]) for e in events] == [("voice_substituted", "warning", "joe")]
+    installed = api.post("/calls", json={"voice": "Joe"})
+    assert installed.status_code == 201 and api.get(f"/calls/{installed.json()['callId']}/events").json()["results"] == []
     me = api.get("/accounts/me").json()
     assert me["accountId"] and me["name"] and "activeCalls" in me
     schema = api.get("/schema/").json()

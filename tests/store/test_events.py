@@ -11,7 +11,7 @@ from alembic import command
 from sqlalchemy import inspect, text
 
 from voxcall.errors import InvalidRequest, NotFound
-from voxcall.protocol.rest import CallMessage
+from voxcall.protocol.rest import CallMessage, first_stage_id
 from voxcall.store import CallRecord, Store
 from voxcall.store.migrate import alembic_config, upgrade
 
@@ -45,7 +45,7 @@ async def test_event_shape(store: Store) -> None:
     assert (after, prev, total) == (None, None, 2)
     first, second = events
     assert first.wire() == {
-        "callId": call_id, "callStageId": None, "callTimestamp": "12.346s", "severity": "warning",
+        "callId": call_id, "callStageId": first_stage_id(call_id), "callTimestamp": "12.346s", "severity": "warning",
         "type": "audio_underflow", "text": "Client audio underflow", "extras": {"droppedMs": 40, "nested": {"a": [1, None]}},
         "wallClockTimestamp": first.wall_clock_timestamp,
     }

@@ -189,10 +189,17 @@ async def test_page_emptied_by_deletes_still_links_back(store: Store) -> None:
     assert [r.call_id for r in back] == [records[3].call_id, records[2].call_id]
 
 
-@pytest.mark.parametrize("cursor", ["garbage!", "", "bm9wZQ", "WyJtIiwibiIsZmFsc2UsMV0"])  # last: a messages cursor
+@pytest.mark.parametrize("cursor", ["garbage!", "bm9wZQ", "WyJtIiwibiIsZmFsc2UsMV0"])  # last: a messages cursor
 async def test_list_calls_rejects_bad_cursors(store: Store, cursor: str) -> None:
     with pytest.raises(InvalidRequest, match="Invalid cursor"):
         await store.list_calls("a", cursor=cursor)
+
+
+async def test_an_empty_cursor_is_the_first_page(store: Store) -> None:
+    """`?cursor=` reads as no cursor, as DRF's CursorPagination reads it."""
+    for i in range(3):
+        await store.create_call(call("a", created=T0 + timedelta(seconds=i)))
+    assert await store.list_calls("a", cursor="", page_size=2) == await store.list_calls("a", page_size=2)
 
 
 async def test_list_calls_rejects_page_size_zero(store: Store) -> None:

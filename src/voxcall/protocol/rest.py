@@ -7,8 +7,9 @@ the spec marks `required` always carry every required key, `null` when unknown.
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
-from typing import Any, Generic, Literal, TypeVar
+from typing import Any, ClassVar, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -51,6 +52,7 @@ __all__ = [
     "VadSettings",
     "Voice",
     "WebSocketMedium",
+    "first_stage_id",
 ]
 
 T = TypeVar("T")
@@ -122,10 +124,15 @@ class VadSettings(WireModel):
     minimum_interruption_duration: Duration | None = None
     frame_activation_threshold: float | None = Field(default=None, ge=0.1, le=1)
 
+    @field_validator("frame_activation_threshold", mode="before")
+    @classmethod
+    def _zero_is_unset(cls, value: Any) -> Any:
+        return None if value == 0 else value  # proto3's zero value: the default (0.1) applies
+
 
 class TimedMessage(WireModel):
-    duration: Duration
-    message: str
+    duration: Duration = 0.0  # neither is required by the document: proto3's zero values
+    message: str = ""
     end_behavior: Literal["END_BEHAVIOR_UNSPECIFIED", "END_BEHAVIOR_HANG_UP_SOFT", "END_BEHAVIOR_HANG_UP_STRICT"] | None = None
 
 
@@ -137,7 +144,7 @@ class AgentGreeting(WireModel):
 
 
 class UserFallback(WireModel):
-    delay: Duration
+    delay: Duration = 0.0  # not required by the document: proto3's zero value
     text: str | None = None
     prompt: str | None = None
 
@@ -223,9 +230,10 @@ class StartCallRequest(WireModel):
     @field_validator("join_timeout", "max_duration")
     @classmethod
     def _positive(cls, value: float | None) -> float | None:
-        if value is not None and value <= 0:
-            raise ValueError("must be a positive duration such as '30s'")
-        return value
+        # "0s" is proto3's zero value, i.e. not set: the default applies.
+        if value is not None and value < 0:
+            raise ValueError("must not be negative: use a duration such as '30s' ('0s' means the default)")
+        return value or None
 
     @field_validator("metadata")
     @classmethod
@@ -264,12 +272,20 @@ class StartCallRequest(WireModel):
 
 
 class _Response(BaseModel):
-    """Response models keep every key, `null` included, and use camelCase."""
+    """Response models use camelCase and keep the document's rules for `null`.
+
+    A field that is None goes out as `null` only if the official document lets it be null
+    (`nullable` lists those fields); otherwise it is left out, as the document types it as
+    an object, a string, ... Every field in the document's `required` list has a value or is
+    nullable, so required keys are always present (PROTOCOL.md 8.9).
+    """
 
     model_config = ConfigDict(alias_generator=lambda s: _camel(s), populate_by_name=True, extra="ignore")
+    nullable: ClassVar[frozenset[str]] = frozenset()
 
     def wire(self) -> dict[str, Any]:
-        return self.model_dump(mode="json", by_alias=True)
+        unset = {name for name in type(self).model_fields if getattr(self, name) is None and name not in self.nullable}
+        return self.model_dump(mode="json", by_alias=True, exclude=unset)
 
 
 def _camel(name: str) -> str:
@@ -279,6 +295,15 @@ def _camel(name: str) -> str:
 
 class Call(_Response):
     """The `Call` resource (1.6). Nested settings are kept as compact JSON dicts."""
+
+    # `agent` is required and typed AgentBasic without `nullable`, yet the hosted API (a DRF
+    # serializer) sends `"agent": null` for a call made without an agent; so does voxcall.
+    nullable = frozenset({
+        "client_version", "joined", "ended", "end_reason", "billed_duration", "billed_side_input_tokens",
+        "billed_side_output_tokens", "join_url", "language_hint", "medium", "retention_policy", "system_prompt",
+        "time_exceeded_message", "voice", "vad_settings", "short_summary", "summary", "agent", "agent_id",
+        "experimental_settings", "request_context", "sip_details",
+    })
 
     call_id: str
     client_version: str | None = None
@@ -324,6 +349,7 @@ class Call(_Response):
 
 
 class CallTool(_Response):
+    nullable = frozenset({"tool_id"})
     call_tool_id: str
     tool_id: str | None = None
     name: str
@@ -335,6 +361,7 @@ class ModelAlias(_Response):
 
 
 class Voice(_Response):
+    nullable = frozenset({"description", "primary_language", "language_label", "provider"})
     voice_id: str
     name: str
     description: str | None = None
@@ -348,6 +375,10 @@ class Voice(_Response):
 
 
 class Account(_Response):
+    nullable = frozenset({
+        "subscription_tier", "subscription_cadence", "subscription_expiration", "subscription_scheduled_update",
+        "subscription_renewal", "allowed_concurrent_calls", "allowed_voices", "allowed_corpora",
+    })
     account_id: str
     name: str
     billing_url: str = ""
@@ -386,8 +417,18 @@ class ErrorBody(BaseModel):
     detail: Any
 
 
+_STAGES = uuid.UUID("6f1c0d52-7b61-4f4e-9d35-0c7c8e0f4a11")
+
+
+def first_stage_id(call_id: str) -> str:
+    """The id of a call's one (first) stage: a UUID derived from the call id, stable across restarts."""
+    return str(uuid.uuid5(_STAGES, str(call_id)))
+
+
 class CallEvent(_Response):
     """One entry of `GET /api/calls/{id}/events` (warnings, latency reports, ...)."""
+
+    nullable = frozenset({"extras", "wall_clock_timestamp"})
 
     call_id: str
     call_stage_id: str | None = None

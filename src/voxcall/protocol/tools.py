@@ -119,7 +119,7 @@ class HttpTool(WireModel):
 
 
 class StaticResponse(WireModel):
-    response_text: str
+    response_text: str = ""  # not required by the document: proto3's zero value
 
 
 class _Named(WireModel):
@@ -175,9 +175,10 @@ class BaseToolDefinition(WireModel):
     @field_validator("timeout")
     @classmethod
     def _timeout_in_range(cls, value: float | None) -> float | None:
-        if value is not None and not 0 < value <= MAX_TOOL_TIMEOUT:
-            raise ValueError(f"timeout must be above 0s and at most {MAX_TOOL_TIMEOUT:g}s")
-        return value
+        # "0s" is proto3's zero value, i.e. not set: the default (2.5 s) applies.
+        if value is not None and not 0 <= value <= MAX_TOOL_TIMEOUT:
+            raise ValueError(f"timeout must be at most {MAX_TOOL_TIMEOUT:g}s and not negative ('0s' means the default)")
+        return value or None
 
     @model_validator(mode="after")
     def _consistent(self) -> BaseToolDefinition:

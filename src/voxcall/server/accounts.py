@@ -124,10 +124,18 @@ def _duration(value: str | None, name: str) -> float | None:
         raise _bad(name, str(exc)) from exc
 
 
+def _time_of_day(value: str) -> time:
+    """A time of day on the UTC clock the samples are compared on ("09:00:00Z" and "09:00:00" alike)."""
+    parsed = time.fromisoformat(value)
+    if parsed.tzinfo is None:
+        return parsed
+    return datetime.combine(datetime(2000, 1, 1).date(), parsed).astimezone(UTC).time()
+
+
 def _filter(request: Request, duration_min: str | None, duration_max: str | None, start: str, end: str, voice: str | None) -> SampleFilter:
     low, high = _duration(duration_min, "durationMin"), _duration(duration_max, "durationMax")
     try:
-        day_start, day_end = time.fromisoformat(start), time.fromisoformat(end)
+        day_start, day_end = _time_of_day(start), _time_of_day(end)
     except ValueError as exc:
         raise _bad("timeOfDay", "timeOfDayStart and timeOfDayEnd are times of day, e.g. 09:00:00") from exc
     metadata = {k[len("metadata."):]: v for k, v in request.query_params.items() if k.startswith("metadata.")}

@@ -16,17 +16,17 @@ from voxcall import __version__
 from voxcall.config import Settings
 from voxcall.errors import ApiError, RateLimited
 from voxcall.protocol.hygiene import BodyLimits
-from voxcall.protocol.rest import Voice
 from voxcall.engine.spec import Speech
 from voxcall.providers.base import LLM, ChatMessage
 from voxcall.server.docs import add_docs
 from voxcall.server import (accounts, agents, deleted_calls, ops, outgoing, realtime, rest, telephony_configs, telephony_xml,
-                            tools, web, webhooks)
+                            tools, voices, web, webhooks)
 from voxcall.server.guard import BodyGuard, StrictJSONResponse
 from voxcall.server.limits import Limits, retry_after_header
 from voxcall.server.services import Services
 from voxcall.server.sweep import StaleCallSweep
 from voxcall.server.tokens import JoinTokens
+from voxcall.server.voices import voices_of
 from voxcall.store import open_store
 from voxcall.store.recordings import RecordingStore
 
@@ -70,15 +70,6 @@ def load_speech(settings: Settings, progress: Any = None) -> Speech | None:
         stt, tts = stt or embedded.stt, tts or embedded.tts
         return Speech(vad=embedded.vad, stt=stt, tts=tts)
     return Speech(vad=SileroVADPool(), stt=stt, tts=tts)
-
-
-def voices_of(speech: Speech | None) -> list[Voice]:
-    """The installed voices, as `Voice` resources."""
-    if speech is None or speech.tts is None:
-        return []
-    provider = getattr(speech.tts, "name", "tts")
-    return [Voice(voice_id=v, name=v, description=f"{provider} voice {v}", primary_language="en-US", language_label="English (US)",
-                  provider=provider, definition={"generic": {"provider": provider, "voice": v}}) for v in speech.tts.voices()]
 
 
 async def warm_up(llm: LLM, speech: Speech | None) -> None:
@@ -184,6 +175,7 @@ def create_app(
         return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=headers)
 
     app.include_router(rest.router)
+    app.include_router(voices.router)
     app.include_router(tools.router)
     for platform_router in (agents.router, webhooks.router, accounts.router, deleted_calls.router):
         app.include_router(platform_router)

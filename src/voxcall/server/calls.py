@@ -51,8 +51,8 @@ DEFAULT_CLIENT_BUFFER_MS = 60
 _END_BEHAVIORS = {"END_BEHAVIOR_HANG_UP_SOFT": "soft", "END_BEHAVIOR_HANG_UP_STRICT": "strict"}
 
 
-def voice_spec(request: StartCallRequest, voices: list[str]) -> VoiceSpec:
-    """Audio settings: serverWebSocket rates (default 48 kHz in, output = input), buffer, VAD, voice."""
+def voice_spec(request: StartCallRequest, voice: str | None = None) -> VoiceSpec:
+    """Audio settings: serverWebSocket rates (default 48 kHz in, output = input), buffer, VAD; `voice` as resolved."""
     medium = request.medium.server_web_socket if request.medium else None
     input_rate = medium.input_sample_rate if medium else DEFAULT_SAMPLE_RATE
     vad = request.vad_settings
@@ -71,15 +71,15 @@ def voice_spec(request: StartCallRequest, voices: list[str]) -> VoiceSpec:
         output_rate=(medium.output_sample_rate if medium and medium.output_sample_rate else input_rate),
         client_buffer=buffer_ms / 1000,
         vad=config,
-        voice=next((v for v in voices if request.voice and v.lower() == request.voice.lower()), voices[0] if voices else None),
+        voice=voice,
         language=(request.language_hint or "en").split("-")[0].lower(),
         media_idle_timeout=medium.media_idle_timeout if medium else None,
         recording=bool(request.recording_enabled),
     )
 
 
-def build_spec(record: CallRecord, messages: list[CallMessage], voices: list[str] | None = None) -> CallSpec:
-    """The engine's view of a stored call."""
+def build_spec(record: CallRecord, messages: list[CallMessage], voice: str | None = None) -> CallSpec:
+    """The engine's view of a stored call; `voice` is the installed voice it speaks with (server.voices)."""
     request = StartCallRequest.model_validate(record.request)
     first = request.effective_first_speaker_settings()
     if first.agent is not None:
@@ -109,7 +109,7 @@ def build_spec(record: CallRecord, messages: list[CallMessage], voices: list[str
         output_medium="text" if request.initial_output_medium == "MESSAGE_MEDIUM_TEXT" else "voice",
         max_duration=request.max_duration or 3600.0,
         time_exceeded_message=request.time_exceeded_message,
-        voice=voice_spec(request, voices or []),
+        voice=voice_spec(request, voice),
         inactivity=tuple(
             InactivityMessage(m.duration, m.message, _END_BEHAVIORS.get(m.end_behavior or "", "none"))  # type: ignore[arg-type]
             for m in request.inactivity_messages or []

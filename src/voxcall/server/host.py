@@ -33,6 +33,7 @@ from voxcall.server.live import NORMAL_CLOSURE, SERVICE_RESTART, LiveCall
 from voxcall.server.logs import call_context
 from voxcall.server.services import Services
 from voxcall.server.tools import tool_executors
+from voxcall.server.voices import VoiceBook
 from voxcall.store.records import CallRecord
 
 __all__ = ["INTERNAL_ERROR", "POLICY_VIOLATION", "MediaFactory", "host_call", "refuse"]
@@ -104,7 +105,9 @@ class _Host:
     async def _build(self, record: CallRecord) -> Call:
         svc = self.svc
         history = await _history(svc, self.call_id)
-        spec = build_spec(record, history, [v.voice_id for v in svc.voices])
+        request = StartCallRequest.model_validate(record.request)
+        voice = VoiceBook.of(svc.settings, svc.voices).choose(request.voice, request.external_voice).voice
+        spec = build_spec(record, history, voice)
         log = logging.LoggerAdapter(logging.getLogger("voxcall.call"), {"call_id": self.call_id})
         return Call(spec, svc.llm, send=self.send, record=self._record, speech=svc.speech,
                     save_recording=self._save_recording, log=log, tool_executors=tool_executors(svc))

@@ -10,6 +10,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Depends, Query, Request, Response
 from fastapi.responses import FileResponse, JSONResponse
+from pydantic import AfterValidator, ValidationError
 
 from voxcall.errors import InvalidRequest, NotFound, ProtocolError
 from voxcall.protocol.realtime import ForcedAgentMessage, HangUp, UserTextMessage, parse_client
@@ -19,6 +20,7 @@ from voxcall.server.call_tools import durable_uses, public_call_tool, resolve_ca
 from voxcall.server.calls import to_call
 from voxcall.server.outgoing import place_outgoing, prepare_outgoing
 from voxcall.server.services import Services, get_services, require_api_key
+from voxcall.server.voices import VOICE_EVENT, VoiceBook
 from voxcall.store.records import CallRecord
 
 __all__ = ["router", "start_call"]
@@ -26,7 +28,15 @@ __all__ = ["router", "start_call"]
 router = APIRouter(prefix="/api")
 AccountId = Annotated[str, Depends(require_api_key)]
 Svc = Annotated[Services, Depends(get_services)]
-PageSize = Annotated[int, Query(alias="pageSize", ge=1, le=1000)]
+DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE = 100, 1000
+
+
+def _page_size(size: int) -> int:
+    """DRF's CursorPagination rule: a pageSize below 1 means the default, one above the maximum the maximum."""
+    return DEFAULT_PAGE_SIZE if size < 1 else min(size, MAX_PAGE_SIZE)
+
+
+PageSize = Annotated[int, AfterValidator(_page_size), Query(alias="pageSize")]
 DATA_MESSAGE_TYPES = (ForcedAgentMessage, HangUp, UserTextMessage)
 
 
@@ -64,8 +74,11 @@ async def create_call(
             raise InvalidRequest("Set either priorCallId or initialMessages, not both.")
         prior = await svc.store.get_call(prior_call_id, account)
         inherited = await _all_messages(svc, prior.call_id)
-        given = {**prior.request, **given}
-        body = StartCallRequest.model_validate(given)
+        given = _inherit(prior.request, given)
+        try:
+            body = StartCallRequest.model_validate(given)
+        except ValidationError as exc:
+            raise InvalidRequest(json.loads(exc.json(include_url=False, include_context=False))) from exc
     initial = inherited or list(body.initial_messages or [])
     record = await start_call(request, svc, account, body, given, initial, enable_greeting_prompt=enable_greeting_prompt)
     return JSONResponse(to_call(record).wire(), status_code=201)
@@ -88,7 +101,7 @@ async def start_call(
     `given` is the request as stored; `agent` the (id, name) it comes from; `prepare_tools`
     may rework the resolved CallTools (agent templates) and raise InvalidRequest.
     """
-    _check_voice(body, svc)
+    voice = VoiceBook.of(svc.settings, svc.voices).check_choice(body.voice, body.external_voice)
     svc.platform.check_callbacks(body)
     outgoing = await prepare_outgoing(svc, account, body)  # 422 unless the account has the carrier's config
     tools = await resolve_call_tools(body, svc.tool_store, account)
@@ -111,6 +124,8 @@ async def start_call(
     await admit_call(svc, record)  # 429 beyond the account's concurrency or creation rate
     await svc.tool_store.record_uses(call_id, created, durable_uses(tools))
     await svc.store.add_messages(call_id, list(initial))
+    if voice.substituted:
+        await svc.store.add_event(call_id, type=VOICE_EVENT, text=voice.warning() or "", severity="warning", extras=voice.extras())
     svc.watch_join_timeout(record)
     await svc.notify("call.started", call_id)
     if outgoing is not None:
@@ -118,14 +133,21 @@ async def start_call(
     return record
 
 
-def _check_voice(body: StartCallRequest, svc: Services) -> None:
-    if body.voice is None:
-        return
-    installed = [v.voice_id for v in svc.voices]
-    if body.voice.lower() not in [v.lower() for v in installed]:
-        listing = ", ".join(installed) if installed else "none (start the server with speech and a TTS voice installed)"
-        raise InvalidRequest([{"loc": ["body", "voice"], "type": "value_error",
-                               "msg": f"Unknown voice {body.voice!r}. Installed voices: {listing}. Leave voice unset for the default."}])
+_ALTERNATIVES = (("firstSpeaker", "firstSpeakerSettings"), ("voice", "externalVoice"))
+
+
+def _inherit(prior: dict[str, Any], given: dict[str, Any]) -> dict[str, Any]:
+    """The prior call's request with this body's fields in place of its own (priorCallId).
+
+    A field given here also replaces the prior call's alternative to it (firstSpeaker and
+    firstSpeakerSettings, voice and externalVoice), so the two never contradict each other.
+    """
+    merged = dict(prior)
+    for group in _ALTERNATIVES:
+        if any(key in given for key in group):
+            for key in group:
+                merged.pop(key, None)
+    return {**merged, **given}
 
 
 async def _all_messages(svc: Services, call_id: str) -> list[CallMessage]:
@@ -199,11 +221,6 @@ async def list_models(request: Request, svc: Svc, account: AccountId) -> dict[st
     names = ["ultravox-v0.7", "fixie-ai/ultravox", svc.llm.name]
     results = [ModelAlias(name=n).wire() for n in dict.fromkeys(names)]
     return _page(request, results, None, None, len(results))
-
-
-@router.get("/voices")
-async def list_voices(request: Request, svc: Svc, account: AccountId) -> dict[str, Any]:
-    return _page(request, [v.wire() for v in svc.voices], None, None, len(svc.voices))
 
 
 @router.get("/accounts/me")

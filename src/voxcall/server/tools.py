@@ -27,6 +27,7 @@ from voxcall.providers.base import ToolCall
 from voxcall.server.call_tools import build_call_tools, tool_def
 from voxcall.server.calls import to_call
 from voxcall.server.phone_tools import ColdTransferExecutor
+from voxcall.server.rest import PageSize  # DRF's rule: below 1 the default, above 1000 the maximum
 from voxcall.server.services import Services, get_services, require_api_key
 from voxcall.store.tools import ToolRecord
 
@@ -35,7 +36,6 @@ __all__ = ["OPERATIONS", "router", "tool_executors"]
 router = APIRouter(prefix="/api")
 AccountId = Annotated[str, Depends(require_api_key)]
 Svc = Annotated[Services, Depends(get_services)]
-PageSize = Annotated[int, Query(alias="pageSize", ge=1, le=1000)]
 SortOrder = Literal["display", "alphabetic", "reverseAlphabetic", "chronologic", "reverseChronologic", "default"]
 M = TypeVar("M", bound=BaseModel)
 OPERATIONS = (

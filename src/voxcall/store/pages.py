@@ -117,7 +117,7 @@ async def fetch_page(
     """
     if page_size < 1:
         raise InvalidRequest("pageSize must be at least 1")
-    position = listing.decode(cursor) if cursor is not None else None
+    position = listing.decode(cursor) if cursor else None  # an empty cursor is the first page, as in DRF
     forward = position is None or position.forward
     if position is not None:
         query = query.where(listing.beyond(position))

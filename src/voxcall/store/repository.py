@@ -26,7 +26,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from voxcall.errors import InvalidRequest, NotFound
-from voxcall.protocol.rest import CallEvent, CallMessage
+from voxcall.protocol.rest import CallEvent, CallMessage, first_stage_id
 from voxcall.protocol.wire import format_duration
 from voxcall.store.pages import Listing, fetch_page
 from voxcall.store.records import ApiKeyInfo, CallRecord
@@ -552,6 +552,7 @@ def _call_record(row: CallRow) -> CallRecord:
 def _event(row: CallEventRow) -> CallEvent:
     return CallEvent(
         call_id=row.call_id,
+        call_stage_id=first_stage_id(str(row.call_id)),
         call_timestamp=format_duration(round(row.call_timestamp, 3)),
         severity=row.severity,  # type: ignore[arg-type]
         type=row.type,

@@ -101,7 +101,9 @@ class WebhookStore:
 
     async def update(self, webhook_id: str, account_id: str, **values: Any) -> WebhookRecord:
         """Set the given fields among url, events, secrets and agent_id. Raises NotFound."""
-        await self.get(webhook_id, account_id)
+        record = await self.get(webhook_id, account_id)
+        if not values:  # an empty PATCH changes nothing (and an UPDATE without SET is not SQL)
+            return record
         async with self._sessions.begin() as session:
             await session.execute(update(WebhookRow).where(WebhookRow.webhook_id == webhook_id).values(**values))
         return await self.get(webhook_id, account_id)
