@@ -253,8 +253,6 @@ class StartCallRequest(WireModel):
                 raise ValueError("firstSpeaker and firstSpeakerSettings disagree")
         names = [t.model_name() for t in self.selected_tools or [] if t.model_name()]
         duplicates = sorted({n for n in names if names.count(n) > 1})
-        by_ref = [t.tool_name for t in self.selected_tools or [] if not t.model_name() and t.tool_name]
-        duplicates += sorted({n for n in by_ref if by_ref.count(n) > 1})  # one durable tool twice: one name twice
         if duplicates:
             raise ValueError(f"tool names must be unique in a call: {', '.join(map(str, duplicates))}")
         return self
