@@ -104,7 +104,7 @@ class _Host:
 
     async def _build(self, record: CallRecord) -> Call:
         svc = self.svc
-        history = await _history(svc, self.call_id)
+        history = await svc.store.all_messages(self.call_id)
         request = StartCallRequest.model_validate(record.request)
         voice = VoiceBook.of(svc.settings, svc.voices).choose(request.voice, request.external_voice).voice
         spec = build_spec(record, history, voice)
@@ -191,13 +191,3 @@ class _Host:
 
     async def _save_recording(self, wav: bytes) -> None:
         await asyncio.to_thread(self.svc.recordings.save, self.call_id, wav)
-
-
-async def _history(svc: Services, call_id: str) -> list[CallMessage]:
-    messages: list[CallMessage] = []
-    cursor = None
-    while True:
-        page, cursor, _, _ = await svc.store.list_messages(call_id, cursor=cursor, page_size=1000)
-        messages += page
-        if not cursor:
-            return messages

@@ -73,7 +73,7 @@ async def create_call(
         if body.initial_messages is not None:
             raise InvalidRequest("Set either priorCallId or initialMessages, not both.")
         prior = await svc.store.get_call(prior_call_id, account)
-        inherited = await _all_messages(svc, prior.call_id)
+        inherited = await svc.store.all_messages(prior.call_id)
         given = _inherit(prior.request, given)
         try:
             body = StartCallRequest.model_validate(given)
@@ -149,15 +149,6 @@ def _inherit(prior: dict[str, Any], given: dict[str, Any]) -> dict[str, Any]:
                 merged.pop(key, None)
     return {**merged, **given}
 
-
-async def _all_messages(svc: Services, call_id: str) -> list[CallMessage]:
-    messages: list[CallMessage] = []
-    cursor = None
-    while True:
-        page, cursor, _, _ = await svc.store.list_messages(call_id, cursor=cursor, page_size=1000)
-        messages += page
-        if not cursor:
-            return messages
 
 
 @router.get("/calls")

@@ -366,6 +366,16 @@ class Store:
             return len(rows)
         raise RuntimeError(f"could not append messages to call {uid}")
 
+    async def all_messages(self, call_id: str) -> list[CallMessage]:
+        """Every message of a call, oldest first (page by page)."""
+        messages: list[CallMessage] = []
+        cursor = None
+        while True:
+            page, cursor, _, _ = await self.list_messages(call_id, cursor=cursor, page_size=1000)
+            messages += page
+            if not cursor:
+                return messages
+
     async def list_messages(
         self, call_id: str, *, cursor: str | None = None, page_size: int = 100
     ) -> tuple[list[CallMessage], str | None, str | None, int]:

@@ -27,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from voxcall.errors import ApiError, InvalidRequest, NotFound
 from voxcall.store.pages import Listing, fetch_page
 from voxcall.store.records import CallRecord
-from voxcall.store.repository import NOT_FOUND, _call_record
+from voxcall.store.repository import NOT_FOUND, _aware, _call_record, _text
 from voxcall.store.tables import CallRow, MessageRow, ToolRow, ToolUseRow
 
 __all__ = ["SORT_ORDERS", "PublicTool", "ToolRecord", "ToolStore", "ToolUse"]
@@ -37,18 +37,6 @@ PUBLIC_CHANGE = ("{name} is a built-in (public) tool and cannot be changed or de
                  "create a tool of your own with the same name to override it in calls that select it by name")
 _PUBLIC_CREATED = datetime(2024, 1, 1, tzinfo=UTC)
 
-
-def _aware(value: Any) -> datetime:
-    parsed = datetime.fromisoformat(value)
-    if parsed.tzinfo is None:
-        raise ValueError("naive datetime")
-    return parsed
-
-
-def _text(value: Any) -> str:
-    if not isinstance(value, str):
-        raise TypeError("expected a string")
-    return value
 
 
 _HISTORY = Listing("h", (ToolUseRow.created, ToolUseRow.call_id), descending=True, parsers=(_aware, _text))  # type: ignore[arg-type]
