@@ -28,6 +28,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from voxcall.engine.delivery import Delivery, Spoken
+from voxcall.engine.dtmf import DtmfBatcher
 from voxcall.engine.hearing import Hearing
 from voxcall.engine.inactivity import Inactivity
 from voxcall.engine.latency import TurnTiming
@@ -51,6 +52,7 @@ from voxcall.protocol.realtime import (
     UserTextMessage,
 )
 from voxcall.protocol.rest import CallMessage
+from voxcall.protocol.telephony.events import DtmfDigit
 from voxcall.protocol.transcripts import TranscriptWriter
 from voxcall.providers.base import LLM, ChatMessage, LLMEvent, TextDelta, ToolCall
 
@@ -124,7 +126,9 @@ class Call:
         speech: Speech | None = None,
         save_recording: Callable[[bytes], Awaitable[None]] | None = None,
         log: logging.Logger | logging.LoggerAdapter[logging.Logger] | None = None,
+        playback: Callable[[], float] | None = None,
     ) -> None:
+        """`playback`, when the medium reports it: seconds of the agent audio sent so far that have played."""
         self.spec = spec
         self._llm = llm
         self._send = send
@@ -141,7 +145,8 @@ class Call:
         self._current: asyncio.Task[None] | None = None
         self._current_action: _Action | None = None
         self._interruptible = True
-        self._tools = ToolRunner(spec.tools, send)
+        self._tools = ToolRunner(spec.tools, send, dtmf_out=spec.dtmf_out)
+        self._dtmf = DtmfBatcher(spec.dtmf, self._inbox.put_nowait)
         self._state: str | None = None
         self._medium = spec.output_medium
         self._user_spoke = False
@@ -152,12 +157,12 @@ class Call:
         self._timing: TurnTiming | None = None
         self._inactivity = Inactivity(spec.inactivity, lambda: self._inbox.put_nowait(_Timer("inactivity")))
         self.call_state: dict[str, Any] = {}
-        self._setup_voice(speech)
+        self._setup_voice(speech, playback)
         self._delivery = Delivery(self._writer, send=send, speaking=lambda: self._set_state("speaking"),
                                   first_token=self._first_token, first_audio=self._first_audio,
                                   llm_timeout=spec.llm_timeout, voice_out=self._voice_out)
 
-    def _setup_voice(self, speech: Speech | None) -> None:
+    def _setup_voice(self, speech: Speech | None, playback: Callable[[], float] | None) -> None:
         voice = self.spec.voice
         self._recorder = Recorder(self._started, agent_rate=voice.output_rate) if voice.recording else None
         self._voice_in: VoiceInput | None = None
@@ -172,15 +177,19 @@ class Call:
         if speech.tts is not None:
             self._voice_out = VoiceOutput(speech.tts, voice=voice.voice, output_rate=voice.output_rate,
                                           lead=voice.client_buffer, send_audio=send_audio(self._send),
-                                          tap=self._recorder.agent if self._recorder else None)
+                                          tap=self._recorder.agent if self._recorder else None,
+                                          chunk_ms=voice.chunk_ms, playback=playback)
 
     # ------------------------------------------------------------- inputs
 
     def receive(self, event: object) -> None:
-        """Take one client event (a parsed message, `AudioIn` or `BadMessage`). Never blocks."""
+        """Take one client event (a parsed message, `AudioIn`, `DtmfDigit` or `BadMessage`). Never blocks."""
         if isinstance(event, AudioIn):
             if self._voice_in is not None:
                 self._voice_in.push(event.pcm)
+            return
+        if isinstance(event, DtmfDigit):
+            self._dtmf.press(event.digit)
             return
         self._inbox.put_nowait(event)
 
@@ -211,6 +220,7 @@ class Call:
             self._end_reason = "system_error"
         finally:
             self._inactivity.cancel()
+            self._dtmf.close()
             for task in list(self._background):
                 task.cancel()
             await self._stop_current(self._end_reason or "system_error")

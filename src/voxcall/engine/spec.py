@@ -9,7 +9,7 @@ from typing import Any, Literal
 from voxcall.engine.turns import VadConfig
 from voxcall.providers.base import STT, TTS, VAD, ChatMessage, ToolSpec
 
-__all__ = ["CallSpec", "EventRecord", "Greeting", "InactivityMessage", "Speech", "ToolDef", "VoiceSpec"]
+__all__ = ["CallSpec", "DtmfSpec", "EventRecord", "Greeting", "InactivityMessage", "Speech", "ToolDef", "VoiceSpec"]
 
 Reaction = Literal["speaks", "listens", "speaks-once"]
 
@@ -19,7 +19,7 @@ class ToolDef:
     """A tool offered in a call: how the model sees it and how it is run."""
 
     spec: ToolSpec
-    kind: Literal["client", "http", "static", "hang_up"] = "client"
+    kind: Literal["client", "http", "static", "hang_up", "play_dtmf"] = "client"
     timeout: float = 2.5
     static_parameters: dict[str, Any] = field(default_factory=dict)
     default_reaction: Reaction = "speaks"
@@ -62,6 +62,19 @@ class VoiceSpec:
     language: str | None = None
     media_idle_timeout: float | None = None
     recording: bool = False
+    chunk_ms: int = 20
+    """Size of the agent audio chunks handed to the medium (a carrier may need larger ones)."""
+
+
+@dataclass(frozen=True, slots=True)
+class DtmfSpec:
+    """How key presses reach the conversation (`medium.<carrier>.dtmfHandling`)."""
+
+    ignore: bool = False
+    template: str = "{digits}"
+    urgency: Literal["immediate", "soon", "later"] = "immediate"
+    batch_delay: float = 0.6
+    """Seconds without a new key after which the digits so far go out as one message."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,3 +115,6 @@ class CallSpec:
     max_tool_rounds: int = 4
     llm_timeout: float = 60.0
     """Longest wait for the model's first event before the agent apologises."""
+    dtmf: DtmfSpec = DtmfSpec()
+    dtmf_out: bool = False
+    """True when the medium can play DTMF into the call (the built-in playDtmfSounds)."""

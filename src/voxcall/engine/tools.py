@@ -1,4 +1,4 @@
-"""Tool execution for a call: client tools over the socket, static responses, the built-in hang-up.
+"""Tool execution for a call: client tools over the socket, static responses, the built-ins hangUp and playDtmfSounds.
 
 A client tool sends `client_tool_invocation` and waits, up to the tool's
 timeout, for the `client_tool_result` with the same `invocationId`
@@ -17,6 +17,7 @@ from pydantic import BaseModel
 
 from voxcall.engine.spec import ToolDef
 from voxcall.protocol.realtime import ClientToolInvocation, ClientToolResult
+from voxcall.protocol.telephony.events import DTMF_DIGITS, SendDtmf
 from voxcall.providers.base import ToolCall
 
 __all__ = ["ToolOutcome", "ToolRunner"]
@@ -35,9 +36,11 @@ class ToolOutcome:
 
 
 class ToolRunner:
-    def __init__(self, tools: tuple[ToolDef, ...], send: Callable[[BaseModel], Awaitable[None]]) -> None:
+    def __init__(self, tools: tuple[ToolDef, ...], send: Callable[[BaseModel], Awaitable[None]], *,
+                 dtmf_out: bool = False) -> None:
         self._tools = {t.spec.name: t for t in tools}
         self._send = send
+        self._dtmf_out = dtmf_out
         self._waiters: dict[str, asyncio.Future[ClientToolResult]] = {}
 
     async def run(self, call: ToolCall) -> ToolOutcome:
@@ -47,11 +50,24 @@ class ToolRunner:
             return ToolOutcome(f"There is no tool named {call.name}.", error="unknown tool")
         if tool.kind == "hang_up":
             return ToolOutcome("OK", reaction="listens", response_type="hang-up")
+        if tool.kind == "play_dtmf":
+            return await self._play_dtmf(call)
         if tool.static_response is not None:
             return ToolOutcome(tool.static_response, reaction=tool.default_reaction)
         if tool.kind == "http":
             return ToolOutcome(f"The tool {call.name} is unavailable.", error="HTTP tools are not supported by this server yet")
         return await self._client(tool, call)
+
+    async def _play_dtmf(self, call: ToolCall) -> ToolOutcome:
+        """The built-in playDtmfSounds: out-of-band DTMF where the medium can send it, else say it cannot."""
+        digits = str(call.arguments.get("digits", "")).replace(" ", "").upper()
+        if not digits or any(d not in DTMF_DIGITS for d in digits):
+            return ToolOutcome("Give the digits to press as 0-9, *, # or A-D.", error=f"bad digits {digits!r}")
+        if not self._dtmf_out:
+            return ToolOutcome("This call cannot send DTMF tones: its connection has no way to play them.",
+                               error="the call's medium cannot send DTMF")
+        await self._send(SendDtmf(digits=digits))
+        return ToolOutcome(f"Pressed {digits}.")
 
     def resolve(self, message: ClientToolResult) -> bool:
         """Hand a client result to its waiting invocation; False if none is waiting."""

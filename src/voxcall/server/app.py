@@ -18,7 +18,7 @@ from voxcall.errors import ApiError
 from voxcall.protocol.rest import Voice
 from voxcall.engine.spec import Speech
 from voxcall.providers.base import LLM, ChatMessage
-from voxcall.server import realtime, rest, web
+from voxcall.server import realtime, rest, telephony, web
 from voxcall.server.services import Services
 from voxcall.server.sweep import StaleCallSweep
 from voxcall.server.tokens import JoinTokens
@@ -142,5 +142,6 @@ def create_app(
 
     app.include_router(rest.router)
     app.include_router(realtime.router)
+    app.include_router(telephony.router)
     app.include_router(web.router)
     return app

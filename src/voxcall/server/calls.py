@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from voxcall.engine.spec import CallSpec, Greeting, InactivityMessage, ToolDef, VoiceSpec
+from voxcall.engine.spec import CallSpec, DtmfSpec, Greeting, InactivityMessage, ToolDef, VoiceSpec
 from voxcall.engine.turns import VadConfig
 from voxcall.errors import InvalidRequest
 from voxcall.protocol.rest import (
@@ -13,6 +13,7 @@ from voxcall.protocol.rest import (
     BaseToolDefinition,
     Call,
     CallMessage,
+    DynamicParameter,
     SelectedTool,
     StartCallRequest,
 )
@@ -20,11 +21,19 @@ from voxcall.protocol.wire import format_duration
 from voxcall.providers.base import ChatMessage, ToolCall, ToolSpec
 from voxcall.store.records import CallRecord
 
-__all__ = ["build_call_tools", "build_spec", "history_from_messages", "to_call", "voice_spec"]
+__all__ = ["build_call_tools", "build_spec", "dtmf_spec", "history_from_messages", "to_call", "voice_spec"]
 
 BUILT_IN_TOOLS = {
     "hangUp": BaseToolDefinition(model_tool_name="hangUp", description="End the call when the conversation is over."),
+    "playDtmfSounds": BaseToolDefinition(
+        model_tool_name="playDtmfSounds",
+        description="Press keys on the phone keypad (DTMF tones), for example to navigate a phone menu.",
+        dynamic_parameters=[DynamicParameter(name="digits", required=True, schema={
+            "type": "string", "description": "The keys to press, in order: 0-9, *, # or A-D."})],
+    ),
 }
+_BUILT_IN_KINDS = {"hangUp": "hang_up", "playDtmfSounds": "play_dtmf"}
+_URGENCIES = {"URGENCY_SOON": "soon", "URGENCY_LATER": "later"}
 _REACTIONS = {"AGENT_REACTION_LISTENS": "listens", "AGENT_REACTION_SPEAKS_ONCE": "speaks-once"}
 
 
@@ -34,7 +43,7 @@ def _definition(selected: SelectedTool) -> BaseToolDefinition:
     if selected.tool_name in BUILT_IN_TOOLS:
         return BUILT_IN_TOOLS[selected.tool_name]
     ref = selected.tool_name or selected.tool_id
-    raise InvalidRequest([{"loc": ["body", "selectedTools"], "msg": f"unknown tool {ref!r}: only temporaryTool and the built-in hangUp are supported", "type": "value_error"}])
+    raise InvalidRequest([{"loc": ["body", "selectedTools"], "msg": f"unknown tool {ref!r}: only temporaryTool and the built-ins {', '.join(BUILT_IN_TOOLS)} are supported", "type": "value_error"}])
 
 
 def build_call_tools(request: StartCallRequest) -> list[dict[str, Any]]:
@@ -75,7 +84,7 @@ def _tool_def(tool: dict[str, Any]) -> ToolDef:
     parameters: dict[str, Any] = {"type": "object", "properties": properties}
     if required:
         parameters["required"] = required
-    kind = "hang_up" if body.get("builtIn") == "hangUp" else "http" if definition.http else "client"
+    kind = _BUILT_IN_KINDS.get(body.get("builtIn") or "") or ("http" if definition.http else "client")
     return ToolDef(
         spec=ToolSpec(tool["name"], definition.description, parameters),
         kind=kind,
@@ -186,6 +195,21 @@ def build_spec(record: CallRecord, messages: list[CallMessage], voices: list[str
             InactivityMessage(m.duration, m.message, _END_BEHAVIORS.get(m.end_behavior or "", "none"))  # type: ignore[arg-type]
             for m in request.inactivity_messages or []
         ),
+        dtmf=dtmf_spec(request),
+    )
+
+
+def dtmf_spec(request: StartCallRequest) -> DtmfSpec:
+    """`medium.<carrier>.dtmfHandling` as the engine's DtmfSpec (absent: the digits, urgency immediate)."""
+    carrier = request.medium.carrier if request.medium else None
+    handling = getattr(request.medium, carrier).dtmf_handling if request.medium and carrier else None
+    if handling is None:
+        return DtmfSpec()
+    message = handling.user_text_message
+    return DtmfSpec(
+        ignore=bool(handling.ignore),
+        template=(message.text if message and message.text else "{digits}"),
+        urgency=_URGENCIES.get(message.urgency or "", "immediate") if message else "immediate",  # type: ignore[arg-type]
     )
 
 
@@ -225,7 +249,7 @@ def to_call(record: CallRecord) -> Call:
         transcript_optional=request.transcript_optional if request.transcript_optional is not None else True,
         vad_settings=wire.get("vadSettings"),
         experimental_settings=wire.get("experimentalSettings"),
-        metadata=request.metadata or {},
+        metadata={**(request.metadata or {}), **record.system_metadata},
         initial_state=request.initial_state or {},
         request_context={},
         data_connection_config=wire.get("dataConnection"),

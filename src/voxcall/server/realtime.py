@@ -15,7 +15,7 @@ from voxcall.server.host import POLICY_VIOLATION, host_call, refuse
 from voxcall.server.services import Services, ws_services
 from voxcall.store.records import CallRecord
 
-__all__ = ["TRY_AGAIN_LATER", "router"]
+__all__ = ["TRY_AGAIN_LATER", "check_join", "router"]
 
 logger = logging.getLogger(__name__)
 router = APIRouter()
@@ -33,10 +33,16 @@ async def join(websocket: WebSocket, call_id: str) -> None:
         logger.info("refused a join while shutting down")
         await refuse(websocket, TRY_AGAIN_LATER, "server shutting down: try again later", accept=True)
         return
-    problem, record = await _check(svc, call_id, params.get("token"))
+    problem, record = await check_join(svc, call_id, params.get("token"))
     if record is None:
         logger.info("rejected join of call %r: %s", call_id, problem)
         await refuse(websocket, POLICY_VIOLATION, problem)
+        return
+    carrier = _carrier(record)
+    if carrier is not None:
+        logger.info("rejected a serverWebSocket join of a %s call", carrier)
+        await refuse(websocket, POLICY_VIOLATION, f"this is a {carrier} call: give its joinUrl to the carrier; "
+                     "it cannot be joined as serverWebSocket", accept=True)
         return
     extra = params.getlist("experimentalMessages") + params.getlist("additionalMessages")
 
@@ -47,7 +53,12 @@ async def join(websocket: WebSocket, call_id: str) -> None:
     await host_call(svc, websocket, record, media, client_version=params.get("clientVersion"))
 
 
-async def _check(svc: Services, call_id: str, token: str | None) -> tuple[str, CallRecord | None]:
+def _carrier(record: CallRecord) -> str | None:
+    medium = StartCallRequest.model_validate(record.request).medium
+    return medium.carrier if medium else None
+
+
+async def check_join(svc: Services, call_id: str, token: str | None) -> tuple[str, CallRecord | None]:
     """The stored call if the token is good and the call can still be joined, else why not."""
     problem = svc.tokens.check(call_id, token, time.time())
     if problem is not None:
