@@ -88,7 +88,7 @@ class VoiceOutput:
     def heard(self) -> str:
         """The words of this utterance whose audio has started playing."""
         played = self.played()
-        return "".join(w.text for w in self._words if w.offset <= played and w.offset < self._sent).strip()
+        return "".join(w.text for w in self._words if w.offset < played and w.offset < self._sent).strip()
 
     # --------------------------------------------------------------- speak
 
