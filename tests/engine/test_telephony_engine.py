@@ -170,6 +170,24 @@ async def test_without_a_report_the_wait_for_play_out_is_bounded() -> None:
     assert asyncio.get_running_loop().time() - started < 2.0
 
 
+async def test_a_medium_that_has_reported_nothing_yet_leaves_the_clock_in_charge() -> None:
+    async def send(pcm: bytes) -> None:
+        pass
+
+    out = VoiceOutput(ToneTTS(RATE, word_seconds=0.1), voice=None, output_rate=RATE, lead=0.06, send_audio=send,
+                      playback=lambda: None)
+
+    async def on_text(text: str) -> None:
+        pass
+
+    task = asyncio.create_task(out.speak(clauses("one two three four five six seven eight"), on_text))
+    await asyncio.sleep(0.45)
+    assert out.heard().split()[:3] == ["one", "two", "three"]
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+
 async def test_larger_chunks_for_a_carrier_that_needs_them() -> None:
     sizes: list[int] = []
 

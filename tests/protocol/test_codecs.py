@@ -53,7 +53,7 @@ def test_known_encodings() -> None:
 def test_every_code_survives_a_round_trip() -> None:
     codes = bytes(range(256))
     ulaw = codecs.ulaw_encode(codecs.ulaw_decode(codes))
-    assert [a for a, b in zip(codes, ulaw) if a != b] == [0x7F]  # μ-law's "negative zero" comes back as 0xFF
+    assert [a for a, b in zip(codes, ulaw, strict=True) if a != b] == [0x7F]  # μ-law's "negative zero" comes back as 0xFF
     assert codecs.alaw_encode(codecs.alaw_decode(codes)) == codes
 
 

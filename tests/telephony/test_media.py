@@ -103,7 +103,7 @@ def test_marks_acknowledged_move_the_playback_position(dialect: Dialect) -> None
         media.send(chunk)
     marks = [f.name for f in outbound(dialect, media) if f.kind == "mark"]
     seconds = media.chunk_ms / 1000
-    assert media.played() == 0.0
+    assert media.played() is None  # nothing acknowledged yet: the engine stays on its own clock
     assert feed(media, dialect.ack(marks[0])) == []
     assert media.played() == pytest.approx(seconds)
     assert feed(media, dialect.ack(marks[2])) == []  # a later mark: everything before it has played too

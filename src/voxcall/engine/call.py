@@ -126,7 +126,7 @@ class Call:
         speech: Speech | None = None,
         save_recording: Callable[[bytes], Awaitable[None]] | None = None,
         log: logging.Logger | logging.LoggerAdapter[logging.Logger] | None = None,
-        playback: Callable[[], float] | None = None,
+        playback: Callable[[], float | None] | None = None,
     ) -> None:
         """`playback`, when the medium reports it: seconds of the agent audio sent so far that have played."""
         self.spec = spec
@@ -162,7 +162,7 @@ class Call:
                                   first_token=self._first_token, first_audio=self._first_audio,
                                   llm_timeout=spec.llm_timeout, voice_out=self._voice_out)
 
-    def _setup_voice(self, speech: Speech | None, playback: Callable[[], float] | None) -> None:
+    def _setup_voice(self, speech: Speech | None, playback: Callable[[], float | None] | None) -> None:
         voice = self.spec.voice
         self._recorder = Recorder(self._started, agent_rate=voice.output_rate) if voice.recording else None
         self._voice_in: VoiceInput | None = None

@@ -7,8 +7,9 @@ to clear, and the playback position tells which words the user actually heard
 
 The playback position is the wall clock by default (the client plays what it gets at
 once); a medium that reports playback (a carrier's mark acknowledgements) passes
-`playback`, the seconds of all the audio sent so far that have played, and then the
-position, and the end of an utterance, follow what the far end says it played.
+`playback`, the seconds of all the audio sent so far that have played (None while it
+has reported nothing yet), and then the position, and the end of an utterance, follow
+what the far end says it played.
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ class VoiceOutput:
         send_audio: Callable[[bytes], Awaitable[None]],
         tap: Callable[[bytes, float], None] | None = None,
         chunk_ms: int = CHUNK_MS,
-        playback: Callable[[], float] | None = None,
+        playback: Callable[[], float | None] | None = None,
     ) -> None:
         self.tts, self.voice, self.output_rate = tts, voice, output_rate
         self.chunk = frame_bytes(output_rate, chunk_ms)
@@ -72,8 +73,9 @@ class VoiceOutput:
 
     def played(self) -> float:
         """Seconds of this utterance the client has played by now."""
-        if self._playback is not None:
-            return max(0.0, min(self._sent, self._playback() - self._base))
+        reported = self._playback() if self._playback is not None else None
+        if reported is not None:
+            return max(0.0, min(self._sent, reported - self._base))
         now = self._loop.time()
         for start, offset, length in reversed(self._segments):
             if start <= now:
@@ -130,7 +132,7 @@ class VoiceOutput:
 
     async def _played_out(self) -> None:
         """With reported playback: wait (a little) until the far end says all of it has played."""
-        if self._playback is None:
+        if self._playback is None or self._playback() is None:
             return
         deadline = self._loop.time() + PLAYBACK_GRACE
         while self.played() < self._sent - 1e-6 and self._loop.time() < deadline:

@@ -28,6 +28,7 @@ __all__ = [
     "DynamicParameter",
     "EnabledDataMessages",
     "ErrorBody",
+    "ExotelMedium",
     "FirstSpeakerSettings",
     "ModelAlias",
     "Page",
@@ -198,11 +199,14 @@ class DtmfHandling(WireModel):
     user_text_message: DtmfUserTextMessage | None = None
 
 
-class TelephonyMedium(WireModel):
-    """`twilio`, `telnyx` and `plivo` (`outgoing` is kept as given); `exotel` has only `dtmfHandling`."""
+class ExotelMedium(WireModel):
+    dtmf_handling: DtmfHandling | None = None
+
+
+class TelephonyMedium(ExotelMedium):
+    """`twilio`, `telnyx` and `plivo` (`outgoing` is kept as given, for the outgoing-call code to read)."""
 
     outgoing: dict[str, Any] | None = None
-    dtmf_handling: DtmfHandling | None = None
 
 
 TELEPHONY_MEDIA = ("twilio", "telnyx", "plivo", "exotel")
@@ -215,7 +219,7 @@ class CallMedium(WireModel):
     twilio: TelephonyMedium | None = None
     telnyx: TelephonyMedium | None = None
     plivo: TelephonyMedium | None = None
-    exotel: TelephonyMedium | None = None
+    exotel: ExotelMedium | None = None
     sip: dict[str, Any] | None = None
 
     @property

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import Any, Literal
 
 from voxcall.engine.spec import CallSpec, DtmfSpec, Greeting, InactivityMessage, ToolDef, VoiceSpec
 from voxcall.engine.turns import VadConfig
@@ -32,7 +32,7 @@ BUILT_IN_TOOLS = {
             "type": "string", "description": "The keys to press, in order: 0-9, *, # or A-D."})],
     ),
 }
-_BUILT_IN_KINDS = {"hangUp": "hang_up", "playDtmfSounds": "play_dtmf"}
+_BUILT_IN_KINDS: dict[str, Literal["hang_up", "play_dtmf"]] = {"hangUp": "hang_up", "playDtmfSounds": "play_dtmf"}
 _URGENCIES = {"URGENCY_SOON": "soon", "URGENCY_LATER": "later"}
 _REACTIONS = {"AGENT_REACTION_LISTENS": "listens", "AGENT_REACTION_SPEAKS_ONCE": "speaks-once"}
 
@@ -84,7 +84,8 @@ def _tool_def(tool: dict[str, Any]) -> ToolDef:
     parameters: dict[str, Any] = {"type": "object", "properties": properties}
     if required:
         parameters["required"] = required
-    kind = _BUILT_IN_KINDS.get(body.get("builtIn") or "") or ("http" if definition.http else "client")
+    kind: Literal["client", "http", "hang_up", "play_dtmf"] = _BUILT_IN_KINDS.get(body.get("builtIn") or "") or (
+        "http" if definition.http else "client")
     return ToolDef(
         spec=ToolSpec(tool["name"], definition.description, parameters),
         kind=kind,

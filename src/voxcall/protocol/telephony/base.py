@@ -12,7 +12,8 @@ are shaped and how its outbound frames look; `CarrierMedia` does the rest:
 * playback position: a mark carries the offset (in seconds of agent audio handed to
   `send`) at which it was placed; when the carrier echoes it, that audio has played.
   Marks the carrier returns because a clear dropped their audio are not counted as
-  heard. `played()` is what the engine's barge-in truncation reads.
+  heard. `played()` is what the engine's barge-in truncation reads (None until a first
+  acknowledgement, so a carrier that never acknowledges leaves the engine on its clock).
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from voxcall.protocol.media import MediaStop
 from voxcall.protocol.realtime import PlaybackClearBuffer
 from voxcall.protocol.telephony.events import DTMF_DIGITS, DtmfDigit, MediaRefused, MediaStart, SendDtmf
 
-__all__ = ["CODECS", "CarrierMedia", "Codec", "StartError", "custom", "ids", "rate_of"]
+__all__ = ["CODECS", "CarrierMedia", "Codec", "StartError", "custom", "ids", "member", "rate_of"]
 
 Json = dict[str, Any]
 REPORTED = 3
@@ -71,7 +72,7 @@ class StartError(ValueError):
 class CarrierMedia:
     """Base of the carrier media connections (see the module docstring)."""
 
-    medium: ClassVar[str] = ""
+    medium: str = ""
     sends_dtmf: ClassVar[bool] = False
     """True when the carrier can play DTMF into the call from a frame on this socket."""
     chunk_ms: ClassVar[int] = 20
@@ -87,7 +88,7 @@ class CarrierMedia:
         self.sample_rate: int | None = None
         self.started = False
         self._sent = 0.0
-        self._played = 0.0
+        self._played: float | None = None
         self._marks: dict[str, float] = {}
         self._cleared: set[str] = set()
         self._mark_count = 0
@@ -210,7 +211,7 @@ class CarrierMedia:
             for placed in list(self._marks):  # acknowledged in order: earlier marks have played too
                 offset = self._marks.pop(placed)
                 if placed == name:
-                    self._played = max(self._played, offset)
+                    self._played = max(self._played or 0.0, offset)
                     break
             return []
         if name in self._cleared:
@@ -264,8 +265,12 @@ class CarrierMedia:
         out, self._out = self._out, []
         return out
 
-    def played(self) -> float:
-        """Seconds of the agent audio handed to `send` that the carrier says have played."""
+    def played(self) -> float | None:
+        """Seconds of the agent audio handed to `send` that the carrier says have played.
+
+        None until the carrier has acknowledged a first mark: a carrier that never does
+        leaves the engine on its own clock rather than on "nothing was heard".
+        """
         return self._played
 
 
@@ -290,3 +295,9 @@ def rate_of(value: object) -> int | None:
     if isinstance(value, str) and value.strip().isdigit():
         return int(value.strip())
     return None
+
+
+def member(source: Json, name: str) -> Json:
+    """The object `source[name]`, or {} when it is absent or not an object."""
+    value = source.get(name)
+    return value if isinstance(value, dict) else {}

@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from voxcall.protocol.telephony.base import CODECS, CarrierMedia, StartError, custom, ids, rate_of
+from voxcall.protocol.telephony.base import CODECS, CarrierMedia, StartError, custom, ids, member, rate_of
 from voxcall.protocol.telephony.events import MediaStart
 
 __all__ = ["ExotelMedia"]
@@ -40,7 +40,7 @@ class ExotelMedia(CarrierMedia):
         start = message.get("start")
         if not isinstance(start, dict):
             raise StartError("no start object")
-        media_format = start.get("media_format") if isinstance(start.get("media_format"), dict) else {}
+        media_format = member(start, "media_format")
         encoding = str(media_format.get("encoding", "")).lower().partition(";")[0].strip()
         rate = self.query_rate or rate_of(media_format.get("sample_rate")) or 8000
         if encoding not in PCM_NAMES or rate not in RATES:

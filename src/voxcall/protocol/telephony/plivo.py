@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from voxcall.protocol.telephony.base import CODECS, CarrierMedia, StartError, ids, rate_of
+from voxcall.protocol.telephony.base import CODECS, CarrierMedia, StartError, ids, member, rate_of
 from voxcall.protocol.telephony.events import MediaStart
 
 __all__ = ["PlivoMedia"]
@@ -40,7 +40,7 @@ class PlivoMedia(CarrierMedia):
         start = message.get("start")
         if not isinstance(start, dict):
             raise StartError("no start object")
-        media_format = start.get("mediaFormat") if isinstance(start.get("mediaFormat"), dict) else {}
+        media_format = member(start, "mediaFormat")
         content_type, _, params = str(media_format.get("encoding", "audio/x-l16")).lower().partition(";")
         rate = rate_of(media_format.get("sampleRate")) or rate_of(params.strip().removeprefix("rate=")) or 8000
         if (content_type.strip(), rate) not in FORMATS:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from voxcall.protocol.telephony.base import CODECS, CarrierMedia, StartError, custom, ids, rate_of
+from voxcall.protocol.telephony.base import CODECS, CarrierMedia, StartError, custom, ids, member, rate_of
 from voxcall.protocol.telephony.events import MediaStart
 
 __all__ = ["TelnyxMedia"]
@@ -38,7 +38,7 @@ class TelnyxMedia(CarrierMedia):
         start = message.get("start")
         if not isinstance(start, dict):
             raise StartError("no start object")
-        media_format = start.get("media_format") if isinstance(start.get("media_format"), dict) else {}
+        media_format = member(start, "media_format")
         encoding = str(media_format.get("encoding", "PCMU")).upper()
         rate = rate_of(media_format.get("sample_rate", 8000))
         usable = encoding in ("PCMU", "PCMA") and rate == 8000 or encoding == "L16" and rate in L16_RATES

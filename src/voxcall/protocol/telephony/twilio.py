@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from voxcall.protocol.telephony.base import CODECS, CarrierMedia, StartError, custom, ids, rate_of
+from voxcall.protocol.telephony.base import CODECS, CarrierMedia, StartError, custom, ids, member, rate_of
 from voxcall.protocol.telephony.events import MediaStart
 
 __all__ = ["TwilioMedia"]
@@ -33,7 +33,7 @@ class TwilioMedia(CarrierMedia):
         sid = start.get("streamSid") or message.get("streamSid")
         if not isinstance(sid, str) or not sid:
             raise StartError("no streamSid")
-        media_format = start.get("mediaFormat") if isinstance(start.get("mediaFormat"), dict) else {}
+        media_format = member(start, "mediaFormat")
         encoding = str(media_format.get("encoding", "audio/x-mulaw")).lower()
         rate = rate_of(media_format.get("sampleRate", RATE))
         if encoding != "audio/x-mulaw" or rate != RATE:
