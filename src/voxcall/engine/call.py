@@ -368,8 +368,8 @@ class Call:
             self._activity()
         elif isinstance(event, BargeIn):
             if self._voice_in is not None and self._voice_in.agent_speaking and self._interruptible:
+                self._interrupt()  # first: the clear goes out as the cancelled reply unwinds
                 await self._debug("User barged in")
-                self._interrupt()
         elif isinstance(event, Paused) and self._hearing is not None:
             self._hearing.paused(event.audio)
         elif isinstance(event, Resumed) and self._hearing is not None:
