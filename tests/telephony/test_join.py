@@ -187,22 +187,25 @@ async def test_barge_in_clears_the_carrier_and_keeps_only_the_acknowledged_words
 
 
 async def test_play_dtmf_sounds_reaches_plivo_and_twilio_says_it_cannot(tmp_path: Path) -> None:
-    press = [[ToolCall("t1", "playDtmfSounds", {"digits": "1#"})], [TextDelta("Done.")]]
     for d, expected in ((Plivo(), ["1#"]), (Twilio(), [])):
-        svc = await build_services(tmp_path / d.name, ScriptedLLM([r for r in press]), speech())
+        press = [[ToolCall("t1", "playDtmfSounds", {"digits": "1#"})], [TextDelta("Done.")]]
+        svc = await build_services(tmp_path / d.name, ScriptedLLM(press), speech())
         async with serving(svc) as srv:
             call = await srv.create_call(body(d, selectedTools=[{"toolName": "playDtmfSounds"}],
-                                              firstSpeakerSettings={"agent": {}}))
+                                              firstSpeakerSettings={"user": {}}))
             async with websockets.connect(call["joinUrl"]) as ws:
                 sim = CarrierSimulator(ws, d)
                 await sim.open()
                 runner = asyncio.create_task(sim.run())
+                await sim.press("0")  # the caller asks for the menu; the agent answers with key presses
                 async with asyncio.timeout(10):
                     while not any(m["role"] == "MESSAGE_ROLE_TOOL_RESULT" for m in await messages(srv, call["callId"])):
                         await asyncio.sleep(0.05)
                 await asyncio.sleep(0.2)
                 await sim.hang_up()
                 await asyncio.wait_for(runner, 10)
-            result = next(m for m in await messages(srv, call["callId"]) if m["role"] == "MESSAGE_ROLE_TOOL_RESULT")
+            stored = await messages(srv, call["callId"])
+            result = next(m for m in stored if m["role"] == "MESSAGE_ROLE_TOOL_RESULT")
+            assert [m["text"] for m in stored if m["role"] == "MESSAGE_ROLE_USER"] == ["0"]
             assert sim.dtmf_out == expected
             assert ("cannot" in result["text"]) == (not expected)
