@@ -1,6 +1,6 @@
 """Measure the embedded LLM: load time, cold/warm time to first token, tokens/s, tool routing.
 
-Usage: python benchmarks/llm_ttft.py [--model qwen2.5-1.5b] [--cache-dir data/models] [--threads 2]
+Usage: python benchmarks/llm_ttft.py [--model qwen2.5-1.5b] [--cache-dir ~/.local/share/voxcall/models] [--threads 2]
 Figures are single runs on whatever else the machine is doing; read them as rough sizes.
 """
 
@@ -13,6 +13,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from voxcall.config import default_data_dir
 from voxcall.providers.base import ChatMessage, TextDelta, ToolCall, ToolSpec
 from voxcall.providers.embedded import LlamaLLM, load_llm
 
@@ -102,6 +103,6 @@ async def main(args: argparse.Namespace) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="qwen2.5-1.5b", choices=["qwen2.5-1.5b", "smollm2-135m"])
-    parser.add_argument("--cache-dir", type=Path, default=Path("data/models"))
+    parser.add_argument("--cache-dir", type=Path, default=default_data_dir() / "models")
     parser.add_argument("--threads", type=int, default=2)
     asyncio.run(main(parser.parse_args()))

@@ -78,7 +78,7 @@ async def main() -> None:
     args = parser.parse_args()
     os.environ["HF_HUB_OFFLINE"] = "1"
     data = Path(tempfile.mkdtemp(prefix="voxcall-bench-"))
-    cache = Path(os.environ.get("VOXCALL_DATA_DIR", "data"))
+    cache = Settings().data_dir  # the weights `make run` assembled
     settings = Settings(data_dir=data, llm=args.llm)
     llm = load_llm(settings.model_copy(update={"data_dir": cache}))
     services = await build_services(settings, llm=llm)

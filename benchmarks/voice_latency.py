@@ -38,6 +38,7 @@ import websockets
 
 from voxcall.audio import read_wav, resample
 from voxcall.codecs import ulaw_decode, ulaw_encode
+from voxcall.config import default_data_dir
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "tests" / "fixtures" / "speech"
@@ -57,9 +58,13 @@ def load(name: str, rate: int = RATE) -> tuple[bytes, float]:
 STAGES = re.compile(r"(\w[\w ]*?) (\d+) ms")
 
 
+def default_data_dir_of_env() -> Path:
+    return Path(os.environ["VOXCALL_DATA_DIR"]) if os.environ.get("VOXCALL_DATA_DIR") else default_data_dir()
+
+
 def start_server(llm: str) -> tuple[subprocess.Popen[bytes], str, str]:
     data = Path(tempfile.mkdtemp(prefix="voxcall-bench-"))
-    models = Path(os.environ.get("VOXCALL_DATA_DIR", ROOT / "data")) / "models"
+    models = default_data_dir_of_env() / "models"  # the weights `make run` assembled
     models.mkdir(parents=True, exist_ok=True)
     (data / "models").symlink_to(models.resolve(), target_is_directory=True)
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "VOXCALL_DATA_DIR": str(data)}

@@ -8,7 +8,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
@@ -25,6 +25,8 @@ class RunningServer:
     api_key: str
     data_dir: Path
     log: Path
+    process: subprocess.Popen[bytes] | None = field(default=None, compare=False, repr=False)
+    """The `voxcall serve` process (for tests that signal it)."""
 
     @property
     def api(self) -> str:
@@ -45,9 +47,15 @@ def _voxcall(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str
 
 
 @pytest.fixture(scope="session")
-def server_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Assembled model weights shared by every server of the session (link it as DATA_DIR/models)."""
+    return tmp_path_factory.mktemp("models")
+
+
+@pytest.fixture(scope="session")
+def server_factory(tmp_path_factory: pytest.TempPathFactory, models_dir: Path) -> Iterator[object]:
     processes: list[subprocess.Popen[bytes]] = []
-    models = tmp_path_factory.mktemp("models")  # assembled weights shared by every server of the session
+    models = models_dir
 
     def start(llm: str = "smollm2-135m", *, database_url: str | None = None, extra_env: dict[str, str] | None = None) -> RunningServer:
         data_dir = tmp_path_factory.mktemp(f"server-{llm}")
@@ -71,7 +79,7 @@ def server_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]
                 raise RuntimeError(f"server exited with {proc.returncode}:\n{log.read_text()[-4000:]}")
             try:
                 if httpx.get(f"{url}/api/accounts/me", headers={"X-API-Key": key}, timeout=2).status_code == 200:
-                    return RunningServer(url, key, data_dir, log)
+                    return RunningServer(url, key, data_dir, log, proc)
             except httpx.HTTPError:
                 pass
             time.sleep(0.3)

@@ -20,7 +20,7 @@ DEFAULT_URL = "http://127.0.0.1:8000"
 
 
 def _server_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--data-dir", type=Path, help="data directory (env VOXCALL_DATA_DIR, default ./data)")
+    p.add_argument("--data-dir", type=Path, help="data directory (env VOXCALL_DATA_DIR, default ~/.local/share/voxcall)")
     p.add_argument("--database-url", help="SQLAlchemy async URL, e.g. postgresql+asyncpg://u:p@host/db (env VOXCALL_DATABASE_URL)")
 
 
@@ -138,35 +138,56 @@ def _progress(label: str) -> Any:
 def cmd_serve(args: argparse.Namespace) -> int:
     from voxcall.server.app import create_app, load_llm, load_speech
     from voxcall.server.logs import configure_logging
-    from voxcall.server.serve import serve
+    from voxcall.server.serve import graceful_server
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     settings = _settings(args)
     configure_logging(args.log_level, settings.log_format)
     key = asyncio.run(_ensure_key(settings))
+    print(f"Database: {settings.database_label()}", file=sys.stderr, flush=True)
     print(f"Loading the LLM ({settings.llm})...", file=sys.stderr, flush=True)
     llm = load_llm(settings, progress=_progress("Assembling LLM weights"))
     if settings.speech:
         print("Loading speech models (Silero VAD, Whisper, Piper)...", file=sys.stderr, flush=True)
     speech = load_speech(settings, progress=_progress("Assembling speech model files"))
     base = settings.public_url or f"http://{settings.host}:{settings.port}"
-    print(f"voxcall is ready at {base}  (REST API: {base}/api, OpenAPI: {base}/api/schema/)")
+    server = graceful_server(create_app(settings, llm=llm, speech=speech), settings, log_level=args.log_level)
+
+    async def serve() -> None:
+        announce = asyncio.create_task(_announce_when_listening(server, base, key))
+        try:
+            await server.serve()
+        finally:
+            announce.cancel()
+
+    asyncio.run(serve())
+    return 0
+
+
+async def _announce_when_listening(server: Any, base: str, key: str | None) -> None:
+    """Print the ready line (and a new key) once the port accepts connections, not before."""
+    while not server.started:
+        if server.should_exit:
+            return
+        await asyncio.sleep(0.05)
+    print(f"voxcall is ready at {base}  (REST API: {base}/api, OpenAPI: {base}/api/schema/, docs: {base}/api/docs)")
     if key:
         print(f"Your API key (shown once): {key}")
         command = shutil.which("voxcall") or str(Path(sys.executable).parent / "voxcall")
         print(f"Try:  VOXCALL_API_KEY={key} {command} chat --url {base}")
         print(f"      or open {base}/ in a browser and paste the key")
     sys.stdout.flush()
-    serve(create_app(settings, llm=llm, speech=speech), settings, log_level=args.log_level)
-    return 0
 
 
 async def cmd_keys(args: argparse.Namespace) -> int:
-    store = await _open(_settings(args))
+    settings = _settings(args)
+    store = await _open(settings)
     try:
         if args.action == "create":
             key, info = await store.create_api_key(args.name, account_id=args.account)
             print(key)
+            print(f"key {info.prefix} stored in {settings.database_label()}; a server must use the same database "
+                  "(--data-dir / --database-url, or VOXCALL_DATA_DIR / VOXCALL_DATABASE_URL)", file=sys.stderr)
         elif args.action == "list":
             for info in await store.list_api_keys():
                 state = "revoked" if info.revoked else "active"

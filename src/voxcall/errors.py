@@ -8,7 +8,7 @@
     │   ├── Unauthorized         401: missing or bad API key
     │   ├── NotFound             404: unknown id (or another account's)
     │   ├── InvalidRequest       422: a body or state the server refuses
-    │   └── RateLimited          429
+    │   └── RateLimited          429, with `retry_after` (seconds) from the Retry-After header
     ├── ConnectionClosed(code, reason)   the realtime socket closed
     ├── ProviderError(retryable) a model back end failed
     │   └── ModelIntegrityError  assembled weights do not match their SHA-256
@@ -65,7 +65,13 @@ class InvalidRequest(ApiError):
 
 
 class RateLimited(ApiError):
+    """Too many requests. `retry_after` is how many seconds to wait before trying again, when known."""
+
     status_code = 429
+
+    def __init__(self, detail: object, status_code: int | None = None, *, retry_after: float | None = None) -> None:
+        super().__init__(detail, status_code)
+        self.retry_after = retry_after
 
 
 class ConnectionClosed(VoxcallError):

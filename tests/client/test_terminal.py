@@ -14,7 +14,7 @@ import pytest
 from websockets.asyncio.server import ServerConnection
 
 from voxcall.client.session import Transcript
-from voxcall.client.terminal import _Printer, chat, format_transcript
+from voxcall.client.terminal import HELP, _Printer, chat, ended_line, format_transcript
 
 pytestmark = pytest.mark.usefixtures("no_leaked_tasks")
 
@@ -112,7 +112,7 @@ async def test_chat_streams_the_agent_and_leaves_at_end_of_input(peer: Peer, joi
     ]
     lines = out.getvalue().splitlines()
     assert lines[0].startswith("call call-1 created")
-    assert lines[1:] == ["agent: Hi, how can I help?", "you: Hello", "agent: You said Hello.", "", "[call ended: 1000]"]
+    assert lines[1:] == ["agent: Hi, how can I help?", "you: Hello", "agent: You said Hello.", "", "Call ended."]
     assert [m["type"] for m in peer.messages] == ["input_text_message"]
 
 
@@ -186,7 +186,42 @@ async def test_chat_quit_leaves_without_waiting(peer: Peer, join_url: str) -> No
     )
     assert code == 0
     assert peer.messages == []
-    assert out.getvalue().endswith("[call ended: 1000]\n")
+    assert out.getvalue().endswith("\nCall ended.\n")
+
+
+async def test_chat_commands_stay_in_the_terminal(peer: Peer, join_url: str) -> None:
+    """`/help` and unknown `/commands` are answered locally and never sent to the agent."""
+    out = io.StringIO()
+    code = await chat(
+        "http://voxcall.test/api",
+        "key",
+        system_prompt=None,
+        input=io.StringIO("/help\n/halp me\n/quit\n"),
+        output=out,
+        transport=rest(join_url, []),
+    )
+    assert code == 0
+    assert peer.messages == []
+    text = out.getvalue()
+    assert HELP in text
+    assert "Unknown command /halp: type /help for the commands." in text
+
+
+def test_prompt_is_shown_after_each_agent_line() -> None:
+    out = io.StringIO()
+    printer = _Printer(out, prompt="you> ")
+    printer.show_prompt()
+    printer.update([Transcript("Hi there", True, "agent", "text", 0)])
+    printer.typed()
+    printer.note("Call ended.")
+    assert out.getvalue() == "you> \ragent: Hi there\nyou> Call ended.\n"
+
+
+def test_ended_line_explains_the_close() -> None:
+    assert ended_line(1000, None) == "\nCall ended."
+    assert ended_line(1011, None) == "\nCall ended: the server hit an error (close code 1011)."
+    assert ended_line(1008, "join token already used") == "\nCall ended: join token already used (close code 1008)."
+    assert ended_line(None, None) == "\nCall ended: the connection was lost (close code none)."
 
 
 @pytest.fixture
@@ -218,7 +253,8 @@ async def test_chat_ends_when_the_server_closes(
         transport=rest(join_url, []),
     )
     assert code == exit_code
-    assert f"[call ended: {close_code}]" in out.getvalue()
+    assert out.getvalue().endswith(ended_line(close_code, "done") + "\n")
+    assert ("close code 1011" in out.getvalue()) == (close_code == 1011)
 
 
 async def test_chat_reports_api_errors(join_url: str) -> None:

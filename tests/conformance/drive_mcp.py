@@ -7,7 +7,8 @@ no base-URL setting, so it is launched with its module constant `ultravox_mcp.cl
 patched, as its own code reads it at request time. Two sessions run:
 
 * `valid`: create_call, get_call, list_calls, list_call_messages, list_voices, get_account,
-  delete_call, then get_call on the deleted id.
+  delete_call, then get_call on the deleted id (`calls`); then create_tool, get_tool,
+  list_tools, delete_tool and get_tool on the deleted id (`tool_calls`).
 * `wrong_key`: get_account and create_call with a key the server does not know.
 
 Runs inside the MCP virtualenv and imports nothing from voxcall. Each tool call is reported with
@@ -32,6 +33,13 @@ from mcp import ClientSession, StdioServerParameters, stdio_client
 DEADLINE = float(os.environ.get("DRIVER_DEADLINE", "100"))
 CALL_TIMEOUT = 30.0
 SYSTEM_PROMPT = "You are a conformance-test agent created through ultravox-mcp."
+TOOL_HOST = "tools.example.com"  # the client only creates tools on hosts listed in ULTRAVOX_ALLOWED_DESTINATION_HOSTS
+TOOL = {
+    "name": "mcpWeather",
+    "description": "Current weather for a city (created through ultravox-mcp).",
+    "parameters_schema": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+    "http_config": {"baseUrlPattern": f"https://{TOOL_HOST}/weather", "httpMethod": "POST"},
+}
 LAUNCH = (
     "import sys, ultravox_mcp.client as c; c.BASE_URL = sys.argv[1]; "
     "from ultravox_mcp.server import main; main()"
@@ -66,7 +74,8 @@ async def session_run(base_url: str, api_key: str, home: Path, body: Any) -> dic
     """Start the MCP server with `api_key`, run `body(session, out)`, and return what happened."""
     out: dict[str, Any] = {"calls": []}
     stderr_path = home / f"mcp-stderr-{len(list(home.iterdir()))}.log"
-    env = {"ULTRAVOX_API_KEY": api_key, "ULTRAVOX_MCP_USE_KEYRING": "0", "HOME": str(home)}
+    env = {"ULTRAVOX_API_KEY": api_key, "ULTRAVOX_MCP_USE_KEYRING": "0", "HOME": str(home),
+           "ULTRAVOX_ALLOWED_DESTINATION_HOSTS": TOOL_HOST}
     params = StdioServerParameters(command=sys.executable, args=["-c", LAUNCH, base_url], env=env)
     try:
         with stderr_path.open("w") as errlog:
@@ -103,6 +112,19 @@ async def valid_key(session: ClientSession, out: dict[str, Any]) -> None:
         ("get_call", {"call_id": call_id}),
     ]:
         out["calls"].append(await call(session, name, args))
+    await tools_crud(session, out)
+
+
+async def tools_crud(session: ClientSession, out: dict[str, Any]) -> None:
+    """create_tool, get_tool, list_tools, delete_tool, then get_tool on the deleted id."""
+    out["tool_calls"] = [created := await call(session, "create_tool", TOOL)]
+    tool_id = (created.get("json") or {}).get("toolId")
+    out["tool_id"] = tool_id
+    if not tool_id:
+        return
+    for name, args in [("get_tool", {"tool_id": tool_id}), ("list_tools", {"page_size": 100}),
+                       ("delete_tool", {"tool_id": tool_id}), ("get_tool", {"tool_id": tool_id})]:
+        out["tool_calls"].append(await call(session, name, args))
 
 
 async def wrong_key(session: ClientSession, out: dict[str, Any]) -> None:

@@ -87,3 +87,32 @@ def test_wrong_key_is_an_authentication_error(report: dict[str, Any], server: Ru
         assert "authorization expired" in result["text"], info
     wrong = httpx.get(f"{server.api}/accounts/me", headers={"X-API-Key": "wrong-key"}, timeout=10)
     assert wrong.status_code == 401, wrong.text
+
+
+TOOL_SEQUENCE = ["create_tool", "get_tool", "list_tools", "delete_tool", "get_tool"]
+
+
+def test_tools_crud_through_mcp(report: dict[str, Any], server: RunningServer) -> None:
+    session = report["valid"]
+    info = dump({**session, "calls": session.get("tool_calls", [])})
+    calls = session.get("tool_calls", [])
+    assert [c["tool"] for c in calls] == TOOL_SEQUENCE, info
+    assert all("exception" not in c for c in calls), info
+    assert [c["is_error"] for c in calls] == [False] * 4 + [True], info
+    created, got, listed, deleted = (c["json"] for c in calls[:4])
+    tool_id = session["tool_id"]
+    assert created["toolId"] == tool_id and created["name"] == "mcpWeather" and created["ownership"] == "private", created
+    assert created["definition"] == {
+        "modelToolName": "mcpWeather", "description": "Current weather for a city (created through ultravox-mcp).",
+        "http": {"baseUrlPattern": "https://tools.example.com/weather", "httpMethod": "POST"},
+        "dynamicParameters": [{"name": "city", "location": "PARAMETER_LOCATION_BODY", "schema": {"type": "string"},
+                               "required": True}],
+        "staticParameters": [], "automaticParameters": [],
+    }, created
+    assert got == created, got
+    assert {"next", "previous", "results", "total"} <= listed.keys(), listed
+    names = {t["name"]: t["ownership"] for t in listed["results"]}
+    assert names.get("mcpWeather") == "private" and names.get("hangUp") == "public", listed
+    assert deleted == {"success": True}, "DELETE /tools/{id} answers 204, which the client turns into success"
+    assert "404" in calls[4]["text"], calls[4]
+    server_get(server, f"/tools/{tool_id}", expect=404)

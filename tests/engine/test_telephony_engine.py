@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 
 from tests.engine.test_call import USER_FIRST, Harness
-from voxcall.engine.dtmf import DtmfBatcher
+from voxcall.engine.dtmf import DtmfBatcher, PlayDtmfExecutor
 from voxcall.engine.spec import CallSpec, DtmfSpec, ToolDef
-from voxcall.engine.tools import ToolRunner
+from voxcall.engine.tools import ToolContext, ToolRunner
 from voxcall.engine.voice_out import VoiceOutput
 from voxcall.protocol.realtime import Transcript, UserTextMessage
 from voxcall.protocol.rest import CallMessage
@@ -205,6 +205,7 @@ async def test_larger_chunks_for_a_carrier_that_needs_them() -> None:
 
 # ------------------------------------------------------------------ playDtmfSounds
 
+CONTEXT = ToolContext(call_id="c", call_stage_id="s")
 DTMF_TOOL = ToolDef(ToolSpec("playDtmfSounds", "Press keys", {"type": "object", "properties": {"digits": {"type": "string"}}}),
                     kind="play_dtmf")
 
@@ -215,10 +216,10 @@ async def test_play_dtmf_sends_the_digits_where_the_medium_can() -> None:
     async def send(message: Any) -> None:
         sent.append(message)
 
-    runner = ToolRunner((DTMF_TOOL,), send, dtmf_out=True)
-    outcome = await runner.run(ToolCall("1", "playDtmfSounds", {"digits": "1 2#"}))
+    runner = ToolRunner((DTMF_TOOL,), send, {"play_dtmf": PlayDtmfExecutor(send, True)})
+    outcome = await runner.run(ToolCall("1", "playDtmfSounds", {"digits": "1 2#"}), CONTEXT)
     assert sent == [SendDtmf(digits="12#")] and "12#" in outcome.result and outcome.error is None
-    bad = await runner.run(ToolCall("2", "playDtmfSounds", {"digits": "12x"}))
+    bad = await runner.run(ToolCall("2", "playDtmfSounds", {"digits": "12x"}), CONTEXT)
     assert bad.error and len(sent) == 1
 
 
@@ -228,5 +229,6 @@ async def test_play_dtmf_tells_the_model_when_the_medium_cannot() -> None:
     async def send(message: Any) -> None:
         sent.append(message)
 
-    outcome = await ToolRunner((DTMF_TOOL,), send).run(ToolCall("1", "playDtmfSounds", {"digits": "5"}))
+    runner = ToolRunner((DTMF_TOOL,), send, {"play_dtmf": PlayDtmfExecutor(send, False)})
+    outcome = await runner.run(ToolCall("1", "playDtmfSounds", {"digits": "5"}), CONTEXT)
     assert sent == [] and "cannot" in outcome.result and outcome.error

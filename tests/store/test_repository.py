@@ -328,7 +328,7 @@ async def test_migrations_are_idempotent_on_reopen(store: Store, store_url: str)
         assert await again.authenticate(key) == DEFAULT_ACCOUNT_ID
         async with again.engine.connect() as conn:
             versions = (await conn.execute(text("SELECT version_num FROM alembic_version"))).scalars().all()
-        assert versions == ["0002"]
+        assert versions == ["0003"]
     finally:
         await again.close()
 

@@ -5,7 +5,8 @@ translated in one place, `Client.request` (STYLE.md rule 2):
 
 - an HTTP error status becomes an `ApiError` subclass carrying the server's
   `detail` (400/422 `InvalidRequest`, 401/403 `Unauthorized`, 404 `NotFound`,
-  429 `RateLimited`, anything else `ApiError` with its `status_code`);
+  429 `RateLimited`, anything else `ApiError` with its `status_code`); a
+  `RateLimited` carries the `Retry-After` header as `retry_after` (seconds);
 - a transport failure (refused connection, DNS, timeout, broken TLS) becomes a
   plain `ApiError` with `status_code == 0`, meaning "no HTTP response at all";
   the httpx exception is chained as `__cause__`.
@@ -14,6 +15,8 @@ translated in one place, `Client.request` (STYLE.md rule 2):
 from __future__ import annotations
 
 import builtins
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from importlib import metadata
 from types import TracebackType
 from typing import Any
@@ -55,7 +58,23 @@ def _error_from(response: httpx.Response) -> ApiError:
         body = response.text or response.reason_phrase
     detail = body.get("detail", body) if isinstance(body, dict) else body
     kind = _ERRORS.get(response.status_code, ApiError)
+    if kind is RateLimited:
+        return RateLimited(detail, status_code=response.status_code, retry_after=_retry_after(response))
     return kind(detail, status_code=response.status_code)
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    """The `Retry-After` header in seconds (delay-seconds or an HTTP date), None if absent or unreadable."""
+    value = (response.headers.get("retry-after") or "").strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
 def _cursor_of(next_url: str) -> str | None:

@@ -2,7 +2,8 @@
 
 `chat` is what `voxcall call join` runs: it creates a text-output call over
 REST, joins it with `UltravoxSession`, streams the agent's words as they
-arrive and sends each line the user types (`/quit` or end of input leaves).
+arrive and sends each line the user types. Lines starting with `/` are commands
+for the terminal (`/help`, `/quit`), never sent to the agent; end of input leaves.
 """
 
 from __future__ import annotations
@@ -38,6 +39,11 @@ WEATHER_TOOL: dict[str, Any] = {
 }
 """The demo client tool, as a `selectedTools` entry."""
 
+HELP = ("Type a message and press Enter to send it to the agent.\n"
+        "Commands: /help shows this, /quit (or Ctrl-D) hangs up.")
+_PROMPT = "you> "
+_CLOSE_MEANINGS = {1000: "", 1001: "the server is going away", 1008: "the join was refused",
+                   1011: "the server hit an error", 1012: "the server is restarting", 1013: "the server is busy"}
 _JOIN_TIMEOUT = 30.0
 _REPLY_TIMEOUT = 60.0
 _LIVE = (
@@ -57,10 +63,13 @@ def weather_report(parameters: dict[str, Any]) -> str:
 class _Printer:
     """Prints agent utterances as their text grows: one line per utterance, flushed on every delta."""
 
-    def __init__(self, output: TextIO) -> None:
+    def __init__(self, output: TextIO, *, prompt: str = "") -> None:
         self.output = output
+        self.prompt = prompt
+        """Shown after each finished agent line when a person types at a terminal."""
         self.printed: dict[int, str] = {}
         self.open: int | None = None
+        self._prompted = False
 
     def update(self, entries: list[Transcript]) -> None:
         for entry in entries:
@@ -71,6 +80,9 @@ class _Printer:
         done = self.printed.get(entry.ordinal)
         if done is None:
             self._end_line()
+            if self._prompted:  # the agent speaks over an empty prompt: start its line fresh
+                self.output.write("\r")
+                self._prompted = False
             self.output.write("agent: ")
             done = self.printed[entry.ordinal] = ""
             self.open = entry.ordinal
@@ -81,7 +93,27 @@ class _Printer:
             self.printed[entry.ordinal] = entry.text
         if entry.final:  # a shorter final text (barge-in) is what was heard; the line just ends
             self._end_line()
+            self.show_prompt()
         self.output.flush()
+
+    def show_prompt(self) -> None:
+        """Invite the next line (terminals only)."""
+        if self.prompt and not self._prompted:
+            self.output.write(self.prompt)
+            self._prompted = True
+            self.output.flush()
+
+    def typed(self) -> None:
+        """The person pressed Enter: the prompt line is used up."""
+        self._prompted = False
+
+    def note(self, text: str) -> None:
+        """A line from the terminal itself (help, notices)."""
+        self._end_line()
+        if self._prompted:
+            self.output.write("\r")
+            self._prompted = False
+        print(text, file=self.output, flush=True)
 
     def user(self, text: str) -> None:
         """Show a line the user sent (for piped input, where the terminal did not echo it)."""
@@ -150,11 +182,11 @@ async def chat(
     except ApiError as exc:
         print(f"error: could not create the call: {exc}", file=out)
         return 1
-    print(f"call {call.get('callId')} created; type a message, /quit to leave", file=out, flush=True)
+    print(f"call {call.get('callId')} created; type a message, /help for commands, /quit to leave", file=out, flush=True)
     session = UltravoxSession()
     if tools_demo:
         session.register_tool_implementation("getWeather", weather_report)
-    printer = _Printer(out)
+    printer = _Printer(out, prompt=_PROMPT if _isatty(source) and _isatty(out) else "")
     session.on("transcripts", lambda: printer.update(session.transcripts))
     try:
         await session.join_call(call["joinUrl"], client_version=client_version)
@@ -163,6 +195,7 @@ async def chat(
         return 1
     try:
         await session.wait_for_status(*_LIVE, timeout=_JOIN_TIMEOUT)
+        printer.show_prompt()
         await _converse(session, source, printer)
     except ConnectionClosed:
         pass  # the call ended; its close code decides the exit code below
@@ -172,8 +205,16 @@ async def chat(
     finally:
         await session.leave_call()
     code = session.close_code
-    print(f"\n[call ended: {code}]", file=out, flush=True)
+    printer.note(ended_line(code, session.close_reason))
     return 0 if code == 1000 else 1
+
+
+def ended_line(code: int | None, reason: str | None) -> str:
+    """How the end of the call reads to a person: `Call ended.` or what went wrong, with the code."""
+    if code == 1000:
+        return "\nCall ended."
+    meaning = reason or _CLOSE_MEANINGS.get(code or 0) or "the connection was lost"
+    return f"\nCall ended: {meaning} (close code {code if code is not None else 'none'})."
 
 
 async def _converse(session: UltravoxSession, source: TextIO, printer: _Printer) -> None:
@@ -192,10 +233,16 @@ async def _converse(session: UltravoxSession, source: TextIO, printer: _Printer)
                 await _discard(getter)
                 return
             line = getter.result()
-            if line is None or line.strip() == "/quit":
+            printer.typed()
+            text = (line or "").strip()
+            if line is None or text == "/quit":
                 break
-            text = line.strip()
             if not text:
+                printer.show_prompt()
+                continue
+            if text.startswith("/"):
+                printer.note(HELP if text == "/help" else f"Unknown command {text.split()[0]}: type /help for the commands.")
+                printer.show_prompt()
                 continue
             if replied is not None:
                 await _discard(replied)

@@ -21,20 +21,22 @@ import contextlib
 import json
 import logging
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel
 
 from voxcall.engine.delivery import Delivery, Spoken
-from voxcall.engine.dtmf import DtmfBatcher
+from voxcall.engine.dtmf import DtmfBatcher, PlayDtmfExecutor
 from voxcall.engine.hearing import Hearing
 from voxcall.engine.inactivity import Inactivity
 from voxcall.engine.latency import TurnTiming
 from voxcall.engine.recording import Recorder
 from voxcall.engine.spec import CallSpec, EventRecord, Speech
-from voxcall.engine.tools import ToolRunner
+from voxcall.engine.tool_params import ToolContext
+from voxcall.engine.tools import HangUp as ToolHangUp
+from voxcall.engine.tools import NewStage, ToolExecutor, ToolRunner
 from voxcall.engine.turns import BargeIn, Paused, Resumed, SpeechStarted, TurnEnded
 from voxcall.engine.voice_in import AudioOverflow, VoiceInput
 from voxcall.engine.voice_out import VoiceOutput
@@ -126,6 +128,7 @@ class Call:
         speech: Speech | None = None,
         save_recording: Callable[[bytes], Awaitable[None]] | None = None,
         log: logging.Logger | logging.LoggerAdapter[logging.Logger] | None = None,
+        tool_executors: Mapping[str, ToolExecutor] | None = None,
         playback: Callable[[], float | None] | None = None,
     ) -> None:
         """`playback`, when the medium reports it: seconds of the agent audio sent so far that have played."""
@@ -145,7 +148,7 @@ class Call:
         self._current: asyncio.Task[None] | None = None
         self._current_action: _Action | None = None
         self._interruptible = True
-        self._tools = ToolRunner(spec.tools, send, dtmf_out=spec.dtmf_out)
+        self._tools = ToolRunner(spec.tools, send, {"play_dtmf": PlayDtmfExecutor(send, spec.dtmf_out), **(tool_executors or {})})
         self._dtmf = DtmfBatcher(spec.dtmf, self._inbox.put_nowait)
         self._state: str | None = None
         self._medium = spec.output_medium
@@ -156,7 +159,7 @@ class Call:
         self._background: set[asyncio.Task[Any]] = set()
         self._timing: TurnTiming | None = None
         self._inactivity = Inactivity(spec.inactivity, lambda: self._inbox.put_nowait(_Timer("inactivity")))
-        self.call_state: dict[str, Any] = {}
+        self.call_state: dict[str, Any] = dict(spec.initial_state)
         self._setup_voice(speech, playback)
         self._delivery = Delivery(self._writer, send=send, speaking=lambda: self._set_state("speaking"),
                                   first_token=self._first_token, first_audio=self._first_audio,
@@ -224,6 +227,7 @@ class Call:
             for task in list(self._background):
                 task.cancel()
             await self._stop_current(self._end_reason or "system_error")
+            await self._tools.close()
             if self._hearing is not None:
                 await self._hearing.close()
             self._flush_pending()
@@ -553,7 +557,7 @@ class Call:
                 messages.append(ChatMessage("user", instruction))
             instruction = None
             tools = [t.spec for t in self.spec.tools] if action.offer_tools else []
-            spoken = Spoken()
+            spoken = Spoken(on_call=lambda c: self._tools.start_early(c, self._tool_context()))
             await self._deliver(self._llm.stream(messages, tools, temperature=self.spec.temperature), spoken)
             spoke = spoke or bool(spoken.text)
             if not spoken.calls:
@@ -592,11 +596,13 @@ class Call:
             self._log.warning("agent reply failed: %s", reason)
             await self._debug(f"Agent reply failed: {reason}")
             spoken.calls.clear()
+            self._tools.discard_early()
             if not spoken.text:
                 await self._apologise(medium, ordinal, spoken)
         except asyncio.CancelledError:
             cut = self._cutting  # None for a barge-in: then the user chose to cut it
             spoken.calls.clear()  # tool calls not yet run are dropped with the interrupted reply
+            self._tools.discard_early()
             if medium == "voice" and self._voice_out is not None:
                 spoken.text = self._voice_out.heard()
                 await self._send(PlaybackClearBuffer())
@@ -643,24 +649,32 @@ class Call:
 
     async def _run_tool(self, call: ToolCall) -> str:
         """Run one tool call and put its result into the history; returns the agent reaction."""
-        outcome = await self._tools.run(call)
+        outcome = await self._tools.run(call, self._tool_context())
         if outcome.update_call_state is not None:
-            self.call_state = outcome.update_call_state
+            self.call_state = {**self.call_state, **outcome.update_call_state}
         self._append(ChatMessage("tool", outcome.result, tool_call_id=call.id, name=call.name),
-                     error=outcome.error, state=outcome.update_call_state)
+                     error=outcome.error, state=dict(self.call_state) if outcome.update_call_state is not None else None)
         await self._debug(f"Tool call complete. Result: {outcome.result}")
-        if outcome.response_type == "hang-up":
-            self._agent_hang_up(outcome.result)
+        for note in outcome.notes:
+            await self._debug(f"Tool {call.name}: {note}")
+        if isinstance(outcome.control, ToolHangUp):
+            self._agent_hang_up(outcome.control)
             return "hang-up"
+        if isinstance(outcome.control, NewStage):
+            # Call stages are not implemented yet: the body is used as a plain tool result.
+            await self._debug(f"Tool {call.name} asked for a new stage; call stages are not supported yet")
         return outcome.reaction
 
-    def _agent_hang_up(self, result: str) -> None:
-        goodbye = None
-        with contextlib.suppress(ValueError, TypeError, AttributeError):
-            goodbye = json.loads(result).get("message")
+    def _tool_context(self) -> ToolContext:
+        spec = self.spec
+        return ToolContext(call_id=spec.call_id, call_stage_id=spec.call_stage_id or spec.call_id,
+                           call_state=dict(self.call_state), metadata=dict(spec.metadata),
+                           output_sample_rate=spec.voice.output_rate, history=tuple(self._history))
+
+    def _agent_hang_up(self, hang_up: ToolHangUp) -> None:
         self._agenda.clear()
-        if goodbye:
-            self._agenda.append(_Say(str(goodbye), True, end_reason="agent_hangup"))
+        if hang_up.message:
+            self._agenda.append(_Say(hang_up.message, True, end_reason="agent_hangup"))
         else:
             self._end_reason = "agent_hangup"
 

@@ -27,6 +27,13 @@ class Spoken:
 
     text: str = ""
     calls: list[ToolCall] = field(default_factory=list)
+    on_call: Callable[[ToolCall], None] | None = None
+    """Told of each tool call as soon as the model emits it (precomputable tools may start early)."""
+
+    def add_call(self, call: ToolCall) -> None:
+        self.calls.append(call)
+        if self.on_call is not None:
+            self.on_call(call)
 
 
 class Delivery:
@@ -60,7 +67,7 @@ class Delivery:
                     await self._send(message)
                     spoken.text += event.text
             elif isinstance(event, ToolCall):
-                spoken.calls.append(event)
+                spoken.add_call(event)
 
     async def speak(self, stream: AsyncIterator[LLMEvent], ordinal: int, spoken: Spoken) -> None:
         """Speak the model's text clause by clause; transcript words go out with their audio."""
@@ -73,7 +80,7 @@ class Delivery:
                     for clause in splitter.feed(event.text):
                         yield clause
                 elif isinstance(event, ToolCall):
-                    spoken.calls.append(event)
+                    spoken.add_call(event)
             if rest := splitter.flush():
                 yield rest
 

@@ -9,9 +9,39 @@ from typing import Any, Literal
 from voxcall.engine.turns import VadConfig
 from voxcall.providers.base import STT, TTS, VAD, ChatMessage, ToolSpec
 
-__all__ = ["CallSpec", "DtmfSpec", "EventRecord", "Greeting", "InactivityMessage", "Speech", "ToolDef", "VoiceSpec"]
+__all__ = [
+    "CallSpec", "DtmfSpec", "EventRecord", "Greeting", "HttpSpec", "InactivityMessage", "Speech", "ToolDef", "ToolParam",
+    "VoiceSpec",
+]
 
 Reaction = Literal["speaks", "listens", "speaks-once"]
+
+
+Location = Literal["query", "path", "header", "body"]
+ToolKind = Literal["client", "http", "static", "hang_up", "data_connection", "play_dtmf"]
+
+
+@dataclass(frozen=True, slots=True)
+class ToolParam:
+    """One parameter of a tool and where it goes: filled by the model (`dynamic`), fixed
+    (`static`, including parameterOverrides), or by the server (`automatic`, a KNOWN_PARAM_*)."""
+
+    name: str
+    location: Location = "body"
+    source: Literal["dynamic", "static", "automatic"] = "static"
+    value: Any = None
+    known: str | None = None
+    required: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class HttpSpec:
+    """Where an HTTP tool goes, and the credentials resolved from authTokens at call creation."""
+
+    url_pattern: str
+    method: str = "GET"
+    auth_headers: tuple[tuple[str, str], ...] = ()
+    auth_query: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,13 +49,14 @@ class ToolDef:
     """A tool offered in a call: how the model sees it and how it is run."""
 
     spec: ToolSpec
-    kind: Literal["client", "http", "static", "hang_up", "play_dtmf"] = "client"
+    kind: ToolKind = "client"
     timeout: float = 2.5
-    static_parameters: dict[str, Any] = field(default_factory=dict)
+    parameters: tuple[ToolParam, ...] = ()
+    """Every located parameter; `spec.parameters` is the model's view of the dynamic ones."""
     default_reaction: Reaction = "speaks"
     static_response: str | None = None
-    http_url: str | None = None
-    http_method: str = "GET"
+    http: HttpSpec | None = None
+    precomputable: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +146,10 @@ class CallSpec:
     max_tool_rounds: int = 4
     llm_timeout: float = 60.0
     """Longest wait for the model's first event before the agent apologises."""
+    initial_state: dict[str, Any] = field(default_factory=dict)
+    """The call state tools start from (initialState); tools change it, the model never sees it."""
+    metadata: dict[str, str] = field(default_factory=dict)
+    call_stage_id: str | None = None
     dtmf: DtmfSpec = DtmfSpec()
     dtmf_out: bool = False
     """True when the medium can play DTMF into the call (the built-in playDtmfSounds)."""

@@ -1,26 +1,66 @@
-"""Tool execution for a call: client tools over the socket, static responses, the built-ins hangUp and playDtmfSounds.
+"""Tool execution for a call: one executor per tool kind behind the `ToolExecutor` protocol.
 
-A client tool sends `client_tool_invocation` and waits, up to the tool's
-timeout, for the `client_tool_result` with the same `invocationId`
-(PROTOCOL.md 1.9.4, 2.8). Late, repeated and unknown results are ignored.
+Kinds: `client` (over the socket: `client_tool_invocation`, then the `client_tool_result`
+with the same `invocationId`, PROTOCOL.md 1.9.4, 2.8), `http` (injected: see
+`http_tool.HttpToolExecutor`), `static` (a staticResponse and nothing else) and the built-in
+`hang_up`. Every executor answers with a `ToolOutcome`: the text the model sees, the agent
+reaction, and a typed control (`HangUp`, `NewStage`) instead of a response-type string.
+
+A tool with a staticResponse answers at once; its implementation, if any, still runs in the
+background. Precomputable tools may be started while the agent is still speaking
+(`start_early`); an interrupted reply throws their results away (`discard_early`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
-from collections.abc import Awaitable, Callable
+import logging
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from pydantic import BaseModel
 
 from voxcall.engine.spec import ToolDef
+from voxcall.engine.tool_params import MissingArguments, ToolContext, assemble
 from voxcall.protocol.realtime import ClientToolInvocation, ClientToolResult
-from voxcall.protocol.telephony.events import DTMF_DIGITS, SendDtmf
 from voxcall.providers.base import ToolCall
 
-__all__ = ["ToolOutcome", "ToolRunner"]
+__all__ = [
+    "ClientToolExecutor",
+    "Control",
+    "HangUp",
+    "NewStage",
+    "ToolContext",
+    "ToolExecutor",
+    "ToolOutcome",
+    "ToolRunner",
+    "control_for",
+    "failure",
+]
+
+logger = logging.getLogger(__name__)
+_GRACE = 1.0  # the runner's backstop beyond a tool's own timeout
+
+
+@dataclass(frozen=True, slots=True)
+class HangUp:
+    """The tool ends the call (response type `hang-up`), after `message` if one is given."""
+
+    message: str | None = None
+    strict: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class NewStage:
+    """The tool asks for a new call stage (response type `new-stage`); `body` is a partial StartCallRequest."""
+
+    body: str
+
+
+Control = HangUp | NewStage | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,45 +69,60 @@ class ToolOutcome:
 
     result: str
     reaction: str = "speaks"
-    response_type: str = "tool-response"
+    control: Control = None
     error: str | None = None
     """Debug details (Message.errorDetails); never shown to the model."""
     update_call_state: dict[str, Any] | None = None
+    notes: tuple[str, ...] = ()
+    """Debug notes for the client (`debug` messages), e.g. an ignored header."""
 
 
-class ToolRunner:
-    def __init__(self, tools: tuple[ToolDef, ...], send: Callable[[BaseModel], Awaitable[None]], *,
-                 dtmf_out: bool = False) -> None:
-        self._tools = {t.spec.name: t for t in tools}
+class ToolExecutor(Protocol):
+    """Runs one kind of tool. Must return within the tool's timeout and never raise for a tool's failure."""
+
+    async def execute(self, tool: ToolDef, call: ToolCall, context: ToolContext) -> ToolOutcome: ...
+
+
+def failure(call: ToolCall, text: str, error: str, tool: ToolDef | None = None) -> ToolOutcome:
+    """A failed invocation: `text` for the model, `error` for errorDetails."""
+    return ToolOutcome(text.replace("{name}", call.name), reaction=tool.default_reaction if tool else "speaks", error=error)
+
+
+def control_for(response_type: str | None, result: str) -> tuple[Control, tuple[str, ...]]:
+    """The typed control of a response type (`X-Ultravox-Response-Type` or `responseType`), plus notes."""
+    kind = (response_type or "tool-response").strip().lower()
+    if kind == "tool-response":
+        return None, ()
+    if kind == "hang-up":
+        return _hang_up(result), ()
+    if kind == "new-stage":
+        return NewStage(result), ()
+    return None, (f"response type {kind!r} is not supported here; the result is used as a plain tool result",)
+
+
+def _hang_up(result: str) -> HangUp:
+    """`hang-up` results may be a JSON object (or a JSON-encoded one) with `message` and `strict`."""
+    value: Any = result
+    with contextlib.suppress(ValueError, TypeError):
+        for _ in range(2):
+            if isinstance(value, str):
+                value = json.loads(value)
+    if not isinstance(value, dict):
+        return HangUp()
+    message = value.get("message")
+    return HangUp(message=str(message) if message else None, strict=bool(value.get("strict")))
+
+
+class ClientToolExecutor:
+    """Client tools: send the invocation, wait up to the timeout for the matching result.
+
+    Late, repeated and unknown results are ignored. Cancellation-safe: a cancelled wait
+    forgets the invocation.
+    """
+
+    def __init__(self, send: Callable[[BaseModel], Awaitable[None]]) -> None:
         self._send = send
-        self._dtmf_out = dtmf_out
         self._waiters: dict[str, asyncio.Future[ClientToolResult]] = {}
-
-    async def run(self, call: ToolCall) -> ToolOutcome:
-        """Run one tool call. Cancellation-safe: a cancelled wait forgets the invocation."""
-        tool = self._tools.get(call.name)
-        if tool is None:
-            return ToolOutcome(f"There is no tool named {call.name}.", error="unknown tool")
-        if tool.kind == "hang_up":
-            return ToolOutcome("OK", reaction="listens", response_type="hang-up")
-        if tool.kind == "play_dtmf":
-            return await self._play_dtmf(call)
-        if tool.static_response is not None:
-            return ToolOutcome(tool.static_response, reaction=tool.default_reaction)
-        if tool.kind == "http":
-            return ToolOutcome(f"The tool {call.name} is unavailable.", error="HTTP tools are not supported by this server yet")
-        return await self._client(tool, call)
-
-    async def _play_dtmf(self, call: ToolCall) -> ToolOutcome:
-        """The built-in playDtmfSounds: out-of-band DTMF where the medium can send it, else say it cannot."""
-        digits = str(call.arguments.get("digits", "")).replace(" ", "").upper()
-        if not digits or any(d not in DTMF_DIGITS for d in digits):
-            return ToolOutcome("Give the digits to press as 0-9, *, # or A-D.", error=f"bad digits {digits!r}")
-        if not self._dtmf_out:
-            return ToolOutcome("This call cannot send DTMF tones: its connection has no way to play them.",
-                               error="the call's medium cannot send DTMF")
-        await self._send(SendDtmf(digits=digits))
-        return ToolOutcome(f"Pressed {digits}.")
 
     def resolve(self, message: ClientToolResult) -> bool:
         """Hand a client result to its waiting invocation; False if none is waiting."""
@@ -77,8 +132,11 @@ class ToolRunner:
         waiter.set_result(message)
         return True
 
-    async def _client(self, tool: ToolDef, call: ToolCall) -> ToolOutcome:
-        parameters = {**call.arguments, **tool.static_parameters}
+    async def execute(self, tool: ToolDef, call: ToolCall, context: ToolContext) -> ToolOutcome:
+        try:
+            parameters = assemble(tool, call.arguments, context).body
+        except MissingArguments as exc:
+            return failure(call, "The tool {name} needs " + ", ".join(exc.names) + ".", str(exc), tool)
         waiter: asyncio.Future[ClientToolResult] = asyncio.get_running_loop().create_future()
         self._waiters[call.id] = waiter
         try:
@@ -86,8 +144,7 @@ class ToolRunner:
             async with asyncio.timeout(tool.timeout):
                 answer = await waiter
         except TimeoutError:
-            return ToolOutcome(f"The tool {call.name} did not answer in time.", reaction=tool.default_reaction,
-                               error=f"timed out after {tool.timeout:g}s")
+            return failure(call, "The tool {name} did not answer in time.", f"timed out after {tool.timeout:g}s", tool)
         finally:
             self._waiters.pop(call.id, None)
         reaction = answer.agent_reaction or tool.default_reaction
@@ -95,5 +152,105 @@ class ToolRunner:
             return ToolOutcome(f"The tool {call.name} failed ({answer.error_type}).", reaction=reaction,
                                error=answer.error_message or answer.error_type)
         result = answer.result if isinstance(answer.result, str) else json.dumps(answer.result)
-        return ToolOutcome(result, reaction=reaction, response_type=answer.response_type or "tool-response",
-                           update_call_state=answer.update_call_state)
+        control, notes = control_for(answer.response_type, result)
+        return ToolOutcome(result, reaction=reaction, control=control, update_call_state=answer.update_call_state,
+                           notes=notes)
+
+
+class StaticExecutor:
+    """A tool that is only a staticResponse."""
+
+    async def execute(self, tool: ToolDef, call: ToolCall, context: ToolContext) -> ToolOutcome:
+        return ToolOutcome(tool.static_response or "", reaction=tool.default_reaction)
+
+
+class BuiltInExecutor:
+    """The built-in `hangUp`: the agent ends the call."""
+
+    async def execute(self, tool: ToolDef, call: ToolCall, context: ToolContext) -> ToolOutcome:
+        return ToolOutcome("OK", reaction="listens", control=HangUp())
+
+
+class UnavailableExecutor:
+    """Stands in for a kind this call has no executor for (e.g. HTTP without an outbound client)."""
+
+    def __init__(self, reason: str) -> None:
+        self._reason = reason
+
+    async def execute(self, tool: ToolDef, call: ToolCall, context: ToolContext) -> ToolOutcome:
+        return failure(call, "The tool {name} is unavailable.", self._reason, tool)
+
+
+class ToolRunner:
+    """The tools of one call, each run by the executor of its kind."""
+
+    def __init__(self, tools: tuple[ToolDef, ...], send: Callable[[BaseModel], Awaitable[None]],
+                 executors: Mapping[str, ToolExecutor] | None = None) -> None:
+        self._tools = {t.spec.name: t for t in tools}
+        self.client = ClientToolExecutor(send)
+        self._executors: dict[str, ToolExecutor] = {
+            "client": self.client, "static": StaticExecutor(), "hang_up": BuiltInExecutor(),
+            "http": UnavailableExecutor("HTTP tools need an outbound HTTP client, and this call has none"),
+        }
+        self._executors.update(executors or {})
+        self._early: dict[str, asyncio.Task[ToolOutcome]] = {}
+        self._background: set[asyncio.Task[Any]] = set()
+
+    def resolve(self, message: ClientToolResult) -> bool:
+        """Hand a client result to its waiting invocation; False if none is waiting."""
+        return self.client.resolve(message)
+
+    async def run(self, call: ToolCall, context: ToolContext) -> ToolOutcome:
+        """Run one tool call (or collect the one started early); never raises for a tool's failure."""
+        early = self._early.pop(call.id, None)
+        if early is not None:
+            return await early
+        return await self._run_now(call, context)
+
+    async def _run_now(self, call: ToolCall, context: ToolContext) -> ToolOutcome:
+        tool = self._tools.get(call.name)
+        if tool is None:
+            return failure(call, "There is no tool named {name}.", "unknown tool")
+        if tool.static_response is not None and tool.kind in ("client", "http"):
+            self._spawn(self._guarded(tool, call, context))  # runs on; its answer is not waited for
+            return ToolOutcome(tool.static_response, reaction=tool.default_reaction)
+        return await self._guarded(tool, call, context)
+
+    def start_early(self, call: ToolCall, context: ToolContext) -> None:
+        """Start a precomputable tool now, while the reply that asked for it is still going out."""
+        tool = self._tools.get(call.name)
+        if tool is None or not tool.precomputable or tool.kind == "hang_up" or call.id in self._early:
+            return
+        self._early[call.id] = asyncio.create_task(self._run_now(call, context))
+
+    def discard_early(self) -> None:
+        """The reply was interrupted: throw away what its precomputable tools were doing."""
+        early, self._early = self._early, {}
+        for task in early.values():
+            task.cancel()
+
+    async def close(self) -> None:
+        """Cancel everything still running (background and early invocations) and wait for it."""
+        self.discard_early()
+        tasks = list(self._background)
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+
+    async def _guarded(self, tool: ToolDef, call: ToolCall, context: ToolContext) -> ToolOutcome:
+        executor = self._executors.get(tool.kind) or UnavailableExecutor(f"no executor for {tool.kind} tools")
+        try:
+            async with asyncio.timeout(tool.timeout + _GRACE):
+                return await executor.execute(tool, call, context)
+        except TimeoutError:
+            return failure(call, "The tool {name} did not answer in time.", f"timed out after {tool.timeout:g}s", tool)
+        except Exception as exc:  # an executor bug must not end the call
+            logger.exception("tool %s failed", call.name)
+            return failure(call, "The tool {name} failed.", f"{type(exc).__name__}: {exc}", tool)
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.create_task(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)

@@ -12,9 +12,22 @@ from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from voxcall.protocol.tools import (
+    DEFAULT_TOOL_TIMEOUT,
+    MAX_TOOL_TIMEOUT,
+    TOOL_NAME_PATTERN,
+    AutomaticParameter,
+    BaseToolDefinition,
+    DynamicParameter,
+    SelectedTool,
+    StaticParameter,
+)
 from voxcall.protocol.wire import Duration, WireModel
 
 __all__ = [
+    "DEFAULT_TOOL_TIMEOUT",
+    "MAX_TOOL_TIMEOUT",
+    "TOOL_NAME_PATTERN",
     "Account",
     "AutomaticParameter",
     "BaseToolDefinition",
@@ -45,114 +58,13 @@ __all__ = [
 
 T = TypeVar("T")
 
-ParameterLocation = Literal[
-    "PARAMETER_LOCATION_UNSPECIFIED",
-    "PARAMETER_LOCATION_QUERY",
-    "PARAMETER_LOCATION_PATH",
-    "PARAMETER_LOCATION_HEADER",
-    "PARAMETER_LOCATION_BODY",
-]
-AgentReactionEnum = Literal[
-    "AGENT_REACTION_UNSPECIFIED", "AGENT_REACTION_SPEAKS", "AGENT_REACTION_LISTENS", "AGENT_REACTION_SPEAKS_ONCE"
-]
 MessageRole = Literal[
     "MESSAGE_ROLE_UNSPECIFIED", "MESSAGE_ROLE_USER", "MESSAGE_ROLE_AGENT", "MESSAGE_ROLE_TOOL_CALL", "MESSAGE_ROLE_TOOL_RESULT"
 ]
 MessageMedium = Literal["MESSAGE_MEDIUM_UNSPECIFIED", "MESSAGE_MEDIUM_VOICE", "MESSAGE_MEDIUM_TEXT"]
 EndReason = Literal["unjoined", "hangup", "agent_hangup", "timeout", "connection_error", "system_error"]
 
-DEFAULT_TOOL_TIMEOUT = 2.5
-MAX_TOOL_TIMEOUT = 40.0
-TOOL_NAME_PATTERN = r"^[a-zA-Z0-9_-]{1,64}$"
-
-
-# ---------------------------------------------------------------- tools (1.9)
-
-
-class DynamicParameter(WireModel):
-    name: str
-    location: ParameterLocation = "PARAMETER_LOCATION_BODY"
-    schema_: dict[str, Any] = Field(default_factory=dict, alias="schema")
-    required: bool = False
-
-
-class StaticParameter(WireModel):
-    name: str
-    location: ParameterLocation = "PARAMETER_LOCATION_BODY"
-    value: Any = None
-
-
-class AutomaticParameter(WireModel):
-    name: str
-    location: ParameterLocation = "PARAMETER_LOCATION_BODY"
-    known_value: str = "KNOWN_PARAM_UNSPECIFIED"
-
-
-class HttpTool(WireModel):
-    base_url_pattern: str
-    http_method: str = "GET"
-
-
-class StaticResponse(WireModel):
-    response_text: str
-
-
-class BaseToolDefinition(WireModel):
-    model_tool_name: str | None = Field(default=None, pattern=TOOL_NAME_PATTERN)
-    description: str = ""
-    dynamic_parameters: list[DynamicParameter] = Field(default_factory=list)
-    static_parameters: list[StaticParameter] = Field(default_factory=list)
-    automatic_parameters: list[AutomaticParameter] = Field(default_factory=list)
-    requirements: dict[str, Any] | None = None
-    timeout: Duration | None = None
-    precomputable: bool | None = None
-    http: HttpTool | None = None
-    client: dict[str, Any] | None = None
-    data_connection: dict[str, Any] | None = None
-    default_reaction: AgentReactionEnum | None = None
-    static_response: StaticResponse | None = None
-
-    @field_validator("timeout")
-    @classmethod
-    def _timeout_in_range(cls, value: float | None) -> float | None:
-        if value is not None and not 0 < value <= MAX_TOOL_TIMEOUT:
-            raise ValueError(f"timeout must be above 0s and at most {MAX_TOOL_TIMEOUT:g}s")
-        return value
-
-    @model_validator(mode="after")
-    def _one_implementation(self) -> BaseToolDefinition:
-        kinds = [k for k in ("http", "client", "data_connection") if getattr(self, k) is not None]
-        if len(kinds) > 1:
-            raise ValueError("set exactly one of http, client and dataConnection")
-        if self.client is not None:
-            bad = [p.name for p in self.dynamic_parameters if p.location != "PARAMETER_LOCATION_BODY"]
-            if bad:
-                raise ValueError(f"client tools take body parameters only; not allowed: {', '.join(bad)}")
-        return self
-
-
-class SelectedTool(WireModel):
-    tool_id: str | None = None
-    tool_name: str | None = None
-    temporary_tool: BaseToolDefinition | None = None
-    name_override: str | None = Field(default=None, pattern=TOOL_NAME_PATTERN)
-    description_override: str | None = None
-    auth_tokens: dict[str, str] | None = None
-    parameter_overrides: dict[str, Any] | None = None
-    transition_id: str | None = None
-
-    @model_validator(mode="after")
-    def _exactly_one_source(self) -> SelectedTool:
-        given = [k for k in ("tool_id", "tool_name", "temporary_tool") if getattr(self, k) is not None]
-        if len(given) != 1:
-            raise ValueError("set exactly one of toolId, toolName and temporaryTool")
-        return self
-
-    def model_name(self) -> str | None:
-        """The name the model sees: nameOverride, else the tool's modelToolName."""
-        if self.name_override:
-            return self.name_override
-        return self.temporary_tool.model_tool_name if self.temporary_tool else self.tool_name
+# Tools (1.9) live in protocol/tools.py; re-exported here for existing importers.
 
 
 # ------------------------------------------------------- call settings (1.5)

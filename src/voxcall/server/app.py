@@ -14,11 +14,13 @@ from fastapi.responses import JSONResponse
 
 from voxcall import __version__
 from voxcall.config import Settings
-from voxcall.errors import ApiError
+from voxcall.errors import ApiError, RateLimited
 from voxcall.protocol.rest import Voice
 from voxcall.engine.spec import Speech
 from voxcall.providers.base import LLM, ChatMessage
-from voxcall.server import realtime, rest, telephony, web
+from voxcall.server.docs import add_docs
+from voxcall.server import realtime, rest, telephony, tools, web
+from voxcall.server.limits import retry_after_header
 from voxcall.server.services import Services
 from voxcall.server.sweep import StaleCallSweep
 from voxcall.server.tokens import JoinTokens
@@ -129,18 +131,23 @@ def create_app(
             if owned:
                 await app.state.services.close()
 
-    app = FastAPI(title="voxcall", version=__version__, lifespan=lifespan, openapi_url="/api/openapi.json", docs_url="/api/docs", redoc_url=None)
+    app = FastAPI(title="voxcall", version=__version__, lifespan=lifespan, openapi_url="/api/openapi.json", docs_url=None, redoc_url=None)
+    add_docs(app, openapi_url="/api/openapi.json")
     if services is not None:
         app.state.services = services
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["*"],
-                           allow_headers=["X-API-Key", "X-Unsafe-API-Key", "Content-Type"])
+                           allow_headers=["X-API-Key", "X-Unsafe-API-Key", "Content-Type"], expose_headers=["Retry-After"])
 
     @app.exception_handler(ApiError)
     async def api_error(request: Request, exc: ApiError) -> JSONResponse:
-        return JSONResponse({"detail": exc.detail}, status_code=exc.status_code)
+        headers = None
+        if isinstance(exc, RateLimited) and exc.retry_after is not None:
+            headers = {"Retry-After": retry_after_header(exc.retry_after)}
+        return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=headers)
 
     app.include_router(rest.router)
+    app.include_router(tools.router)
     app.include_router(realtime.router)
     app.include_router(telephony.router)
     app.include_router(web.router)

@@ -3,99 +3,19 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any, Literal
 
-from voxcall.engine.spec import CallSpec, DtmfSpec, Greeting, InactivityMessage, ToolDef, VoiceSpec
+from voxcall.engine.spec import CallSpec, DtmfSpec, Greeting, InactivityMessage, VoiceSpec
 from voxcall.engine.turns import VadConfig
-from voxcall.errors import InvalidRequest
-from voxcall.protocol.rest import (
-    DEFAULT_TOOL_TIMEOUT,
-    BaseToolDefinition,
-    Call,
-    CallMessage,
-    DynamicParameter,
-    SelectedTool,
-    StartCallRequest,
-)
+from voxcall.protocol.rest import Call, CallMessage, StartCallRequest
 from voxcall.protocol.wire import format_duration
-from voxcall.providers.base import ChatMessage, ToolCall, ToolSpec
+from voxcall.providers.base import ChatMessage, ToolCall
+from voxcall.server.call_tools import build_call_tools
+from voxcall.server.call_tools import tool_def as _tool_def
 from voxcall.store.records import CallRecord
 
 __all__ = ["build_call_tools", "build_spec", "dtmf_spec", "history_from_messages", "to_call", "voice_spec"]
 
-BUILT_IN_TOOLS = {
-    "hangUp": BaseToolDefinition(model_tool_name="hangUp", description="End the call when the conversation is over."),
-    "playDtmfSounds": BaseToolDefinition(
-        model_tool_name="playDtmfSounds",
-        description="Press keys on the phone keypad (DTMF tones), for example to navigate a phone menu.",
-        dynamic_parameters=[DynamicParameter(name="digits", required=True, schema={
-            "type": "string", "description": "The keys to press, in order: 0-9, *, # or A-D."})],
-    ),
-}
-_BUILT_IN_KINDS: dict[str, Literal["hang_up", "play_dtmf"]] = {"hangUp": "hang_up", "playDtmfSounds": "play_dtmf"}
 _URGENCIES = {"URGENCY_SOON": "soon", "URGENCY_LATER": "later"}
-_REACTIONS = {"AGENT_REACTION_LISTENS": "listens", "AGENT_REACTION_SPEAKS_ONCE": "speaks-once"}
-
-
-def _definition(selected: SelectedTool) -> BaseToolDefinition:
-    if selected.temporary_tool is not None:
-        return selected.temporary_tool
-    if selected.tool_name in BUILT_IN_TOOLS:
-        return BUILT_IN_TOOLS[selected.tool_name]
-    ref = selected.tool_name or selected.tool_id
-    raise InvalidRequest([{"loc": ["body", "selectedTools"], "msg": f"unknown tool {ref!r}: only temporaryTool and the built-ins {', '.join(BUILT_IN_TOOLS)} are supported", "type": "value_error"}])
-
-
-def build_call_tools(request: StartCallRequest) -> list[dict[str, Any]]:
-    """Resolve `selectedTools` into `CallTool` resources (wire form)."""
-    tools = []
-    for selected in request.selected_tools or []:
-        definition = _definition(selected)
-        name = selected.model_name() or definition.model_tool_name
-        if not name:
-            raise InvalidRequest([{"loc": ["body", "selectedTools"], "msg": "a tool needs modelToolName or nameOverride", "type": "value_error"}])
-        body = definition.wire()
-        body.pop("modelToolName", None)
-        if selected.description_override:
-            body["description"] = selected.description_override
-        overrides = selected.parameter_overrides or {}
-        if overrides:
-            body["dynamicParameters"] = [p for p in body.get("dynamicParameters", []) if p["name"] not in overrides]
-            body["staticParameters"] = body.get("staticParameters", []) + [
-                {"name": k, "location": "PARAMETER_LOCATION_BODY", "value": v} for k, v in overrides.items()
-            ]
-        body.setdefault("timeout", format_duration(definition.timeout or DEFAULT_TOOL_TIMEOUT))
-        if selected.tool_name in BUILT_IN_TOOLS and selected.temporary_tool is None:
-            body["builtIn"] = selected.tool_name
-        tools.append({"callToolId": str(uuid.uuid4()), "toolId": None, "name": name, "definition": body})
-    return tools
-
-
-def _tool_def(tool: dict[str, Any]) -> ToolDef:
-    body = tool["definition"]
-    definition = BaseToolDefinition.model_validate(body)
-    properties: dict[str, Any] = {}
-    required: list[str] = []
-    for param in definition.dynamic_parameters:
-        schema = {k: v for k, v in param.schema_.items() if k != "title"}
-        properties[param.name] = schema or {"type": "string"}
-        if param.required:
-            required.append(param.name)
-    parameters: dict[str, Any] = {"type": "object", "properties": properties}
-    if required:
-        parameters["required"] = required
-    kind: Literal["client", "http", "hang_up", "play_dtmf"] = _BUILT_IN_KINDS.get(body.get("builtIn") or "") or (
-        "http" if definition.http else "client")
-    return ToolDef(
-        spec=ToolSpec(tool["name"], definition.description, parameters),
-        kind=kind,
-        timeout=definition.timeout or DEFAULT_TOOL_TIMEOUT,
-        static_parameters={p.name: p.value for p in definition.static_parameters},
-        default_reaction=_REACTIONS.get(definition.default_reaction or "", "speaks"),  # type: ignore[arg-type]
-        static_response=definition.static_response.response_text if definition.static_response else None,
-        http_url=definition.http.base_url_pattern if definition.http else None,
-        http_method=definition.http.http_method if definition.http else "GET",
-    )
 
 
 def history_from_messages(messages: list[CallMessage]) -> list[ChatMessage]:
@@ -196,6 +116,8 @@ def build_spec(record: CallRecord, messages: list[CallMessage], voices: list[str
             InactivityMessage(m.duration, m.message, _END_BEHAVIORS.get(m.end_behavior or "", "none"))  # type: ignore[arg-type]
             for m in request.inactivity_messages or []
         ),
+        initial_state=dict(request.initial_state or {}),
+        metadata={**(request.metadata or {}), **record.system_metadata},
         dtmf=dtmf_spec(request),
     )
 

@@ -40,6 +40,7 @@ from voxcall.server.calls import build_spec
 from voxcall.server.live import NORMAL_CLOSURE, SERVICE_RESTART, LiveCall
 from voxcall.server.logs import call_context
 from voxcall.server.services import Services
+from voxcall.server.tools import tool_executors
 from voxcall.store.records import CallRecord
 
 __all__ = ["INTERNAL_ERROR", "POLICY_VIOLATION", "MediaFactory", "host_call", "refuse"]
@@ -91,6 +92,7 @@ class _Host:
         self.live: LiveCall | None = None
         self._write_lock = asyncio.Lock()
         self._refusal: tuple[int, str] | None = None
+        self._carrier_metadata: dict[str, str] = {}
 
     async def run(self, record: CallRecord, make_media: MediaFactory) -> str:
         reason = "system_error"
@@ -103,6 +105,7 @@ class _Host:
                 if early:
                     reason = early
                     return reason  # the `finally` ends the call
+                record.system_metadata.update(self._carrier_metadata)
             call = await self._build(record)
             self.live = self.svc.live.add(self.call_id, LiveCall(call))
             await self.send(CallStarted(call_id=self.call_id))
@@ -127,7 +130,8 @@ class _Host:
         if isinstance(self.media, CarrierMedia):
             spec, playback = _fit_to_carrier(spec, self.media), self.media.played
         return Call(spec, svc.llm, send=self.send, record=self._record, speech=svc.speech,
-                    save_recording=self._save_recording, log=log, playback=playback)
+                    save_recording=self._save_recording, log=log, tool_executors=tool_executors(svc),
+                    playback=playback)
 
     async def _await_start(self, media: CarrierMedia) -> str:
         """Read frames until the carrier's `start`; "" once started, else the end reason of the call."""
@@ -160,6 +164,7 @@ class _Host:
 
     async def _started(self, start: MediaStart) -> None:
         logger.info("media stream started: %d Hz", start.sample_rate)
+        self._carrier_metadata = dict(start.metadata)
         if start.metadata:
             try:
                 await self.svc.store.add_system_metadata(self.call_id, start.metadata)

@@ -14,7 +14,9 @@ from fastapi.responses import FileResponse, JSONResponse
 from voxcall.errors import InvalidRequest, NotFound, ProtocolError
 from voxcall.protocol.realtime import ForcedAgentMessage, HangUp, UserTextMessage, parse_client
 from voxcall.protocol.rest import Account, CallMessage, ModelAlias, Page, StartCallRequest
-from voxcall.server.calls import build_call_tools, to_call
+from voxcall.server.admission import active_calls, admit_call
+from voxcall.server.call_tools import durable_uses, public_call_tool, resolve_call_tools
+from voxcall.server.calls import to_call
 from voxcall.server.services import Services, get_services, require_api_key
 from voxcall.store.records import CallRecord
 
@@ -66,7 +68,7 @@ async def create_call(
         given = {**prior.request, **given}
         body = StartCallRequest.model_validate(given)
     _check_voice(body, svc)
-    tools = build_call_tools(body)
+    tools = await resolve_call_tools(body, svc.tool_store, account)
     call_id = str(uuid.uuid4())
     created = datetime.now(UTC)
     expires = created.timestamp() + (body.join_timeout or 30.0)
@@ -80,7 +82,8 @@ async def create_call(
         tools=tools,
         enable_greeting_prompt=enable_greeting_prompt,
     )
-    await svc.store.create_call(record)
+    await admit_call(svc, record)  # 429 beyond the account's concurrency or creation rate
+    await svc.tool_store.record_uses(call_id, created, durable_uses(tools))
     for message in inherited or list(body.initial_messages or []):
         await svc.store.add_message(call_id, message.model_copy(update={"call_stage_message_index": None}))
     svc.watch_join_timeout(record)
@@ -150,7 +153,7 @@ async def list_messages(
 @router.get("/calls/{call_id}/tools")
 async def list_call_tools(call_id: str, svc: Svc, account: AccountId) -> list[dict[str, Any]]:
     """The call's tools as a bare array (not paginated), as the hosted API does."""
-    return (await svc.store.get_call(call_id, account)).tools
+    return [public_call_tool(t) for t in (await svc.store.get_call(call_id, account)).tools]
 
 
 @router.post("/calls/{call_id}/send_data_message", status_code=204)
@@ -185,8 +188,8 @@ async def list_voices(request: Request, svc: Svc, account: AccountId) -> dict[st
 @router.get("/accounts/me")
 async def account_me(svc: Svc, account: AccountId) -> dict[str, Any]:
     name = await svc.store.get_account_name(account)
-    live = await svc.store.count_live_calls(account)
-    return Account(account_id=account, name=name, active_calls=live, allowed_concurrent_calls=svc.settings.max_calls).wire()
+    live = len(await active_calls(svc, account))  # the count POST /api/calls enforces the limit on
+    return Account(account_id=account, name=name, active_calls=live, allowed_concurrent_calls=svc.settings.max_calls or None).wire()
 
 
 @router.get("/schema/", include_in_schema=False)

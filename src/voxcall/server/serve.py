@@ -14,7 +14,6 @@ import asyncio
 import logging
 import signal
 import socket
-import sys
 from types import FrameType
 
 import uvicorn
@@ -23,7 +22,7 @@ from fastapi import FastAPI
 from voxcall.config import Settings
 from voxcall.server.services import Services
 
-__all__ = ["GracefulServer", "drain", "serve"]
+__all__ = ["GracefulServer", "drain", "graceful_server"]
 
 logger = logging.getLogger(__name__)
 
@@ -81,10 +80,7 @@ class GracefulServer(uvicorn.Server):
             self.should_exit = True
 
 
-def serve(app: FastAPI, settings: Settings, *, log_level: str = "info") -> None:
-    """Run `app` on `settings.host:settings.port` until a signal stops it (what `uvicorn.run` does, plus the drain)."""
+def graceful_server(app: FastAPI, settings: Settings, *, log_level: str = "info") -> GracefulServer:
+    """A server for `app` on `settings.host:settings.port` (uvicorn's sans-I/O websockets), draining on SIGTERM."""
     config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level=log_level.lower(), ws="websockets-sansio")
-    server = GracefulServer(config, app, drain_seconds=settings.drain_seconds)
-    server.run()
-    if not server.started:
-        sys.exit(3)  # uvicorn's STARTUP_FAILURE
+    return GracefulServer(config, app, drain_seconds=settings.drain_seconds)

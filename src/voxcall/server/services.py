@@ -10,18 +10,23 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+import httpx
 from fastapi import Request, WebSocket
 
 from voxcall.config import Settings
 from voxcall.engine.spec import Speech
-from voxcall.errors import NotFound, Unauthorized
+from voxcall.errors import NotFound, RateLimited, Unauthorized
+from voxcall.outbound import OutboundPolicy, safe_client
 from voxcall.protocol.rest import StartCallRequest, Voice
 from voxcall.providers.base import LLM
+from voxcall.server.call_tools import PUBLIC_TOOLS
+from voxcall.server.limits import Limits, enforce, retry_after_header
 from voxcall.server.live import SERVICE_RESTART, LiveCall, LiveCalls, LiveDirectory
 from voxcall.server.tokens import JoinTokens
 from voxcall.store import Store
 from voxcall.store.recordings import RecordingStore
 from voxcall.store.records import CallRecord
+from voxcall.store.tools import ToolStore
 
 __all__ = ["EndHook", "LiveCall", "Services", "get_services", "require_api_key"]
 
@@ -40,6 +45,7 @@ class Services:
     recordings: RecordingStore
     speech: Speech | None = None
     voices: list[Voice] = field(default_factory=list)
+    limits: Limits = None  # type: ignore[assignment]  # built from `settings` when not given
     live: LiveCalls = field(default_factory=LiveCalls)
     directory: LiveDirectory | None = None
     """Where the stale-call sweep asks whether a call is live anywhere; None = this process's `live`."""
@@ -49,8 +55,25 @@ class Services:
     """Shutting down gracefully: new joins are refused (1013), live calls run on for a while."""
     stopping: bool = False
     """Shutting down now: calls whose socket closes end as `system_error`."""
+    tools: ToolStore | None = None
+    """Durable tools; built from `store` when not given."""
+    outbound: httpx.AsyncClient | None = None
+    """The one client for requests on a user's behalf (HTTP tools, webhooks): SSRF-checked (voxcall.outbound)."""
     _timers: dict[str, asyncio.TimerHandle] = field(default_factory=dict)
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
+
+    def __post_init__(self) -> None:
+        if self.limits is None:
+            self.limits = Limits.from_settings(self.settings)
+        if self.tools is None:
+            self.tools = ToolStore(self.store.engine, PUBLIC_TOOLS)
+        if self.outbound is None:
+            self.outbound = safe_client(OutboundPolicy.parse(self.settings.outbound_allow))
+
+    @property
+    def tool_store(self) -> ToolStore:
+        assert self.tools is not None  # set in __post_init__
+        return self.tools
 
     def watch_join_timeout(self, record: CallRecord) -> None:
         """End the call as `unjoined` if nobody joins within its joinTimeout."""
@@ -113,6 +136,8 @@ class Services:
         for task in list(self._tasks):
             task.cancel()
         await self.end_live_calls(5.0)
+        if self.outbound is not None:
+            await self.outbound.aclose()
         await self.store.close()
 
 
@@ -125,11 +150,24 @@ def ws_services(websocket: WebSocket) -> Services:
 
 
 async def require_api_key(request: Request) -> str:
-    """The caller's account id, from `X-API-Key` (or `X-Unsafe-API-Key`); 401 otherwise."""
+    """The caller's account id, from `X-API-Key` (or `X-Unsafe-API-Key`); 401 otherwise.
+
+    429 (with Retry-After) when this client address sent too many invalid keys lately, checked
+    before the key is looked at, or when this key's request rate is used up (server/limits.py).
+    """
     key = request.headers.get("x-api-key") or request.headers.get("x-unsafe-api-key")
     if not key:
         raise Unauthorized("Authentication credentials were not provided: send your key in the X-API-Key header.")
-    account = await get_services(request).store.authenticate(key.strip())
+    key, svc = key.strip(), get_services(request)
+    address = request.client.host if request.client else "unknown"
+    limits = svc.limits
+    blocked = await limits.auth_failures.check(address)
+    if not blocked.allowed:  # before the key is looked at: guessing keys gets no answer at all
+        raise RateLimited(f"Too many invalid API keys from this address. Retry with a valid key after "
+                          f"{retry_after_header(blocked.retry_after)} s.", retry_after=blocked.retry_after)
+    account = await svc.store.authenticate(key)
     if account is None:
+        await limits.auth_failures.hit(address)
         raise Unauthorized("Invalid API key.")
+    await enforce(limits.requests, key[:8], f"Too many requests for this API key (at most {svc.settings.requests_per_second} per second).")
     return account

@@ -280,6 +280,12 @@ class Store:
         async with self._sessions() as session:
             return [str(call_id) for call_id in await session.scalars(query)]
 
+    async def list_open_calls(self, account_id: str) -> list[CallRecord]:
+        """Calls of the account that are not ended (joined, or not yet joined), oldest first."""
+        query = select(CallRow).where(CallRow.account_id == account_id, CallRow.ended.is_(None)).order_by(CallRow.created)
+        async with self._sessions() as session:
+            return [_call_record(r) for r in await session.scalars(query)]
+
     async def count_live_calls(self, account_id: str) -> int:
         """Calls of the account that are joined and not ended."""
         query = select(func.count()).select_from(CallRow).where(

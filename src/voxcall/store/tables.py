@@ -11,7 +11,20 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, DateTime, Dialect, Float, ForeignKey, Index, Integer, MetaData, String, Text
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Dialect,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
@@ -23,6 +36,8 @@ __all__ = [
     "CallRow",
     "MessageRow",
     "SecretRow",
+    "ToolRow",
+    "ToolUseRow",
     "UTCDateTime",
 ]
 
@@ -144,3 +159,32 @@ class SecretRow(Base):
 
     name: Mapped[str] = mapped_column(String(100), primary_key=True)
     value: Mapped[str] = mapped_column(Text)
+
+
+class ToolRow(Base):
+    """A durable tool (PROTOCOL.md 1.9.1): an account's own (`private`), or a built-in (`public`, no account)."""
+
+    __tablename__ = "tools"
+    __table_args__ = (
+        UniqueConstraint("account_id", "name", name="uq_tools_account_id_name"),
+        Index("ix_tools_account_created", "account_id", "created", "tool_id"),
+    )
+
+    tool_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    account_id: Mapped[str | None] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(40))
+    ownership: Mapped[str] = mapped_column(String(16))
+    created: Mapped[datetime]
+    definition: Mapped[dict[str, Any]]
+
+
+class ToolUseRow(Base):
+    """A call that selected a durable tool, under the model-facing `names` it had there (tool history)."""
+
+    __tablename__ = "tool_uses"
+    __table_args__ = (Index("ix_tool_uses_tool_created", "tool_id", "created", "call_id"),)
+
+    tool_id: Mapped[str] = mapped_column(ForeignKey("tools.tool_id", ondelete="CASCADE"), primary_key=True)
+    call_id: Mapped[str] = mapped_column(ForeignKey("calls.call_id", ondelete="CASCADE"), primary_key=True)
+    created: Mapped[datetime]
+    names: Mapped[list[Any]]
