@@ -8,13 +8,19 @@ Per turn it prints:
 and the server's own stage breakdown (from its `debug` latency report): end of speech -> end of
 turn decision (turnEndpointDelay) -> final transcript -> LLM first token -> first audio out.
 
-    .venv/bin/python benchmarks/voice_latency.py [--rounds 2] [--llm qwen2.5-1.5b]
+`--medium twilio` joins the call as Twilio Media Streams does instead (JSON frames, base64 μ-law at
+8 kHz, marks acknowledged as the audio plays), and `--medium both` runs the two one after the other
+on the same server and prints them side by side. Over Twilio the stage breakdown comes from the
+call's `turn_latency` events.
+
+    .venv/bin/python benchmarks/voice_latency.py [--rounds 2] [--llm qwen2.5-1.5b] [--medium serverWebSocket|twilio|both]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import json
 import os
 import re
@@ -31,6 +37,7 @@ import numpy as np
 import websockets
 
 from voxcall.audio import read_wav, resample
+from voxcall.codecs import ulaw_decode, ulaw_encode
 from voxcall.config import default_data_dir
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -41,11 +48,14 @@ CHUNK = RATE // 50 * 2  # 20 ms
 SYSTEM = "You are a helpful voice assistant. Answer in one or two short sentences."
 
 
-def load(name: str) -> tuple[bytes, float]:
-    pcm, rate = read_wav(str(FIXTURES / name))
-    pcm = resample(pcm, rate, RATE)
+def load(name: str, rate: int = RATE) -> tuple[bytes, float]:
+    pcm, source = read_wav(str(FIXTURES / name))
+    pcm = resample(pcm, source, rate)
     loud = np.nonzero(np.abs(np.frombuffer(pcm, dtype="<i2")) > 1000)[0]
-    return pcm, float(loud[-1] + 1) / RATE
+    return pcm, float(loud[-1] + 1) / rate
+
+
+STAGES = re.compile(r"(\w[\w ]*?) (\d+) ms")
 
 
 def default_data_dir_of_env() -> Path:
@@ -127,7 +137,7 @@ async def run_call(url: str, key: str, rounds: int, *, quiet: bool = False, turn
                 state["last_voiced"] = queued + last_loud
                 await asyncio.wait_for(state["final"].wait(), turn_timeout)
                 await asyncio.wait_for(state["listening"].wait(), turn_timeout)
-                stages = {k: float(v) for k, v in re.findall(r"(\w[\w ]*?) (\d+) ms", state["report"])}
+                stages = {k: float(v) for k, v in STAGES.findall(state["report"])}
                 if not state["first_audio"]:
                     print(f"{name:16} missed: no reply", flush=True)
                     state["last_voiced"] = 0.0
@@ -144,25 +154,145 @@ async def run_call(url: str, key: str, rounds: int, *, quiet: bool = False, turn
     return results
 
 
+TWILIO_RATE = 8000
+TWILIO_CHUNK = TWILIO_RATE // 50  # 20 ms of μ-law: 160 bytes
+
+
+class TwilioCaller:
+    """The Twilio side of a Media Stream: μ-law 20 ms frames in real time, marks acknowledged as played."""
+
+    def __init__(self, ws: websockets.ClientConnection) -> None:
+        self.ws, self.sid = ws, "MZ" + "0" * 32
+        self.queue: asyncio.Queue[bytes] = asyncio.Queue()
+        self.playing: list[tuple[str, object]] = []
+        self.first_audio = 0.0
+        self.last_voiced = 0.0
+
+    async def open(self) -> None:
+        await self.ws.send(json.dumps({"event": "connected", "protocol": "Call", "version": "1.0.0"}))
+        await self.ws.send(json.dumps({"event": "start", "sequenceNumber": "1", "streamSid": self.sid, "start": {
+            "streamSid": self.sid, "accountSid": "AC" + "0" * 32, "callSid": "CA" + "0" * 32, "tracks": ["inbound"],
+            "customParameters": {}, "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1}}}))
+
+    async def sender(self) -> None:
+        pending, start, sent = b"", time.monotonic(), 0
+        while True:
+            if not pending and not self.queue.empty():
+                pending = self.queue.get_nowait()
+            piece, pending = (pending[: 2 * TWILIO_CHUNK], pending[2 * TWILIO_CHUNK:]) if pending else (b"", b"")
+            payload = base64.b64encode(ulaw_encode(piece.ljust(2 * TWILIO_CHUNK, b"\0"))).decode()
+            await self.ws.send(json.dumps({"event": "media", "streamSid": self.sid, "media": {
+                "track": "inbound", "chunk": str(sent + 1), "timestamp": str(sent * 20), "payload": payload}}))
+            sent += 1
+            await asyncio.sleep(max(0.0, start + sent * 0.02 - time.monotonic()))
+
+    async def receiver(self) -> None:
+        async for frame in self.ws:
+            message = json.loads(frame)
+            if message["event"] == "media":
+                if self.last_voiced and not self.first_audio:
+                    self.first_audio = time.monotonic()
+                self.playing.append(("audio", len(ulaw_decode(base64.b64decode(message["media"]["payload"])))))
+            elif message["event"] == "mark":
+                self.playing.append(("mark", message["mark"]["name"]))
+            elif message["event"] == "clear":
+                self.playing = [item for item in self.playing if item[0] == "mark"]
+
+    async def player(self) -> None:
+        while True:  # 20 ms of audio a tick; a mark is acknowledged once the audio before it has played
+            budget = 2 * TWILIO_CHUNK
+            while self.playing and (budget > 0 or self.playing[0][0] == "mark"):
+                kind, item = self.playing.pop(0)
+                if kind == "mark":
+                    await self.ws.send(json.dumps({"event": "mark", "streamSid": self.sid, "mark": {"name": item}}))
+                else:
+                    budget -= int(item)  # type: ignore[call-overload]
+            await asyncio.sleep(0.02)
+
+
+async def run_twilio_call(url: str, key: str, rounds: int) -> list[dict[str, float]]:
+    headers = {"X-API-Key": key}
+    body = {"systemPrompt": SYSTEM, "firstSpeakerSettings": {"user": {}}, "medium": {"twilio": {}}}
+    call = httpx.post(f"{url}/api/calls", json=body, headers=headers).json()
+    results: list[dict[str, float]] = []
+
+    async def agent_messages() -> int:
+        async with httpx.AsyncClient(headers=headers, timeout=10) as client:
+            page = (await client.get(f"{url}/api/calls/{call['callId']}/messages", params={"pageSize": 1000})).json()
+        return sum(1 for m in page["results"] if m["role"] == "MESSAGE_ROLE_AGENT")
+
+    async def latest_report() -> str:
+        async with httpx.AsyncClient(headers=headers, timeout=10) as client:
+            page = (await client.get(f"{url}/api/calls/{call['callId']}/events", params={"type": "turn_latency"})).json()
+        return page["results"][-1]["text"] if page["results"] else ""
+
+    async with websockets.connect(call["joinUrl"], max_size=None) as ws:
+        caller = TwilioCaller(ws)
+        await caller.open()
+        tasks = [asyncio.create_task(c) for c in (caller.sender(), caller.receiver(), caller.player())]
+        await asyncio.sleep(1.0)
+        for _ in range(rounds):
+            for name in PROMPTS:
+                pcm, last_loud = load(name, TWILIO_RATE)
+                before = await agent_messages()
+                caller.first_audio = 0.0
+                queued = time.monotonic()
+                await caller.queue.put(pcm)
+                caller.last_voiced = queued + last_loud
+                async with asyncio.timeout(90):
+                    while await agent_messages() == before:
+                        await asyncio.sleep(0.25)
+                report = await latest_report()
+                v2v = (caller.first_audio - caller.last_voiced) * 1000 if caller.first_audio else float("nan")
+                results.append({"prompt": name, "v2v": v2v, **{k: float(v) for k, v in STAGES.findall(report)}})  # type: ignore[dict-item]
+                print(f"{name:16} voice-to-voice {v2v:7.0f} ms   server: {report.removeprefix('Turn latency: ')}", flush=True)
+                caller.last_voiced = 0.0
+                await asyncio.sleep(1.0)
+        for task in tasks:
+            task.cancel()
+    return results
+
+
+def summary(results: list[dict[str, float]]) -> dict[str, float]:
+    v2v = sorted(r["v2v"] for r in results)
+    out = {"turns": float(len(v2v)), "median": statistics.median(v2v),
+           "p90": v2v[min(len(v2v) - 1, int(round(0.9 * (len(v2v) - 1))))], "min": v2v[0], "max": v2v[-1]}
+    for stage in ("end of turn", "transcript", "LLM first token", "first audio"):
+        values = [r[stage] for r in results if stage in r]
+        if values:
+            out[stage] = statistics.median(values)
+    return out
+
+
+LABELS = {"serverWebSocket": "serverWebSocket (PCM 16 kHz)", "twilio": "twilio (μ-law 8 kHz)"}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--llm", default="qwen2.5-1.5b", choices=["qwen2.5-1.5b", "smollm2-135m"])
+    parser.add_argument("--medium", default="serverWebSocket", choices=["serverWebSocket", "twilio", "both"])
     args = parser.parse_args()
+    media = ["serverWebSocket", "twilio"] if args.medium == "both" else [args.medium]
     proc, url, key = start_server(args.llm)
+    results: dict[str, dict[str, float]] = {}
     try:
-        results = asyncio.run(run_call(url, key, args.rounds))
+        for medium in media:
+            print(f"\n== {LABELS[medium]}", flush=True)
+            runner = run_twilio_call if medium == "twilio" else run_call
+            results[medium] = summary(asyncio.run(runner(url, key, args.rounds)))
     finally:
         proc.terminate()
         proc.wait(15)
-    v2v = sorted(r["v2v"] for r in results)
-    p90 = v2v[min(len(v2v) - 1, int(round(0.9 * (len(v2v) - 1))))]
-    print(f"\nturns: {len(v2v)}   voice-to-voice median {statistics.median(v2v):.0f} ms   p90 {p90:.0f} ms   "
-          f"min {v2v[0]:.0f} ms   max {v2v[-1]:.0f} ms")
-    for stage in ("end of turn", "transcript", "LLM first token", "first audio"):
-        values = [r[stage] for r in results if stage in r]
-        if values:
-            print(f"  median {stage:16} {statistics.median(values):6.0f} ms")
+    print("\n" + f"{'':26}" + "".join(f"{LABELS[m]:>32}" for m in media))
+    rows = ["turns", "median", "p90", "min", "max", "end of turn", "transcript", "LLM first token", "first audio"]
+    for row in rows:
+        label = "voice-to-voice " + row if row in ("median", "p90", "min", "max") else row if row == "turns" else "median " + row
+        cells = [results[m].get(row) for m in media]
+        if all(c is None for c in cells):
+            continue
+        unit = "" if row == "turns" else " ms"
+        print(f"{label:26}" + "".join(f"{'-' if c is None else f'{c:.0f}{unit}':>32}" for c in cells))
 
 
 if __name__ == "__main__":

@@ -40,15 +40,19 @@ def resample(pcm: bytes, from_rate: int, to_rate: int) -> bytes:
 
 
 class Resampler:
-    """Streaming resampler: feed chunks of any size, get resampled chunks with state kept between them."""
+    """Streaming resampler: feed chunks of any size, get resampled chunks with state kept between them.
 
-    def __init__(self, from_rate: int, to_rate: int) -> None:
+    `quality` is soxr's: "HQ" by default; "MQ" holds back less audio (26 ms instead of 66 ms
+    from 8 to 16 kHz), which matters where the output feeds a real-time decision.
+    """
+
+    def __init__(self, from_rate: int, to_rate: int, *, quality: str = "HQ") -> None:
         self.from_rate, self.to_rate = from_rate, to_rate
         self._stream = None
         if from_rate != to_rate:
             import soxr
 
-            self._stream = soxr.ResampleStream(from_rate, to_rate, 1, dtype="int16", quality="HQ")
+            self._stream = soxr.ResampleStream(from_rate, to_rate, 1, dtype="int16", quality=quality)
 
     def feed(self, pcm: bytes, *, last: bool = False) -> bytes:
         if self._stream is None:

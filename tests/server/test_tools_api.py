@@ -75,19 +75,23 @@ async def test_list_paginates_filters_and_sorts(api: Api) -> None:
         await create(api, name)
     await create(api, "other-account", who="b")
     page = (await api.call("GET", "/tools", params={"pageSize": 2})).json()
-    assert page["total"] == 6 and [t["name"] for t in page["results"]] == ["gamma", "alpha"]  # newest first, private first
+    assert page["total"] == 7 and [t["name"] for t in page["results"]] == ["gamma", "alpha"]  # newest first, private first
     assert page["previous"] is None and "cursor=" in page["next"]
     rest = (await api.client.get(page["next"], headers={"X-API-Key": api.keys["a"]})).json()
     assert [t["name"] for t in rest["results"]] == ["beta", "hangUp"] and rest["next"] and rest["previous"]
-    last = (await api.client.get(rest["next"], headers={"X-API-Key": api.keys["a"]})).json()
-    assert [t["name"] for t in last["results"]] == ["coldTransfer", "leaveVoicemail"] and last["next"] is None
+    third = (await api.client.get(rest["next"], headers={"X-API-Key": api.keys["a"]})).json()
+    assert [t["name"] for t in third["results"]] == ["coldTransfer", "playDtmfSounds"] and third["next"]
+    last = (await api.client.get(third["next"], headers={"X-API-Key": api.keys["a"]})).json()
+    assert [t["name"] for t in last["results"]] == ["leaveVoicemail"] and last["next"] is None
     public = (await api.call("GET", "/tools", params={"ownership": "public"})).json()
     assert [(t["name"], t["ownership"]) for t in public["results"]] == [
-        ("hangUp", "public"), ("coldTransfer", "public"), ("leaveVoicemail", "public")]
+        ("hangUp", "public"), ("coldTransfer", "public"), ("playDtmfSounds", "public"), ("leaveVoicemail", "public")]
     alphabetic = (await api.call("GET", "/tools", params={"sortOrder": "alphabetic"})).json()
-    assert [t["name"] for t in alphabetic["results"]] == ["alpha", "beta", "coldTransfer", "gamma", "hangUp", "leaveVoicemail"]
+    assert [t["name"] for t in alphabetic["results"]] == [
+        "alpha", "beta", "coldTransfer", "gamma", "hangUp", "leaveVoicemail", "playDtmfSounds"]
     display = (await api.call("GET", "/tools", params={"sortOrder": "display"})).json()
-    assert [t["name"] for t in display["results"]] == ["coldTransfer", "hangUp", "leaveVoicemail", "gamma", "alpha", "beta"]
+    assert [t["name"] for t in display["results"]] == [
+        "coldTransfer", "hangUp", "leaveVoicemail", "playDtmfSounds", "gamma", "alpha", "beta"]
     found = (await api.call("GET", "/tools", params={"search": "AL", "ownership": "private"})).json()
     assert [t["name"] for t in found["results"]] == ["alpha"] and found["total"] == 1
     cursor = page["next"].split("cursor=")[1]

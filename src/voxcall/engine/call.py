@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from voxcall.engine.delivery import Delivery, Spoken
+from voxcall.engine.dtmf import DtmfBatcher, PlayDtmfExecutor
 from voxcall.engine.hearing import Hearing
 from voxcall.engine.history import History, Record, Send
 from voxcall.engine.inactivity import Inactivity
@@ -51,6 +52,7 @@ from voxcall.protocol.realtime import (
     State,
     UserTextMessage,
 )
+from voxcall.protocol.telephony.events import DtmfDigit
 from voxcall.protocol.transcripts import Utterance
 from voxcall.providers.base import LLM, ChatMessage, LLMEvent, TextDelta, ToolCall, end_session, open_session
 
@@ -130,7 +132,9 @@ class Call:
         save_recording: Callable[[bytes], Awaitable[None]] | None = None,
         log: logging.Logger | logging.LoggerAdapter[logging.Logger] | None = None,
         tool_executors: Mapping[str, ToolExecutor] | None = None,
+        playback: Callable[[], float | None] | None = None,
     ) -> None:
+        """`playback`, when the medium reports it: seconds of the agent audio sent so far that have played."""
         self.spec = spec
         # This call's view of a shared model: its work is queued fairly and dropped when the call ends.
         self._llm = open_session(llm, spec.call_id, on_queued=self._model_busy, on_started=self._model_free)
@@ -148,7 +152,8 @@ class Call:
         self._current: asyncio.Task[None] | None = None
         self._current_action: _Action | None = None
         self._interruptible = True
-        self._tools = ToolRunner(spec.tools, send, tool_executors)
+        self._tools = ToolRunner(spec.tools, send, {"play_dtmf": PlayDtmfExecutor(send, spec.dtmf_out), **(tool_executors or {})})
+        self._dtmf = DtmfBatcher(spec.dtmf, self._inbox.put_nowait)
         self._state: str | None = None
         self._medium = spec.output_medium
         self._user_spoke = False
@@ -160,12 +165,12 @@ class Call:
         self._timing: TurnTiming | None = None
         self._inactivity = Inactivity(spec.inactivity, lambda: self._inbox.put_nowait(_Timer("inactivity")))
         self.call_state: dict[str, Any] = dict(spec.initial_state)
-        self._setup_voice(speech)
+        self._setup_voice(speech, playback)
         self._delivery = Delivery(self._h.say, speaking=lambda: self._set_state("speaking"),
                                   first_token=self._first_token, first_audio=self._first_audio,
                                   llm_timeout=spec.llm_timeout, voice_out=self._voice_out)
 
-    def _setup_voice(self, speech: Speech | None) -> None:
+    def _setup_voice(self, speech: Speech | None, playback: Callable[[], float | None] | None) -> None:
         voice = self.spec.voice
         self._recorder = Recorder(self._started, agent_rate=voice.output_rate) if voice.recording else None
         self._voice_in: VoiceInput | None = None
@@ -181,15 +186,19 @@ class Call:
         if speech.tts is not None:
             self._voice_out = VoiceOutput(speech.tts, voice=voice.voice, output_rate=voice.output_rate,
                                           lead=voice.client_buffer, send_audio=send_audio(self._send),
-                                          tap=self._recorder.agent if self._recorder else None)
+                                          tap=self._recorder.agent if self._recorder else None,
+                                          chunk_ms=voice.chunk_ms, playback=playback)
 
     # ------------------------------------------------------------- inputs
 
     def receive(self, event: object) -> None:
-        """Take one client event (a parsed message, `AudioIn` or `BadMessage`). Never blocks."""
+        """Take one client event (a parsed message, `AudioIn`, `DtmfDigit` or `BadMessage`). Never blocks."""
         if isinstance(event, AudioIn):
             if self._voice_in is not None:
                 self._voice_in.push(event.pcm)
+            return
+        if isinstance(event, DtmfDigit):
+            self._dtmf.press(event.digit)
             return
         if self._inbox.qsize() >= MAX_INBOX:
             self._drop("inbox", "client messages: the call is not keeping up")
@@ -234,6 +243,7 @@ class Call:
             if self._hearing is not None:
                 end_session(self._stt)
             self._inactivity.cancel()
+            self._dtmf.close()
             for task in list(self._background):
                 task.cancel()
             await self._stop_current(self._end_reason or "system_error")
@@ -387,8 +397,8 @@ class Call:
             self._activity()
         elif isinstance(event, BargeIn):
             if self._voice_in is not None and self._voice_in.agent_speaking and self._interruptible:
+                self._interrupt()  # first: the clear goes out as the cancelled reply unwinds
                 await self._debug("User barged in")
-                self._interrupt()
         elif isinstance(event, Paused) and self._hearing is not None:
             self._hearing.paused(event.audio)
         elif isinstance(event, Resumed) and self._hearing is not None:

@@ -10,14 +10,15 @@ from voxcall.engine.turns import VadConfig
 from voxcall.providers.base import STT, TTS, VAD, ChatMessage, ToolSpec
 
 __all__ = [
-    "CallSpec", "EventRecord", "Greeting", "HttpSpec", "InactivityMessage", "Speech", "ToolDef", "ToolParam", "VoiceSpec",
+    "CallSpec", "DtmfSpec", "EventRecord", "Greeting", "HttpSpec", "InactivityMessage", "Speech", "ToolDef", "ToolParam",
+    "VoiceSpec",
 ]
 
 Reaction = Literal["speaks", "listens", "speaks-once"]
 
 
 Location = Literal["query", "path", "header", "body"]
-ToolKind = Literal["client", "http", "static", "hang_up", "data_connection", "leave_voicemail", "cold_transfer"]
+ToolKind = Literal["client", "http", "static", "hang_up", "data_connection", "leave_voicemail", "cold_transfer", "play_dtmf"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +93,19 @@ class VoiceSpec:
     language: str | None = None
     media_idle_timeout: float | None = None
     recording: bool = False
+    chunk_ms: int = 20
+    """Size of the agent audio chunks handed to the medium (a carrier may need larger ones)."""
+
+
+@dataclass(frozen=True, slots=True)
+class DtmfSpec:
+    """How key presses reach the conversation (`medium.<carrier>.dtmfHandling`)."""
+
+    ignore: bool = False
+    template: str = "{digits}"
+    urgency: Literal["immediate", "soon", "later"] = "immediate"
+    batch_delay: float = 0.6
+    """Seconds without a new key after which the digits so far go out as one message."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,3 +150,6 @@ class CallSpec:
     """The call state tools start from (initialState); tools change it, the model never sees it."""
     metadata: dict[str, str] = field(default_factory=dict)
     call_stage_id: str | None = None
+    dtmf: DtmfSpec = DtmfSpec()
+    dtmf_out: bool = False
+    """True when the medium can play DTMF into the call (the built-in playDtmfSounds)."""

@@ -42,7 +42,9 @@ class VoiceInput:
     ) -> None:
         self._vad = vad
         self._detector = TurnDetector(config)
-        self._resampler = Resampler(input_rate, vad.sample_rate)
+        # Telephone audio (8 kHz) is upsampled: a shorter filter costs nothing there (nothing is
+        # above 4 kHz) and takes 40 ms off the time to notice speech, e.g. a barge-in.
+        self._resampler = Resampler(input_rate, vad.sample_rate, quality="MQ" if input_rate < vad.sample_rate else "HQ")
         self._frame = vad.frame_samples * 2
         self._input_rate = input_rate
         self._emit = emit

@@ -4,6 +4,12 @@ At most `lead` seconds of audio are ever ahead of what the client has played
 (`clientBufferSizeMs`, PROTOCOL.md 2.2), so an interruption only has that much
 to clear, and the playback position tells which words the user actually heard
 (STYLE.md 8.5.4). Transcript words are released as the audio carrying them is sent.
+
+The playback position is the wall clock by default (the client plays what it gets at
+once); a medium that reports playback (a carrier's mark acknowledgements) passes
+`playback`, the seconds of all the audio sent so far that have played (None while it
+has reported nothing yet), and then the position, and the end of an utterance, follow
+what the far end says it played.
 """
 
 from __future__ import annotations
@@ -18,6 +24,8 @@ from voxcall.providers.base import TTS
 __all__ = ["VoiceOutput"]
 
 CHUNK_MS = 20
+PLAYBACK_GRACE = 1.0
+"""Longest wait, after the audio should have played out, for a reported playback position to catch up."""
 TTS_TIMEOUT = 10.0
 """Longest a clause may take to synthesise before the utterance fails (a hung speech back end)."""
 
@@ -40,15 +48,21 @@ class VoiceOutput:
         lead: float,
         send_audio: Callable[[bytes], Awaitable[None]],
         tap: Callable[[bytes, float], None] | None = None,
+        chunk_ms: int = CHUNK_MS,
+        playback: Callable[[], float | None] | None = None,
     ) -> None:
         self.tts, self.voice, self.output_rate = tts, voice, output_rate
-        self.lead = max(lead, CHUNK_MS / 1000)
+        self.chunk = frame_bytes(output_rate, chunk_ms)
+        self.lead = max(lead, chunk_ms / 1000)
         self._send_audio = send_audio
         self._tap = tap
+        self._playback = playback
         self._loop = asyncio.get_running_loop()
+        self._total = 0.0  # seconds sent over the whole call: the timeline `playback` counts in
         self._reset()
 
     def _reset(self) -> None:
+        self._base = self._total
         self._segments: list[tuple[float, float, float]] = []  # (wall start, offset, duration)
         self._words: list[_Word] = []
         self._released = 0
@@ -59,6 +73,9 @@ class VoiceOutput:
 
     def played(self) -> float:
         """Seconds of this utterance the client has played by now."""
+        reported = self._playback() if self._playback is not None else None
+        if reported is not None:
+            return max(0.0, min(self._sent, reported - self._base))
         now = self._loop.time()
         for start, offset, length in reversed(self._segments):
             if start <= now:
@@ -73,7 +90,7 @@ class VoiceOutput:
     def heard(self) -> str:
         """The words of this utterance whose audio has started playing."""
         played = self.played()
-        return "".join(w.text for w in self._words if w.offset <= played and w.offset < self._sent).strip()
+        return "".join(w.text for w in self._words if w.offset < played and w.offset < self._sent).strip()
 
     # --------------------------------------------------------------- speak
 
@@ -98,9 +115,9 @@ class VoiceOutput:
                 self._schedule_words(text, len(pcm) / 2 / self.output_rate)
                 if not pcm:
                     await self._release(on_text)
-                for start in range(0, len(pcm), frame_bytes(self.output_rate, CHUNK_MS)):
+                for start in range(0, len(pcm), self.chunk):
                     await self._pace()
-                    await self._send_chunk(pcm[start : start + frame_bytes(self.output_rate, CHUNK_MS)])
+                    await self._send_chunk(pcm[start : start + self.chunk])
                     if first and on_first_audio is not None:
                         first = False
                         await on_first_audio()
@@ -108,9 +125,18 @@ class VoiceOutput:
             await synth  # re-raise a synthesis failure
             await self._release(on_text, everything=True)
             await asyncio.sleep(max(0.0, self._play_end - self._loop.time()))
+            await self._played_out()
         finally:
             synth.cancel()
             await asyncio.gather(synth, return_exceptions=True)
+
+    async def _played_out(self) -> None:
+        """With reported playback: wait (a little) until the far end says all of it has played."""
+        if self._playback is None or self._playback() is None:
+            return
+        deadline = self._loop.time() + PLAYBACK_GRACE
+        while self.played() < self._sent - 1e-6 and self._loop.time() < deadline:
+            await asyncio.sleep(CHUNK_MS / 1000)
 
     async def _synthesise(self, clauses: AsyncIterator[str], ready: asyncio.Queue[tuple[str, bytes] | None]) -> None:
         try:
@@ -142,6 +168,7 @@ class VoiceOutput:
         length = len(chunk) / 2 / self.output_rate
         self._segments.append((start, self._sent, length))
         self._sent += length
+        self._total += length
         self._play_end = start + length
         if self._tap is not None:
             self._tap(chunk, start)

@@ -39,15 +39,20 @@ __all__ = [
     "Callbacks",
     "CallMessage",
     "CallTool",
+    "DtmfHandling",
+    "DtmfUserTextMessage",
     "DynamicParameter",
     "EnabledDataMessages",
     "ErrorBody",
+    "ExotelMedium",
     "FirstSpeakerSettings",
     "ModelAlias",
     "Page",
     "SelectedTool",
     "StartCallRequest",
     "StaticParameter",
+    "TELEPHONY_MEDIA",
+    "TelephonyMedium",
     "TimedMessage",
     "VadSettings",
     "Voice",
@@ -97,14 +102,46 @@ class WebRtcMedium(WireModel):
     data_messages: EnabledDataMessages | None = None
 
 
+class DtmfUserTextMessage(WireModel):
+    text: str | None = None
+    """Template with "{digits}"; empty or unset means "{digits}"."""
+    urgency: Literal["URGENCY_UNSPECIFIED", "URGENCY_IMMEDIATE", "URGENCY_SOON", "URGENCY_LATER"] | None = None
+
+
+class DtmfHandling(WireModel):
+    """`CallMedium_DtmfHandling`: absent = the digits as a user text message, urgency immediate."""
+
+    ignore: bool | None = None
+    user_text_message: DtmfUserTextMessage | None = None
+
+
+class ExotelMedium(WireModel):
+    dtmf_handling: DtmfHandling | None = None
+
+
+class TelephonyMedium(ExotelMedium):
+    """`twilio`, `telnyx` and `plivo` (`outgoing` is kept as given, for the outgoing-call code to read)."""
+
+    outgoing: dict[str, Any] | None = None
+
+
+TELEPHONY_MEDIA = ("twilio", "telnyx", "plivo", "exotel")
+"""The carrier media: their join URL is given to the carrier, which speaks its own media-stream protocol."""
+
+
 class CallMedium(WireModel):
     web_rtc: WebRtcMedium | None = None
     server_web_socket: WebSocketMedium | None = None
-    twilio: dict[str, Any] | None = None
-    telnyx: dict[str, Any] | None = None
-    plivo: dict[str, Any] | None = None
-    exotel: dict[str, Any] | None = None
+    twilio: TelephonyMedium | None = None
+    telnyx: TelephonyMedium | None = None
+    plivo: TelephonyMedium | None = None
+    exotel: ExotelMedium | None = None
     sip: dict[str, Any] | None = None
+
+    @property
+    def carrier(self) -> str | None:
+        """The telephony medium set ("twilio", ...), or None."""
+        return next((name for name in TELEPHONY_MEDIA if getattr(self, name) is not None), None)
 
     @model_validator(mode="after")
     def _at_most_one(self) -> CallMedium:

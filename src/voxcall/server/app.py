@@ -19,8 +19,8 @@ from voxcall.protocol.hygiene import BodyLimits
 from voxcall.engine.spec import Speech
 from voxcall.providers.base import LLM, ChatMessage
 from voxcall.server.docs import add_docs
-from voxcall.server import (accounts, agents, deleted_calls, ops, outgoing, realtime, rest, telephony_configs, telephony_xml,
-                            tools, voices, web, webhooks)
+from voxcall.server import (accounts, agents, deleted_calls, ops, outgoing, realtime, rest, telephony, telephony_configs,
+                            telephony_xml, tools, voices, web, webhooks)
 from voxcall.server.guard import BodyGuard, StrictJSONResponse
 from voxcall.server.limits import Limits, retry_after_header
 from voxcall.server.services import Services
@@ -184,5 +184,6 @@ def create_app(
     app.include_router(telephony_xml.router)
     app.include_router(realtime.router)
     app.include_router(ops.router)
+    app.include_router(telephony.router)
     app.include_router(web.router)
     return app

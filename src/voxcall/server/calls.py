@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from voxcall.engine.spec import CallSpec, Greeting, InactivityMessage, VoiceSpec
+from voxcall.engine.spec import CallSpec, DtmfSpec, Greeting, InactivityMessage, VoiceSpec
 from voxcall.engine.turns import VadConfig
 from voxcall.protocol.rest import Call, CallMessage, StartCallRequest
 from voxcall.protocol.wire import format_duration
@@ -13,7 +13,9 @@ from voxcall.server.call_tools import build_call_tools
 from voxcall.server.call_tools import tool_def as _tool_def
 from voxcall.store.records import CallRecord
 
-__all__ = ["build_call_tools", "build_spec", "history_from_messages", "to_call", "voice_spec"]
+__all__ = ["build_call_tools", "build_spec", "dtmf_spec", "history_from_messages", "to_call", "voice_spec"]
+
+_URGENCIES = {"URGENCY_SOON": "soon", "URGENCY_LATER": "later"}
 
 
 def history_from_messages(messages: list[CallMessage]) -> list[ChatMessage]:
@@ -115,7 +117,22 @@ def build_spec(record: CallRecord, messages: list[CallMessage], voice: str | Non
             for m in request.inactivity_messages or []
         ),
         initial_state=dict(request.initial_state or {}),
-        metadata=dict(request.metadata or {}),
+        metadata={**(request.metadata or {}), **record.system_metadata},
+        dtmf=dtmf_spec(request),
+    )
+
+
+def dtmf_spec(request: StartCallRequest) -> DtmfSpec:
+    """`medium.<carrier>.dtmfHandling` as the engine's DtmfSpec (absent: the digits, urgency immediate)."""
+    carrier = request.medium.carrier if request.medium else None
+    handling = getattr(request.medium, carrier).dtmf_handling if request.medium and carrier else None
+    if handling is None:
+        return DtmfSpec()
+    message = handling.user_text_message
+    return DtmfSpec(
+        ignore=bool(handling.ignore),
+        template=(message.text if message and message.text else "{digits}"),
+        urgency=_URGENCIES.get(message.urgency or "", "immediate") if message else "immediate",  # type: ignore[arg-type]
     )
 
 
@@ -155,7 +172,7 @@ def to_call(record: CallRecord) -> Call:
         transcript_optional=request.transcript_optional if request.transcript_optional is not None else True,
         vad_settings=wire.get("vadSettings"),
         experimental_settings=wire.get("experimentalSettings"),
-        metadata=request.metadata or {},
+        metadata={**(request.metadata or {}), **record.system_metadata},
         initial_state=request.initial_state or {},
         request_context={},
         data_connection_config=wire.get("dataConnection"),

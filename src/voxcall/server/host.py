@@ -7,8 +7,13 @@ store the end reason, close the socket with a code that says why, run the
 `Services.on_ended` hooks, unregister. This `finally` is the one place where a
 hosted call ends.
 
+A carrier's media stream first has to say what it is: the call is built once its
+`start` has arrived (within START_TIMEOUT), so the engine runs at the stream's sample
+rate, and the carrier's ids are written into the call's metadata before anything else.
+
 Close codes (RFC 6455): 1000 after a normal end, 1011 when the call failed
-(`system_error`), 1012 when the server is shutting down, 1008 for a refused join.
+(`system_error`), 1012 when the server is shutting down, 1008 for a refused join,
+1003 for a media stream in a format voxcall cannot speak.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 
 from fastapi import WebSocket
@@ -24,10 +30,12 @@ from pydantic import BaseModel
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 
 from voxcall.engine.call import Call
-from voxcall.engine.spec import EventRecord
+from voxcall.engine.spec import CallSpec, EventRecord
+from voxcall.protocol.connection import BadMessage
 from voxcall.protocol.media import MediaConnection, MediaStop
 from voxcall.protocol.realtime import CallStarted
 from voxcall.protocol.rest import CallMessage, StartCallRequest
+from voxcall.protocol.telephony import CarrierMedia, MediaRefused, MediaStart
 from voxcall.server.calls import build_spec
 from voxcall.server.live import NORMAL_CLOSURE, SERVICE_RESTART, LiveCall
 from voxcall.server.logs import call_context
@@ -42,7 +50,12 @@ logger = logging.getLogger(__name__)
 
 POLICY_VIOLATION = 1008
 INTERNAL_ERROR = 1011
+UNSUPPORTED_DATA = 1003
 SHUTTING_DOWN = "server shutting down"
+START_TIMEOUT = 10.0
+"""Seconds a carrier has, after the socket opens, to send its `start`."""
+CARRIER_LEAD = 0.2
+"""Seconds of agent audio sent ahead of playback on a carrier (its buffer absorbs network jitter)."""
 
 MediaFactory = Callable[[StartCallRequest], MediaConnection]
 """Builds the call's media connection from its stored request (rates, data messages)."""
@@ -79,6 +92,8 @@ class _Host:
         self.media: MediaConnection | None = None
         self.live: LiveCall | None = None
         self._write_lock = asyncio.Lock()
+        self._refusal: tuple[int, str] | None = None
+        self._carrier_metadata: dict[str, str] = {}
 
     async def run(self, record: CallRecord, make_media: MediaFactory) -> str:
         reason = "system_error"
@@ -87,6 +102,12 @@ class _Host:
             await self.websocket.accept()
             await self.svc.notify("call.joined", self.call_id)
             self.media = make_media(StartCallRequest.model_validate(record.request))
+            if isinstance(self.media, CarrierMedia):
+                early = await self._await_start(self.media)
+                if early:
+                    reason = early
+                    return reason  # the `finally` ends the call
+                record.system_metadata.update(self._carrier_metadata)
             call = await self._build(record)
             self.live = self.svc.live.add(self.call_id, LiveCall(call))
             await self.send(CallStarted(call_id=self.call_id))
@@ -109,8 +130,50 @@ class _Host:
         voice = VoiceBook.of(svc.settings, svc.voices).choose(request.voice, request.external_voice).voice
         spec = build_spec(record, history, voice)
         log = logging.LoggerAdapter(logging.getLogger("voxcall.call"), {"call_id": self.call_id})
+        playback = None
+        if isinstance(self.media, CarrierMedia):
+            spec, playback = _fit_to_carrier(spec, self.media), self.media.played
         return Call(spec, svc.llm, send=self.send, record=self._record, speech=svc.speech,
-                    save_recording=self._save_recording, log=log, tool_executors=tool_executors(svc))
+                    save_recording=self._save_recording, log=log, tool_executors=tool_executors(svc),
+                    playback=playback)
+
+    async def _await_start(self, media: CarrierMedia) -> str:
+        """Read frames until the carrier's `start`; "" once started, else the end reason of the call."""
+        try:
+            async with asyncio.timeout(START_TIMEOUT):
+                while True:
+                    message = await self.websocket.receive()
+                    if message["type"] == "websocket.disconnect":
+                        return "hangup"
+                    frame = message.get("text") if message.get("text") is not None else message.get("bytes")
+                    for event in media.receive(frame) if frame is not None else []:
+                        if isinstance(event, MediaStart):
+                            await self._started(event)
+                            return ""
+                        if isinstance(event, MediaRefused):
+                            logger.warning("refused the media stream: %s", event.reason)
+                            self._refusal = (UNSUPPORTED_DATA, event.reason[:120])
+                            return "connection_error"
+                        if isinstance(event, MediaStop):
+                            return "hangup"
+                        if isinstance(event, BadMessage):
+                            logger.warning("before start: %s", event.reason)
+                    await self._flush()
+        except TimeoutError:
+            logger.warning("no %s start within %gs", media.medium, START_TIMEOUT)
+            self._refusal = (POLICY_VIOLATION, f"no start message within {START_TIMEOUT:g}s")
+            return "connection_error"
+        except (WebSocketDisconnect, RuntimeError):
+            return "hangup"
+
+    async def _started(self, start: MediaStart) -> None:
+        logger.info("media stream started: %d Hz", start.sample_rate)
+        self._carrier_metadata = dict(start.metadata)
+        if start.metadata:
+            try:
+                await self.svc.store.add_system_metadata(self.call_id, start.metadata)
+            except Exception:
+                logger.exception("could not store the carrier's call metadata")
 
     # ------------------------------------------------------------ the end
 
@@ -133,6 +196,8 @@ class _Host:
             self.svc.live.discard(self.call_id, self.live)
 
     def _close_code(self, reason: str) -> tuple[int, str]:
+        if self._refusal is not None:
+            return self._refusal
         if self.live is not None and self.live.close_code is not None:
             return self.live.close_code, self.live.close_reason
         if self.svc.stopping:
@@ -191,3 +256,11 @@ class _Host:
 
     async def _save_recording(self, wav: bytes) -> None:
         await asyncio.to_thread(self.svc.recordings.save, self.call_id, wav)
+
+
+def _fit_to_carrier(spec: CallSpec, media: CarrierMedia) -> CallSpec:
+    """The call's audio at the stream's rate, in the carrier's chunk size; DTMF out where it has it."""
+    rate = media.sample_rate or spec.voice.input_rate
+    voice = replace(spec.voice, input_rate=rate, output_rate=rate, chunk_ms=media.chunk_ms, client_buffer=CARRIER_LEAD)
+    return replace(spec, voice=voice, dtmf_out=media.sends_dtmf)
+

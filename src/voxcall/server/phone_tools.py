@@ -1,4 +1,4 @@
-"""The phone built-in tools: `leaveVoicemail` and `coldTransfer` (Ultravox docs, tools/built-in-tools).
+"""The phone built-in tools: `leaveVoicemail`, `coldTransfer` and `playDtmfSounds` (Ultravox docs, tools/built-in-tools).
 
 Both are public durable tools (listed by `GET /api/tools?ownership=public`), selected by
 `toolName` like `hangUp`.
@@ -12,6 +12,8 @@ Both are public durable tools (listed by `GET /api/tools?ownership=public`), sel
   regardless of whether the transfer succeeds"). When the REST API refuses, the model is
   told (and speaks: failures never leave the agent silent), and the call goes on with the
   agent. Other media have no cold transfer here.
+- `playDtmfSounds`: the model gives `digits`; out-of-band DTMF where the call's medium has it
+  (Plivo's `sendDTMF`), elsewhere the model is told it cannot (`engine/dtmf.py`).
 """
 
 from __future__ import annotations
@@ -61,8 +63,19 @@ PHONE_TOOLS = (
             "timeout": "10s", "defaultReaction": "AGENT_REACTION_LISTENS",
         },
     ),
+    PublicTool(
+        tool_id=_tool_id("playDtmfSounds"),
+        name="playDtmfSounds",
+        definition={
+            "modelToolName": "playDtmfSounds", "timeout": "2.5s",
+            "description": "Press keys on the phone keypad (DTMF tones), for example to navigate a phone menu.",
+            "dynamicParameters": [{"name": "digits", "location": "PARAMETER_LOCATION_BODY", "required": True,
+                                   "schema": {"type": "string",
+                                              "description": "The keys to press, in order: 0-9, *, # or A-D."}}],
+        },
+    ),
 )
-BUILT_IN_KINDS = {"leaveVoicemail": "leave_voicemail", "coldTransfer": "cold_transfer"}
+BUILT_IN_KINDS = {"leaveVoicemail": "leave_voicemail", "coldTransfer": "cold_transfer", "playDtmfSounds": "play_dtmf"}
 """Model-independent name of each phone built-in -> the engine's tool kind."""
 _SIP_FIELDS = ("username", "password")
 

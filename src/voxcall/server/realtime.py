@@ -16,7 +16,7 @@ from voxcall.server.host import POLICY_VIOLATION, host_call, refuse
 from voxcall.server.services import Services, ws_services
 from voxcall.store.records import CallRecord
 
-__all__ = ["TRY_AGAIN_LATER", "router"]
+__all__ = ["TRY_AGAIN_LATER", "admitted", "check_join", "router"]
 
 logger = logging.getLogger(__name__)
 router = APIRouter()
@@ -29,27 +29,38 @@ TRY_AGAIN_LATER = 1013
 async def join(websocket: WebSocket, call_id: str) -> None:
     """Join a call: check the signed token and the call, then host the call until it ends."""
     svc = ws_services(websocket)
-    if svc.draining:
-        logger.info("refused a join while shutting down")
-        svc.metrics.refused_join("draining")
-        await refuse(websocket, TRY_AGAIN_LATER, "server shutting down: try again later", accept=True)
-        return
-    full = svc.capacity.refusal()
-    if full is not None:  # the token stays unused: the client may try again, on another node
-        logger.warning("refused a join: %s", full)
-        svc.metrics.refused_join("capacity")
-        await refuse(websocket, TRY_AGAIN_LATER, full, accept=True)
+    if not await admitted(svc, websocket):
         return
     with svc.capacity.slot():
         await _join(svc, websocket, call_id)
 
 
+async def admitted(svc: Services, websocket: WebSocket) -> bool:
+    """Whether this node takes a join now; if not, the socket is refused with 1013 (draining, or full).
+
+    The token stays unused either way: the client may try again later, or on another node.
+    """
+    refusal = "server shutting down: try again later" if svc.draining else svc.capacity.refusal()
+    if refusal is None:
+        return True
+    logger.warning("refused a join: %s", refusal)
+    svc.metrics.refused_join("draining" if svc.draining else "capacity")
+    await refuse(websocket, TRY_AGAIN_LATER, refusal, accept=True)
+    return False
+
+
 async def _join(svc: Services, websocket: WebSocket, call_id: str) -> None:
     params = websocket.query_params
-    problem, record = await _check(svc, call_id, params.get("token"))
+    problem, record = await check_join(svc, call_id, params.get("token"))
     if record is None:
         logger.info("rejected join of call %r: %s", call_id, problem)
         await refuse(websocket, POLICY_VIOLATION, problem)
+        return
+    carrier = _carrier(record)
+    if carrier is not None:
+        logger.info("rejected a serverWebSocket join of a %s call", carrier)
+        await refuse(websocket, POLICY_VIOLATION, f"this is a {carrier} call: give its joinUrl to the carrier; "
+                     "it cannot be joined as serverWebSocket", accept=True)
         return
     extra = params.getlist("experimentalMessages") + params.getlist("additionalMessages")
 
@@ -64,7 +75,12 @@ async def _join(svc: Services, websocket: WebSocket, call_id: str) -> None:
     await host_call(svc, websocket, record, media, client_version=params.get("clientVersion"))
 
 
-async def _check(svc: Services, call_id: str, token: str | None) -> tuple[str, CallRecord | None]:
+def _carrier(record: CallRecord) -> str | None:
+    medium = StartCallRequest.model_validate(record.request).medium
+    return medium.carrier if medium else None
+
+
+async def check_join(svc: Services, call_id: str, token: str | None) -> tuple[str, CallRecord | None]:
     """The stored call if the token is good and the call can still be joined, else why not."""
     problem = svc.tokens.check(call_id, token, time.time())
     if problem is not None:

@@ -47,12 +47,14 @@ def _page(request: Request, results: list[Any], next_cursor: str | None, prev: s
     return Page[Any](next=link(next_cursor), previous=link(prev), results=results, total=total).wire()
 
 
-def _join_url(request: Request, svc: Services, call_id: str, token: str) -> str:
+def _join_url(request: Request, svc: Services, call_id: str, token: str, carrier: str | None = None) -> str:
     if svc.settings.public_url:
         base = svc.settings.public_url.rstrip("/")
     else:
         base = f"{request.url.scheme}://{request.url.netloc}"
     base = base.replace("https://", "wss://", 1).replace("http://", "ws://", 1)
+    if carrier:  # the token goes in the path: Twilio refuses a query string in <Stream url>
+        return f"{base}/calls/{call_id}/telephony/{token}"
     return f"{base}/calls/{call_id}/server_web_socket?token={token}"
 
 
@@ -115,7 +117,8 @@ async def start_call(
         account_id=account,
         created=created,
         request=given,
-        join_url=_join_url(request, svc, call_id, svc.tokens.mint(call_id, expires)),
+        join_url=_join_url(request, svc, call_id, svc.tokens.mint(call_id, expires),
+                           body.medium.carrier if body.medium else None),
         tools=tools,
         enable_greeting_prompt=enable_greeting_prompt,
         agent_id=agent[0] if agent else None,

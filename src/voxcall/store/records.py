@@ -15,6 +15,8 @@ class CallRecord:
 
     `request` is the accepted StartCallRequest in its compact wire form
     (camelCase, nulls left out); `tools` are the resolved `CallTool`s in wire form.
+    `system_metadata` holds the `ultravox.*` metadata the server adds (e.g. a carrier's
+    call and stream ids), which a request may not set itself.
     """
 
     call_id: str
@@ -30,6 +32,7 @@ class CallRecord:
     enable_greeting_prompt: bool = True
     agent_id: str | None = None
     agent_name: str | None = None
+    system_metadata: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

@@ -48,6 +48,8 @@ _KEY_DRAWS = 5  # 62**8 prefixes: a collision is already unlikely once
 # Event severities from least to most severe (PROTOCOL.md 1.8 `minimum_severity`).
 SEVERITIES = ("debug", "info", "warning", "error")
 _EVENT_TYPE_LENGTH = 50
+_SYSTEM_METADATA = "voxcall.systemMetadata"
+"""Where a call's system metadata lives inside the stored request (no request field has this name)."""
 
 
 def _aware(value: Any) -> datetime:
@@ -215,7 +217,8 @@ class Store:
             session.add(
                 CallRow(
                     call_id=call_id, account_id=record.account_id, created=record.created,
-                    request=record.request, join_url=record.join_url, joined=record.joined,
+                    request=_with_system_metadata(record.request, record.system_metadata),
+                    join_url=record.join_url, joined=record.joined,
                     ended=record.ended, end_reason=record.end_reason, client_version=record.client_version,
                     tools=record.tools, enable_greeting_prompt=record.enable_greeting_prompt,
                     agent_id=record.agent_id, agent_name=record.agent_name,
@@ -264,6 +267,13 @@ class Store:
         """Record the first join; True only for that one, in every process (join tokens are single-use)."""
         condition = (CallRow.joined.is_(None), CallRow.ended.is_(None))
         return await self._update_call(call_id, condition, joined=at, client_version=client_version)
+
+    async def add_system_metadata(self, call_id: str, values: dict[str, str]) -> None:
+        """Merge `ultravox.*` metadata into a call (e.g. a carrier's ids from its `start`). Raises NotFound."""
+        async with self._sessions.begin() as session:
+            row = await self._call_row(session, call_id, None)
+            merged = {**row.request.get(_SYSTEM_METADATA, {}), **values}
+            row.request = _with_system_metadata(row.request, merged)
 
     async def mark_ended(self, call_id: str, *, reason: str, at: datetime) -> bool:
         """Record the end of a call; True only the first time."""
@@ -551,12 +561,20 @@ def _key_info(row: ApiKeyRow) -> ApiKeyInfo:
 
 
 def _call_record(row: CallRow) -> CallRecord:
+    request = dict(row.request)
+    system = request.pop(_SYSTEM_METADATA, None) or {}
     return CallRecord(
-        call_id=row.call_id, account_id=row.account_id, created=row.created, request=row.request,
+        call_id=row.call_id, account_id=row.account_id, created=row.created, request=request,
         join_url=row.join_url, joined=row.joined, ended=row.ended, end_reason=row.end_reason,
         client_version=row.client_version, tools=row.tools, enable_greeting_prompt=row.enable_greeting_prompt,
         agent_id=row.agent_id, agent_name=row.agent_name,
+        system_metadata=dict(system),
     )
+
+
+def _with_system_metadata(request: dict[str, Any], system: dict[str, str]) -> dict[str, Any]:
+    plain = {k: v for k, v in request.items() if k != _SYSTEM_METADATA}
+    return {**plain, _SYSTEM_METADATA: system} if system else plain
 
 
 def _event(row: CallEventRow) -> CallEvent:
