@@ -95,6 +95,8 @@ class VoiceSpec:
     recording: bool = False
     chunk_ms: int = 20
     """Size of the agent audio chunks handed to the medium (a carrier may need larger ones)."""
+    preemptive: bool = False
+    """Draft the reply while the user pauses and release it if the turn ends as it was (engine/preemption.py)."""
 
 
 @dataclass(frozen=True, slots=True)
