@@ -178,6 +178,7 @@ class Call(AgendaMixin, ReplyMixin, ToolRoundMixin, VoiceTurnMixin):
             end_session(self._llm)  # queued and running model work of this call stops now, not in minutes
             if self._hearing is not None:
                 end_session(self._stt)
+            await self._preempt.close()  # a held reply is dropped with its model work
             self._inactivity.cancel()
             self._dtmf.close()
             for task in list(self._background):
