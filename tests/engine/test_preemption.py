@@ -65,7 +65,7 @@ async def test_a_draft_taken_for_its_own_prompt_replays_every_event_and_its_firs
     assert len(pcm) == int(16000 * 0.1 * 3) * 2 and tts.spoken == ["Paris, of course."]  # answered from memory
     _ = [c async for c in primed.synthesize("It is lovely.")]
     assert tts.spoken == ["Paris, of course.", "It is lovely."]  # anything else is synthesised live
-    assert preemption.outcome() == "used" and preemption.outcome() == "none"
+    assert preemption.outcome() == ("used", 0) and preemption.outcome() == ("none", 0)
     await preemption.close()
 
 
@@ -81,7 +81,7 @@ async def test_a_draft_for_another_prompt_is_not_used_and_its_model_work_stops_a
     stopped_at = llm.yielded
     await asyncio.sleep(0.1)
     assert llm.yielded == stopped_at < 20  # nothing more was generated after the cancel
-    assert preemption.outcome() == "discarded"
+    assert preemption.outcome() == ("discarded", 1)
 
 
 async def test_discard_cancels_the_priming_and_a_later_synthesis_is_live() -> None:
@@ -127,7 +127,7 @@ async def test_a_failed_draft_is_never_released_and_a_disabled_preemption_never_
     assert preemption.take(_prompt("x")) is None  # the reply goes to the model afresh
     off = Preemption(lambda p: llm.stream(p.messages), tts=None, enabled=False)
     off.start(_prompt("x"), voice=None, speak=False)
-    assert off.draft is None and off.take(_prompt("x")) is None and off.outcome() == "none"
+    assert off.draft is None and off.take(_prompt("x")) is None and off.outcome() == ("none", 0)
     await preemption.close()
 
 

@@ -21,6 +21,8 @@ class TurnTiming:
     transcript: float = 0.0
     first_token: float = 0.0
     preemption: str = "none"
+    discarded: int = 0
+    """Preemptive drafts thrown away during the turn (the user went on after a pause)."""
 
     def report(self, first_audio: float) -> tuple[str, dict[str, Any]]:
         """A readable line and the stage durations in ms, once the first audio went out."""
@@ -32,8 +34,9 @@ class TurnTiming:
             "firstAudioMs": round((first_audio - first_token) * 1000),
             "totalMs": round((first_audio - self.speech_end) * 1000),
             "preemption": self.preemption,
+            "preemptionDiscarded": self.discarded,
         }
         text = ("Turn latency: end of speech -> end of turn %(endpointMs)d ms -> transcript %(transcriptMs)d ms -> "
                 "LLM first token %(firstTokenMs)d ms -> first audio %(firstAudioMs)d ms (total %(totalMs)d ms, "
-                "preemption %(preemption)s)" % stages)
+                "preemption %(preemption)s, %(preemptionDiscarded)d discarded)" % stages)
         return text, stages

@@ -255,11 +255,12 @@ class Preemption:
         if draft is not None:
             self._drop(draft)
 
-    def outcome(self) -> Outcome:
-        """What preemption did since the last call (a turn's latency report), then forget it."""
+    def outcome(self) -> tuple[Outcome, int]:
+        """What preemption did since the last call (for a turn's latency report), and how many drafts it
+        threw away meanwhile; then it forgets both."""
         outcome: Outcome = "used" if self._used else "discarded" if self._discarded else "none"
-        self._used, self._discarded = False, 0
-        return outcome
+        discarded, self._used, self._discarded = self._discarded, False, 0
+        return outcome, discarded
 
     async def close(self) -> None:
         """Cancel the draft and wait (bounded) until every cancelled draft's model stream is closed."""

@@ -93,9 +93,9 @@ class ReplyMixin:
         (its tool calls run only now, like a live reply's), else a new request."""
         temperature = self.spec.temperature
         stream = self._preempt.take(Prompt(tuple(messages), tuple(tools), temperature))
-        outcome = self._preempt.outcome()
+        outcome, discarded = self._preempt.outcome()
         if self._timing is not None and outcome != "none":
-            self._timing.preemption = outcome
+            self._timing.preemption, self._timing.discarded = outcome, discarded
         return stream or self._llm.stream(messages, tools, temperature=temperature)
 
     async def _deliver(self, stream: AsyncIterator[LLMEvent], spoken: Spoken) -> None:
