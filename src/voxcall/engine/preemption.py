@@ -133,6 +133,11 @@ class Draft:
     def failed(self) -> bool:
         return self.error is not None
 
+    @property
+    def closed(self) -> bool:
+        """True once the draft's work is over (its model stream closed)."""
+        return self._task.done()
+
     async def _pump(self, stream: AsyncIterator[LLMEvent]) -> None:
         splitter = ClauseSplitter() if self._tts is not None else None
         try:
@@ -201,8 +206,9 @@ class _Released:
         return await anext(self._events)
 
     async def aclose(self) -> None:
-        await self._events.aclose()
-        self._draft.cancel()
+        self._draft.cancel()  # a no-op once the model's reply is all read
+        with contextlib.suppress(RuntimeError):  # still running: it is being cancelled, and closes itself
+            await self._events.aclose()
         await self._draft.wait_closed()
 
 
@@ -270,7 +276,7 @@ class Preemption:
     def _drop(self, draft: Draft) -> None:
         self._discarded += 1
         draft.cancel()
-        self._closing = {d for d in self._closing if not d.done} | {draft}
+        self._closing = {d for d in self._closing if not d.closed} | {draft}
         logger.debug("preemptive reply discarded (%d events read ahead)", len(draft.events))
 
 
