@@ -33,7 +33,7 @@ from voxcall.engine.spec import (
 from voxcall.engine.turns import VadConfig
 from voxcall.outbound import OutboundPolicy, safe_client
 from voxcall.protocol.connection import AudioIn
-from voxcall.protocol.realtime import Debug, Transcript
+from voxcall.protocol.realtime import Debug, Transcript, UserTextMessage
 from voxcall.protocol.rest import CallMessage
 from voxcall.providers.base import ChatMessage, LLMEvent, TextDelta, ToolCall, ToolSpec
 from voxcall.providers.fake import EnergyVAD, ScriptedLLM, ScriptedSTT, ToneTTS
@@ -256,3 +256,49 @@ async def test_ending_the_call_during_a_pause_closes_the_draft() -> None:
     await h.until(lambda: llm.started)
     assert await h.finish() == "hangup"
     assert llm.closed and h.audio_bytes() == 0 and not h.transcripts("agent")
+
+
+async def test_a_draft_is_not_used_when_the_history_changed_before_the_turn_ended() -> None:
+    def script(messages: Sequence[ChatMessage], tools: Sequence[ToolSpec]) -> list[LLMEvent]:
+        return [TextDelta("Sunny in Paris." if any("in Paris" in m.content for m in messages) else HELD)]
+
+    llm = ScriptedLLM(script)
+    h = Harness(llm, stt=ScriptedSTT(lambda pcm: "what is the weather", delay=0.01), endpoint=0.6)
+    await h.stream([(QUIET, 0.2), (LOUD, 0.5), (QUIET, 0.3)])
+    assert asked(llm, "what is the weather"), "a reply was drafted during the pause"
+    h.call.receive(UserTextMessage(text="I mean in Paris", defer_response=True))  # the history changes meanwhile
+    await h.stream([(QUIET, 0.6)])
+    await h.until(lambda: bool(h.agent_finals()))
+    assert [t.text for t in h.agent_finals()] == ["Sunny in Paris."]
+    assert all("Held" not in (t.text or "") + (t.delta or "") for t in h.transcripts())
+    assert abs(h.audio_bytes() - int(0.3 * RATE) * 2) <= CHUNK * 2  # three words of 0.1 s: nothing held
+    assert sorted({t.ordinal for t in h.transcripts()}) == [0, 1, 2]
+    await h.finish()
+    assert h.latency_events()[-1].extras["preemption"] == "discarded"  # type: ignore[index]
+
+
+async def test_the_drafts_model_work_stops_as_soon_as_the_user_goes_on() -> None:
+    class Slow:
+        name = "slow"
+
+        def __init__(self) -> None:
+            self.closed_at: list[float] = []
+
+        async def stream(self, messages: Sequence[ChatMessage], tools: Sequence[ToolSpec] = (), *,
+                         temperature: float = 0.0, max_tokens: int = 256) -> AsyncIterator[LLMEvent]:
+            try:
+                for i in range(500):
+                    await asyncio.sleep(0.01)
+                    yield TextDelta(f"w{i} ")
+            finally:
+                self.closed_at.append(asyncio.get_running_loop().time())
+
+    llm = Slow()
+    h = Harness(llm, endpoint=3.0)
+    await h.stream([(QUIET, 0.2), (LOUD, 0.5), (QUIET, 0.3)])
+    assert not llm.closed_at
+    resumed = h.loop.time()
+    await h.stream([(LOUD, 0.3)])
+    assert len(llm.closed_at) == 1 and llm.closed_at[0] - resumed < 0.15  # cancelled at the resume, not at the turn end
+    await h.finish()
+    assert h.audio_bytes() == 0 and not h.transcripts("agent")
