@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import signal
 import sys
 import time
 from collections.abc import Sequence
@@ -212,6 +213,7 @@ def main() -> None:
     parser.add_argument("--llm", default="qwen2.5-1.5b", choices=["qwen2.5-1.5b", "smollm2-135m"])
     parser.add_argument("--preemption", default="off,on", help="comma-separated: off, on (one server each)")
     args = parser.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # a `timeout` still stops the servers (finally)
     settings = [p.strip() for p in args.preemption.split(",") if p.strip()]
     if not settings or any(p not in ("off", "on") for p in settings):
         parser.error("--preemption takes off, on or off,on")

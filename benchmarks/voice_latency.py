@@ -30,6 +30,7 @@ import base64
 import json
 import os
 import re
+import signal
 import socket
 import statistics
 import subprocess
@@ -318,6 +319,7 @@ def main() -> None:
     parser.add_argument("--preemption", default="off,on", help="comma-separated: off, on (one server each)")
     parser.add_argument("--concurrency", type=int, default=1, help="talkers in concurrent calls")
     args = parser.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # a `timeout` still stops the servers (finally)
     media = ["serverWebSocket", "twilio"] if args.medium == "both" else [args.medium]
     settings = [p.strip() for p in args.preemption.split(",") if p.strip()]
     if not settings or any(p not in ("off", "on") for p in settings):
