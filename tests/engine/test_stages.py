@@ -158,3 +158,20 @@ async def test_the_rest_of_the_round_is_not_run_after_a_new_stage() -> None:
     assert results == [("t1", "OK", first_stage_id("c1")), ("t2", UNRUN, first_stage_id("c1"))]
     assert [m.role for m in llm.calls[1].messages] == ["system", "user", "assistant", "tool", "tool"]
     assert stage.call_stage_id == h.messages()[-1].call_stage_id
+
+
+class BrokenResolver(Resolver):
+    async def resolve(self, request: StageRequest) -> ResolvedStage:
+        raise RuntimeError("the tool store is down")
+
+
+async def test_a_failing_resolver_is_a_tool_failure_not_the_end_of_the_call() -> None:
+    llm = ScriptedLLM([[ToolCall("t1", "advance", {})], [TextDelta("Could not.")]])
+    h = start(llm, BrokenResolver({}))
+    h.call.receive(UserTextMessage(text="go"))
+    await answer(h, "t1", {"systemPrompt": "Two."})
+    await h.until(lambda: bool(h.finals()))
+    h.call.end("hangup")
+    assert await h.finish() == "hangup"
+    result = next(m for m in h.messages() if m.role == "MESSAGE_ROLE_TOOL_RESULT")
+    assert "could not resolve the stage (RuntimeError)" in (result.text or "") and h.stages() == []

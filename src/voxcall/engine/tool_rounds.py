@@ -119,7 +119,13 @@ class ToolRoundMixin:
 
     async def _resolve_stage(self, request: StageRequest) -> ResolvedStage:
         if self._stages is not None:
-            return await self._stages.resolve(request)
+            try:
+                return await self._stages.resolve(request)
+            except StageError:
+                raise
+            except Exception as exc:  # a failing resolver (e.g. the tool store) must not end the call
+                self._log.exception("could not resolve a new call stage")
+                raise StageError(f"the server could not resolve the stage ({type(exc).__name__})") from exc
         if request.selected_tools is not None:
             raise StageError("this call cannot change its tools (selectedTools)")
         return ResolvedStage(voice=request.changes.get("voice"))
