@@ -220,7 +220,7 @@ class Store:
     # ------------------------------------------------------------------ calls
 
     async def create_call(self, record: CallRecord) -> None:
-        """Store a new call. Raises InvalidRequest if `record.call_id` is not a UUID."""
+        """Store a new call and its first stage. Raises InvalidRequest if `record.call_id` is not a UUID."""
         call_id = _call_uuid(record.call_id)
         if call_id is None:
             raise InvalidRequest("callId must be a UUID")
