@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import logging
 from dataclasses import replace
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
 
 from voxcall.engine.hearing import Hearing
 from voxcall.engine.history import History
@@ -56,6 +57,11 @@ class ToolRoundMixin:
     _voice_out: VoiceOutput | None
     _hearing: Hearing | None
     _log: logging.Logger | logging.LoggerAdapter[logging.Logger]
+
+    if TYPE_CHECKING:  # Call's, from its other parts
+        _debug: Callable[[str], Awaitable[None]]
+        _event: Callable[..., None]
+        _agent_hang_up: Callable[[ToolHangUp], None]
 
     async def _tool_round(self, calls: list[ToolCall], *, spoke: bool) -> bool:
         """Run one round of tool calls, uninterruptible (PROTOCOL.md 2.5); True if the agent speaks next."""
