@@ -164,6 +164,23 @@ def test_chat_with_tools_routes_and_answers_after_a_tool_result(host: ModelHost)
     assert '"action"' not in completion.choices[0].message.content
 
 
+COUNTING = {"messages": [{"role": "user", "content": "Count from 1 to 3000, separated by commas: 1, 2, 3,"}],
+            "temperature": 0, "max_tokens": 2048}
+
+
+def test_a_client_that_goes_away_stops_its_generation(host: ModelHost) -> None:
+    """2048 tokens of counting take SmolLM2 minutes here; closing the stream frees the model at once."""
+    with httpx.stream("POST", f"{host.v1}/chat/completions", json={**COUNTING, "stream": True},
+                      headers={"Authorization": f"Bearer {KEY}"}, timeout=60) as response:
+        assert response.status_code == 200
+        first = next(line for line in response.iter_lines() if '"content": "' in line and '"content": ""' not in line)
+        assert first  # the model is generating: now go away
+    started = time.monotonic()
+    after = host.post("/chat/completions", json={"messages": [{"role": "user", "content": "Hi"}], "max_tokens": 4})
+    assert after.status_code == 200
+    assert time.monotonic() - started < 5.0, "the abandoned request still held the model"
+
+
 @pytest.mark.parametrize("change, param", [
     ({"n": 2}, "n"), ({"tool_choice": "required"}, "tool_choice"), ({"messages": []}, "messages"),
     ({"temperature": 5}, "temperature"), ({"max_tokens": 100_000}, "max_tokens"),
@@ -298,3 +315,4 @@ def test_the_call_plane_loads_no_llm_whisper_or_piper(host: ModelHost, plane: Ru
     assert 2 * plane_rss < host_rss  # about 150 MiB and 600 MiB with SmolLM2
     models = httpx.get(f"{plane.api}/models", headers=plane.headers(), timeout=10).json()
     assert "smollm2-135m" not in json.dumps(models)  # the plane names its remote LLM, it has none of its own
+

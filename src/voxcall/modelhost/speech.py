@@ -117,7 +117,7 @@ async def decode_upload(data: bytes) -> bytes:
 
 def _decode_other(data: bytes) -> bytes:
     try:
-        from faster_whisper.audio import decode_audio
+        from faster_whisper.audio import decode_audio  # type: ignore[import-untyped]
 
         samples = decode_audio(io.BytesIO(data), sampling_rate=STT_RATE)
     except Exception as exc:  # PyAV raises its own error types for anything undecodable
@@ -132,7 +132,7 @@ def check_transcription(response_format: str, language: str | None) -> None:
         raise HostError(400, f"response_format {response_format!r} is not supported; use json or text",
                         param="response_format")
     if language:
-        from faster_whisper.tokenizer import _LANGUAGE_CODES
+        from faster_whisper.tokenizer import _LANGUAGE_CODES  # type: ignore[import-untyped]
 
         if language not in _LANGUAGE_CODES:
             raise HostError(400, f"unknown language {language!r}: use an ISO-639-1 code such as 'en'", param="language")
