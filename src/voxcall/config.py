@@ -39,10 +39,13 @@ class Settings(BaseSettings):
     llm_url: str | None = Field(default=None, description="OpenAI-compatible base URL, e.g. http://127.0.0.1:8001/v1")
     llm_model: str = "default"
     llm_api_key: str | None = None
-    # CPU threads (issue 12). llama.cpp's and CTranslate2's threads spin at every step, so as many threads
-    # as cores collapse (20x slower) when anything else wants a core; benchmarks/contention.py compares.
-    llm_threads: int = Field(default=1, ge=1, description="llama.cpp threads generating tokens")
-    llm_batch_threads: int | None = Field(default=None, ge=1, description="llama.cpp threads reading prompts; default llm_threads")
+    # CPU threads. llama.cpp's threads meet at a spinning barrier after every step, so a fixed count that
+    # assumes idle cores slows down when another process holds one; `auto` (0) follows what the machine
+    # leaves free (providers/cpu.py). benchmarks/contention.py compares settings.
+    llm_threads: int = Field(default=0, ge=0, description="llama.cpp threads generating tokens; 0 = auto: up to "
+                             "min(cores, 4), one per core other processes leave free")
+    llm_batch_threads: int | None = Field(default=None, ge=0, description="llama.cpp threads reading prompts; "
+                                          "default llm_threads; 0 = auto")
     whisper_threads: int = Field(default=1, ge=1, description="CTranslate2 threads of Whisper")
     speech: bool = Field(default=True, description="load speech models (VAD, STT, TTS); off = text-only calls")
     stt_url: str | None = Field(default=None, description="OpenAI-compatible base URL for /audio/transcriptions")
