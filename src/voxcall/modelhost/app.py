@@ -84,12 +84,14 @@ def load_models(
     llm: LLMName | None,
     stt: bool = True,
     tts: bool = True,
-    llm_threads: int = 1,
+    llm_threads: int = 0,
     llm_batch_threads: int | None = None,
     whisper_threads: int = 1,
     progress: Progress | None = None,
 ) -> Models:
     """Verify and load the embedded models from their local packages (nothing downloads). Blocking.
+
+    `llm_threads` 0 is auto, as in `voxcall serve` (`providers/cpu.py`).
 
     Raises:
         ProviderError: a runtime or weight package is missing, or Piper has no voice.
