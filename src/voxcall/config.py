@@ -54,6 +54,10 @@ class Settings(BaseSettings):
     tts_model: str = "tts-1"
     tts_voice: str = "alloy"
     speech_api_key: str | None = None
+    models_url: str | None = Field(default=None, description="a `voxcall models serve` host, e.g. http://127.0.0.1:8001/v1: "
+                                   "the default of llm_url, stt_url and tts_url (and llm=openai)")
+    models_api_key: str | None = Field(default=None, description="the model host's key: required by `voxcall models serve`, "
+                                       "the default of llm_api_key and speech_api_key")
     default_voice: str | None = Field(default=None, description="voice of calls that name none or an unknown one")
     voice_aliases: dict[str, str] = Field(default_factory=dict, description='JSON map of hosted voice names to installed ones')
     strict_voices: bool = Field(default=False, description="refuse unknown voices and externalVoice with 422")
@@ -99,6 +103,15 @@ class Settings(BaseSettings):
 
     def model_post_init(self, __context: object) -> None:
         self.data_dir = self.data_dir.expanduser().resolve()  # one meaning, whatever the working directory
+        if self.models_url:  # one model host for all three; a URL or an LLM named explicitly wins
+            if "llm" not in self.model_fields_set and not self.llm_url:
+                self.llm = "openai"
+            self.llm_url = self.llm_url or self.models_url
+            self.stt_url = self.stt_url or self.models_url
+            self.tts_url = self.tts_url or self.models_url
+        if self.models_api_key:
+            self.llm_api_key = self.llm_api_key or self.models_api_key
+            self.speech_api_key = self.speech_api_key or self.models_api_key
 
     def resolved_database_url(self) -> str:
         """The database URL, defaulting to SQLite (aiosqlite) in the data directory."""
