@@ -46,6 +46,8 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--no-speech", action="store_true", help="text-only calls: load no speech models (env VOXCALL_SPEECH=false)")
     serve.add_argument("--stt-url", help="OpenAI-compatible /audio/transcriptions base URL instead of embedded Whisper (env VOXCALL_STT_URL)")
     serve.add_argument("--tts-url", help="OpenAI-compatible /audio/speech base URL instead of embedded Piper (env VOXCALL_TTS_URL)")
+    serve.add_argument("--models-url", help="a `voxcall models serve` host for LLM, STT and TTS at once, e.g. "
+                       "http://127.0.0.1:8001/v1; the three flags above win (env VOXCALL_MODELS_URL)")
     serve.add_argument("--log-level", default="info")
     serve.add_argument("--log-format", choices=["text", "json"], help="log lines as text or JSON objects (env VOXCALL_LOG_FORMAT)")
 
@@ -81,6 +83,10 @@ def _parser() -> argparse.ArgumentParser:
     call.add_argument("--input", metavar="FILE.wav", help="send this WAV file as the microphone, hang up once the agent has answered")
     call.add_argument("--output", metavar="FILE.wav", help="write the agent's audio to this WAV file instead of playing it")
     call.add_argument("--tools-demo", action="store_true", help="offer a getWeather client tool answered by this CLI")
+
+    from voxcall.modelhost.cli import add_parser as add_models_parser
+
+    add_models_parser(sub)
     return parser
 
 
@@ -100,6 +106,7 @@ def _settings(args: argparse.Namespace) -> Any:
         "speech": False if getattr(args, "no_speech", False) else None,
         "stt_url": getattr(args, "stt_url", None),
         "tts_url": getattr(args, "tts_url", None),
+        "models_url": getattr(args, "models_url", None),
         "log_format": getattr(args, "log_format", None),
     }.items() if v is not None}
     return Settings(**overrides)
@@ -148,7 +155,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     print(f"Loading the LLM ({settings.llm})...", file=sys.stderr, flush=True)
     llm = load_llm(settings, progress=_progress("Assembling LLM weights"))
     if settings.speech:
-        print("Loading speech models (Silero VAD, Whisper, Piper)...", file=sys.stderr, flush=True)
+        remote = [name for name, url in (("Whisper", settings.stt_url), ("Piper", settings.tts_url)) if not url]
+        print(f"Loading speech models ({', '.join(['Silero VAD', *remote])})...", file=sys.stderr, flush=True)
     speech = load_speech(settings, progress=_progress("Assembling speech model files"))
     base = settings.public_url or f"http://{settings.host}:{settings.port}"
     server = graceful_server(create_app(settings, llm=llm, speech=speech), settings, log_level=args.log_level)
@@ -245,6 +253,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "serve":
             return cmd_serve(args)
+        if args.command == "models":
+            from voxcall.modelhost.cli import cmd_models
+
+            return cmd_models(args, progress=_progress("Assembling model files"))
         handler = {"keys": cmd_keys, "chat": cmd_chat, "calls": cmd_calls, "call": cmd_call}[args.command]
         return asyncio.run(handler(args))
     except KeyboardInterrupt:
