@@ -89,7 +89,7 @@ def start_server(llm: str, env: dict[str, str] | None = None) -> tuple[subproces
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    log = open(os.environ.get("VOXCALL_BENCH_LOG", os.devnull), "wb")  # noqa: SIM115 - lives as long as the server
+    log = open(os.environ.get("VOXCALL_BENCH_LOG", os.devnull), "wb")
     level = "debug" if os.environ.get("VOXCALL_BENCH_LOG") else "warning"
     proc = subprocess.Popen([sys.executable, "-m", "voxcall", "serve", "--port", str(port), "--llm", llm, "--log-level", level],
                             env=env, stdout=log, stderr=subprocess.STDOUT)
@@ -275,7 +275,7 @@ def summary(results: list[dict[str, float]]) -> dict[str, float]:
     if not v2v:
         return {"turns": 0.0}
     out = {"turns": float(len(v2v)), "median": statistics.median(v2v),
-           "p90": v2v[min(len(v2v) - 1, int(round(0.9 * (len(v2v) - 1))))], "min": v2v[0], "max": v2v[-1]}
+           "p90": v2v[min(len(v2v) - 1, round(0.9 * (len(v2v) - 1)))], "min": v2v[0], "max": v2v[-1]}
     for stage in ("end of turn", "transcript", "LLM first token", "first audio"):
         values = [r[stage] for r in results if stage in r]
         if values:

@@ -315,7 +315,7 @@ class Call(AgendaMixin, ReplyMixin, ToolRoundMixin, VoiceTurnMixin):
     async def _set_state(self, state: str) -> None:
         if state != self._state:
             self._state = state
-            await self._send(State(state=state))  # type: ignore[arg-type]
+            await self._send(State(state=state))
 
     async def _debug(self, text: str) -> None:
         await self._send(Debug(message=text))

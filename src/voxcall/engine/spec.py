@@ -88,7 +88,7 @@ class VoiceSpec:
     input_rate: int = 48000
     output_rate: int = 48000
     client_buffer: float = 0.06
-    vad: VadConfig = VadConfig()
+    vad: VadConfig = field(default_factory=VadConfig)
     voice: str | None = None
     language: str | None = None
     media_idle_timeout: float | None = None
