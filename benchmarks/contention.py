@@ -14,7 +14,7 @@ It prints one table with the medians and p90s side by side, and each situation's
 multiple of the same setting's idle median (the goal: at most about 2x, never 20x).
 
     .venv/bin/python benchmarks/contention.py [--rounds 2] [--llm qwen2.5-1.5b] \\
-        [--llm-threads 1,2] [--batch-threads same] [--whisper-threads 1,2] [--no-voice]
+        [--llm-threads 1,2,auto] [--batch-threads same] [--whisper-threads 1,2] [--no-voice]
 
 Run it on an otherwise quiet machine: whatever else runs is part of the figures.
 """
@@ -58,7 +58,17 @@ class Setting:
         return env
 
     def label(self) -> str:
-        return f"llm {self.llm}/{self.batch or self.llm} whisper {self.whisper}"
+        batch = self.llm if self.batch is None else self.batch
+        return f"llm {_threads(self.llm)}/{_threads(batch)} whisper {self.whisper}"
+
+
+def _threads(n: int) -> str:
+    return "auto" if n == 0 else str(n)
+
+
+def _counts(text: str) -> list[int]:
+    """`1,2,auto` -> [1, 2, 0]: 0 is voxcall's auto thread count."""
+    return [0 if v.strip() == "auto" else int(v) for v in text.split(",")]
 
 
 def p90(values: list[float]) -> float:
@@ -143,8 +153,8 @@ def row(label: str, situation: str, figures: dict[str, dict[str, list[float]]]) 
 
 
 def settings(args: argparse.Namespace) -> list[Setting]:
-    llm = [int(v) for v in args.llm_threads.split(",")]
-    batch = [None] if args.batch_threads == "same" else [int(v) for v in args.batch_threads.split(",")]
+    llm = _counts(args.llm_threads)
+    batch = [None] if args.batch_threads == "same" else _counts(args.batch_threads)
     whisper = [int(v) for v in args.whisper_threads.split(",")] if args.voice else [1]
     return [Setting(*combo) for combo in itertools.product(llm, batch, whisper)]
 
@@ -153,7 +163,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=2, help="times through the 5 prompts, per call and situation")
     parser.add_argument("--llm", default="qwen2.5-1.5b", choices=["qwen2.5-1.5b", "smollm2-135m"])
-    parser.add_argument("--llm-threads", default="1,2", help="comma-separated llama.cpp generation threads to try")
+    parser.add_argument("--llm-threads", default="1,2", help="comma-separated llama.cpp generation threads to try (auto = voxcall's default)")
     parser.add_argument("--batch-threads", default="same", help="llama.cpp prompt threads to try, or 'same'")
     parser.add_argument("--whisper-threads", default="1,2", help="comma-separated Whisper threads to try")
     parser.add_argument("--no-voice", dest="voice", action="store_false", help="text replies only")

@@ -46,6 +46,8 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--no-speech", action="store_true", help="text-only calls: load no speech models (env VOXCALL_SPEECH=false)")
     serve.add_argument("--stt-url", help="OpenAI-compatible /audio/transcriptions base URL instead of embedded Whisper (env VOXCALL_STT_URL)")
     serve.add_argument("--tts-url", help="OpenAI-compatible /audio/speech base URL instead of embedded Piper (env VOXCALL_TTS_URL)")
+    serve.add_argument("--models-url", help="a `voxcall models serve` host for LLM, STT and TTS at once, e.g. "
+                       "http://127.0.0.1:8001/v1; the three flags above win (env VOXCALL_MODELS_URL)")
     serve.add_argument("--workers", type=int, help="call-plane processes on this port, one per core (env VOXCALL_WORKERS, "
                        "default 1); more than 1 needs VOXCALL_REDIS_URL, PostgreSQL and the models on URLs (docs/deploy.md)")
     serve.add_argument("--worker-index", type=int, help=argparse.SUPPRESS)  # set by the supervisor for its workers
@@ -84,6 +86,10 @@ def _parser() -> argparse.ArgumentParser:
     call.add_argument("--input", metavar="FILE.wav", help="send this WAV file as the microphone, hang up once the agent has answered")
     call.add_argument("--output", metavar="FILE.wav", help="write the agent's audio to this WAV file instead of playing it")
     call.add_argument("--tools-demo", action="store_true", help="offer a getWeather client tool answered by this CLI")
+
+    from voxcall.modelhost.cli import add_parser as add_models_parser
+
+    add_models_parser(sub)
     return parser
 
 
@@ -103,6 +109,7 @@ def _settings(args: argparse.Namespace) -> Any:
         "speech": False if getattr(args, "no_speech", False) else None,
         "stt_url": getattr(args, "stt_url", None),
         "tts_url": getattr(args, "tts_url", None),
+        "models_url": getattr(args, "models_url", None),
         "log_format": getattr(args, "log_format", None),
         "workers": getattr(args, "workers", None),
     }.items() if v is not None}
@@ -184,7 +191,8 @@ def _serve_one(args: argparse.Namespace, settings: Any, key: str | None) -> int:
     print(f"Loading the LLM ({settings.llm})...", file=sys.stderr, flush=True)
     llm = load_llm(settings, progress=_progress("Assembling LLM weights"))
     if settings.speech:
-        print("Loading speech models (Silero VAD, Whisper, Piper)...", file=sys.stderr, flush=True)
+        remote = [name for name, url in (("Whisper", settings.stt_url), ("Piper", settings.tts_url)) if not url]
+        print(f"Loading speech models ({', '.join(['Silero VAD', *remote])})...", file=sys.stderr, flush=True)
     speech = load_speech(settings, progress=_progress("Assembling speech model files"))
     base = settings.public_url or f"http://{settings.host}:{settings.port}"
     server = graceful_server(create_app(settings, llm=llm, speech=speech), settings, log_level=args.log_level)
@@ -296,6 +304,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "serve":
             return cmd_serve(args, list(sys.argv[1:] if argv is None else argv))
+        if args.command == "models":
+            from voxcall.modelhost.cli import cmd_models
+
+            return cmd_models(args, progress=_progress("Assembling model files"))
         handler = {"keys": cmd_keys, "chat": cmd_chat, "calls": cmd_calls, "call": cmd_call}[args.command]
         return asyncio.run(handler(args))
     except KeyboardInterrupt:

@@ -39,10 +39,13 @@ class Settings(BaseSettings):
     llm_url: str | None = Field(default=None, description="OpenAI-compatible base URL, e.g. http://127.0.0.1:8001/v1")
     llm_model: str = "default"
     llm_api_key: str | None = None
-    # CPU threads (issue 12). llama.cpp's and CTranslate2's threads spin at every step, so as many threads
-    # as cores collapse (20x slower) when anything else wants a core; benchmarks/contention.py compares.
-    llm_threads: int = Field(default=1, ge=1, description="llama.cpp threads generating tokens")
-    llm_batch_threads: int | None = Field(default=None, ge=1, description="llama.cpp threads reading prompts; default llm_threads")
+    # CPU threads. llama.cpp's threads meet at a spinning barrier after every step, so a fixed count that
+    # assumes idle cores slows down when another process holds one; `auto` (0) follows what the machine
+    # leaves free (providers/cpu.py). benchmarks/contention.py compares settings.
+    llm_threads: int = Field(default=0, ge=0, description="llama.cpp threads generating tokens; 0 = auto: up to "
+                             "min(cores, 4), one per core other processes leave free")
+    llm_batch_threads: int | None = Field(default=None, ge=0, description="llama.cpp threads reading prompts; "
+                                          "default llm_threads; 0 = auto")
     whisper_threads: int = Field(default=1, ge=1, description="CTranslate2 threads of Whisper")
     speech: bool = Field(default=True, description="load speech models (VAD, STT, TTS); off = text-only calls")
     stt_url: str | None = Field(default=None, description="OpenAI-compatible base URL for /audio/transcriptions")
@@ -51,6 +54,10 @@ class Settings(BaseSettings):
     tts_model: str = "tts-1"
     tts_voice: str = "alloy"
     speech_api_key: str | None = None
+    models_url: str | None = Field(default=None, description="a `voxcall models serve` host, e.g. http://127.0.0.1:8001/v1: "
+                                   "the default of llm_url, stt_url and tts_url (and llm=openai)")
+    models_api_key: str | None = Field(default=None, description="the model host's key: required by `voxcall models serve`, "
+                                       "the default of llm_api_key and speech_api_key")
     default_voice: str | None = Field(default=None, description="voice of calls that name none or an unknown one")
     voice_aliases: dict[str, str] = Field(default_factory=dict, description='JSON map of hosted voice names to installed ones')
     strict_voices: bool = Field(default=False, description="refuse unknown voices and externalVoice with 422")
@@ -98,6 +105,15 @@ class Settings(BaseSettings):
 
     def model_post_init(self, __context: object) -> None:
         self.data_dir = self.data_dir.expanduser().resolve()  # one meaning, whatever the working directory
+        if self.models_url:  # one model host for all three; a URL or an LLM named explicitly wins
+            if "llm" not in self.model_fields_set and not self.llm_url:
+                self.llm = "openai"
+            self.llm_url = self.llm_url or self.models_url
+            self.stt_url = self.stt_url or self.models_url
+            self.tts_url = self.tts_url or self.models_url
+        if self.models_api_key:
+            self.llm_api_key = self.llm_api_key or self.models_api_key
+            self.speech_api_key = self.speech_api_key or self.models_api_key
 
     def resolved_database_url(self) -> str:
         """The database URL, defaulting to SQLite (aiosqlite) in the data directory."""

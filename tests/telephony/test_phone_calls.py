@@ -15,11 +15,13 @@ from __future__ import annotations
 import asyncio
 import re
 import time
+import xml.etree.ElementTree as ET
 from typing import Any
 
 import httpx
 import pytest
 import websockets
+from twilio.request_validator import RequestValidator
 
 from tests.conftest import RunningServer
 from tests.server.wire import create_call, get, wait_for_end
@@ -87,3 +89,45 @@ async def test_a_phone_call_over_the_carrier(server: RunningServer, dialect: Dia
     assert greeting and GREETING.startswith(greeting) and len(greeting) < len(GREETING)
     # what was kept matches what the carrier played before the clear: ~2.5 words a second, and no more
     assert len(greeting.split()) <= 3.5 * heard_before_clear + 2
+
+
+async def test_a_twilio_number_pointed_at_an_agent_streams_the_call_to_the_twiml_url(server: RunningServer) -> None:
+    """The README's incoming path as Twilio walks it: signed voice webhook -> TwiML -> media stream on its URL."""
+    twilio = {"accountSid": "AC00000000000000000000000000000042", "authToken": "incoming-test-auth-token"}
+    async with httpx.AsyncClient(base_url=server.api, headers=server.headers(), timeout=30) as api:
+        agent = (await api.post("/agents", json={"name": "Library desk", "callTemplate": {
+            "systemPrompt": "You are a library assistant for {{user.phone_number}}.",
+            "firstSpeakerSettings": {"agent": {"text": GREETING}}}})).json()
+        config = {**twilio, "callCreationAllowedAgentIds": [agent["agentId"]],
+                  "requestContextMapping": {"From": "user.phone_number"}}
+        made = await api.post("/telephony_configs/twilio", json=config)
+        if made.status_code == 409:  # another test of this server stored one: replace it
+            made = await api.patch("/telephony_configs/twilio", json=config)
+        assert made.status_code in (200, 201), made.text
+
+        url = f"{server.api}/agents/{agent['agentId']}/telephony_xml"
+        dialect = Twilio()
+        fields = {"CallSid": dialect.metadata["ultravox.twilio.call_sid"], "AccountSid": twilio["accountSid"],
+                  "From": "+15551234567", "To": "+15557654321", "Direction": "inbound"}
+        signature = RequestValidator(twilio["authToken"]).compute_signature(url, fields)
+        answered = await api.post(url, data=fields, headers={"X-Twilio-Signature": signature})
+        assert answered.status_code == 200 and answered.headers["content-type"].startswith("text/xml"), answered.text
+        stream = ET.fromstring(answered.text.split("?>", 1)[-1]).find("Connect/Stream")
+        assert stream is not None and "?" not in stream.attrib["url"]
+
+    async with websockets.connect(stream.attrib["url"]) as ws:
+        sim = CarrierSimulator(ws, dialect)
+        await sim.open()
+        runner = asyncio.create_task(sim.run())
+        await sim.until(lambda: sim.audio_seconds() > 1.0, timeout=60)
+        assert rms(b"".join(pcm for _, pcm in sim.audio)) > 300, "the agent's greeting arrives as μ-law speech"
+        call_id = stream.attrib["url"].split("/calls/", 1)[1].split("/", 1)[0]
+        await sim.press("7")
+        found = await poll_messages(server, call_id, lambda ms: any(m.get("text") == "7" for m in ms), 20)
+        assert any(m.get("text") == "7" and m["role"] == "MESSAGE_ROLE_USER" for m in found)
+        await sim.hang_up()
+        await asyncio.wait_for(runner, 10)
+
+    ended = await wait_for_end(server, call_id)
+    assert ended["endReason"] == "hangup" and ended["systemPrompt"].endswith("for +15551234567.")
+    assert ended["metadata"]["ultravox.twilio.call_sid"] == fields["CallSid"]

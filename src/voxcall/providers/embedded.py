@@ -29,6 +29,7 @@ import codecs
 import functools
 import json
 import logging
+import os
 import threading
 import time
 import uuid
@@ -42,6 +43,7 @@ import numpy as np
 from voxcall.errors import ProviderError
 from voxcall.providers import routing
 from voxcall.providers.base import ChatMessage, LLMEvent, TextDelta, ToolCall, ToolSpec
+from voxcall.providers.cpu import CpuShare, threads_for
 from voxcall.providers.llm_queue import (
     STARTED,
     Channel,
@@ -60,6 +62,8 @@ logger = logging.getLogger(__name__)
 
 _CONTEXT_MARGIN = 16  # tokens kept free beyond max_tokens for the forced JSON pieces
 _ARGUMENTS_MAX_TOKENS = 256  # tool arguments are not limited by max_tokens, which is about speech
+AUTO_MAX_THREADS = 4
+"""Auto threads stop here: beyond 4, token generation on CPU is bound by memory bandwidth."""
 EVAL_CHUNK = 64
 """Prompt tokens evaluated between two checks of the stop flag (well under a second on 2 cores)."""
 
@@ -68,7 +72,7 @@ def load_llm(
     name: LLMName,
     *,
     cache_dir: Path,
-    n_threads: int = 1,
+    n_threads: int = 0,
     n_threads_batch: int | None = None,
     progress: Progress | None = None,
 ) -> LlamaLLM:
@@ -83,24 +87,31 @@ class LlamaLLM:
     Args:
         model_path: a verified GGUF file (see `models.llm_model_path`).
         name: the model's name, reported as `self.name`.
-        n_threads: CPU threads for generation (one token at a time).
-        n_threads_batch: CPU threads for prompt evaluation; `n_threads` when None.
+        n_threads: CPU threads for generation (one token at a time); 0 = auto (`providers/cpu.py`):
+            before each generation, as many as the cores other processes leave free, up to
+            `AUTO_MAX_THREADS` or the core count.
+        n_threads_batch: CPU threads for prompt evaluation; `n_threads` when None; 0 = auto.
         n_ctx: context length in tokens.
     """
 
     def __init__(
-        self, model_path: Path, *, name: str, n_threads: int = 1, n_threads_batch: int | None = None, n_ctx: int = 4096
+        self, model_path: Path, *, name: str, n_threads: int = 0, n_threads_batch: int | None = None, n_ctx: int = 4096
     ) -> None:
         llama_cpp, formatter_class = _import_llama_cpp()
         self.name = name
+        auto_max = min(os.cpu_count() or 1, AUTO_MAX_THREADS)
+        batch = n_threads if n_threads_batch is None else n_threads_batch
+        self._threads = (n_threads or auto_max, batch or auto_max)
+        self._auto = (n_threads == 0, batch == 0)
+        self._cpu = CpuShare() if any(self._auto) else None
         self._llama_cpp = llama_cpp
         started = time.perf_counter()
         try:
             self._llama = llama_cpp.Llama(
                 model_path=str(model_path),
                 n_ctx=n_ctx,
-                n_threads=n_threads,
-                n_threads_batch=n_threads_batch or n_threads,
+                n_threads=self._threads[0],
+                n_threads_batch=self._threads[1],
                 seed=0,
                 verbose=False,
             )
@@ -117,8 +128,9 @@ class LlamaLLM:
                                       lambda messages: str(self._format(messages=messages).prompt))
         self._worker = FairWorker(f"llm-{name}")
         self._closed = threading.Event()
-        logger.info("loaded %s in %.2f s (%d threads, %d for prompts)", name, self.load_seconds, n_threads,
-                    n_threads_batch or n_threads)
+        self._current_threads = self._threads
+        logger.info("loaded %s in %.2f s (%s threads, %s for prompts)", name, self.load_seconds,
+                    *("auto<=%d" % n if auto else str(n) for n, auto in zip(self._threads, self._auto, strict=True)))
 
     def session(
         self,
@@ -188,6 +200,8 @@ class LlamaLLM:
         self._closed.set()
         self._worker.close()
         self._llama.close()
+        if self._cpu is not None:
+            self._cpu.close()
 
     def submit(
         self, request: Request, owner: Hashable, *, background: bool = False, listener: Listener | None = None
@@ -223,6 +237,7 @@ class LlamaLLM:
         mode = routing.choose_mode(request.messages, request.tools)
         prefill = {"plain": "", "route": routing.ROUTE_PREFILL, "answer": routing.ANSWER_PREFILL}[mode]
         context = self._prompt_tokens(request, prefill)
+        self._fit_threads()
         started = time.perf_counter()
         stats = _Stats(len(context), started)
         if not self._evaluate(context, channel.stopped) or request.max_tokens <= 0:
@@ -235,6 +250,17 @@ class LlamaLLM:
         else:
             self._route(context, request, channel, stats)
         stats.log(self.name, mode)
+
+    def _fit_threads(self) -> None:
+        """With auto threads: as many as the cores other processes leave free right now."""
+        if self._cpu is None:
+            return
+        wanted = tuple(threads_for(self._cpu, n) if auto else n
+                       for n, auto in zip(self._threads, self._auto, strict=True))
+        if wanted != self._current_threads:
+            logger.debug("llama.cpp threads %d/%d (other processes use %.1f cores)", *wanted, self._cpu.others)
+            self._llama._ctx.set_n_threads(*wanted)
+            self._current_threads = wanted  # type: ignore[assignment]
 
     def _evaluate(self, tokens: list[int], stop: threading.Event) -> bool:
         """Evaluate all but the last prompt token into the KV cache, `EVAL_CHUNK` at a time.

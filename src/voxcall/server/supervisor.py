@@ -56,11 +56,11 @@ def worker_problem(settings: Settings) -> str | None:
         return (f"--workers {n} needs a shared PostgreSQL database: set VOXCALL_DATABASE_URL="
                 "postgresql+asyncpg://user:password@host/db (SQLite is for one process)")
     if settings.llm != "openai" or not settings.llm_url:
-        return (f"--workers {n} runs the call plane only: serve the LLM on a model host and set VOXCALL_LLM_URL "
-                "(N copies of the embedded model would share the same cores)")
+        return (f"--workers {n} runs the call plane only: serve the models once (`voxcall models serve`) and pass "
+                "--models-url (or set VOXCALL_LLM_URL); N copies of the embedded models would share the same cores")
     if settings.speech and not (settings.stt_url and settings.tts_url):
-        return (f"--workers {n} runs the call plane only: set VOXCALL_STT_URL and VOXCALL_TTS_URL to "
-                "OpenAI-compatible speech servers, or run text-only with --no-speech")
+        return (f"--workers {n} runs the call plane only: pass --models-url, or set VOXCALL_STT_URL and "
+                "VOXCALL_TTS_URL to OpenAI-compatible speech servers, or run text-only with --no-speech")
     return None
 
 

@@ -1,0 +1,136 @@
+"""Voice turns of a call: the speech pipeline set up for a call and the turn events it posts.
+
+`VoiceTurnMixin._setup_voice` builds the inbound side (`VoiceInput`: VAD frames → turn events
+posted to the call's inbox), early transcription (`Hearing`) and the outbound voice
+(`VoiceOutput`). `_turn` acts on a turn event inside the call loop: a barge-in interrupts
+the agent, a pause starts Whisper early, a finished turn is transcribed in the background
+and comes back as `Heard`, which takes the floor.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from voxcall.engine.agenda import End, Heard, Turn
+from voxcall.engine.hearing import Hearing
+from voxcall.engine.history import History, Send
+from voxcall.engine.latency import TurnTiming
+from voxcall.engine.recording import Recorder
+from voxcall.engine.spec import CallSpec, Speech
+from voxcall.engine.turns import BargeIn, Paused, Resumed, SpeechStarted, TurnEnded
+from voxcall.engine.voice_in import AudioOverflow, VoiceInput
+from voxcall.engine.voice_out import VoiceOutput
+from voxcall.providers.base import STT, ChatMessage, open_session
+
+__all__ = ["VoiceTurnMixin", "send_audio"]
+
+
+class VoiceTurnMixin:
+    """The voice-turn part of `Call`: its state is set up in `Call.__init__`; `_interrupt`,
+    `_activity`, `_want_reply` come from the agenda mixin, `_prefill` from the reply mixin."""
+
+    spec: CallSpec
+    _send: Send
+    _h: History
+    _log: logging.Logger | logging.LoggerAdapter[logging.Logger]
+    _loop: asyncio.AbstractEventLoop
+    _started: float
+    _inbox: asyncio.Queue[Any]
+    _current: asyncio.Task[None] | None
+    _interruptible: bool
+    _user_spoke: bool
+    _timing: TurnTiming | None
+    _recorder: Recorder | None
+    _voice_in: VoiceInput | None
+    _voice_out: VoiceOutput | None
+    _hearing: Hearing | None
+    _stt: STT
+
+    def _setup_voice(self, speech: Speech | None, playback: Callable[[], float | None] | None) -> None:
+        voice = self.spec.voice
+        self._recorder = Recorder(self._started, agent_rate=voice.output_rate) if voice.recording else None
+        self._voice_in = None
+        self._voice_out = None
+        self._hearing = None
+        if speech is None:
+            return
+        self._voice_in = VoiceInput(speech.vad(), voice.vad, input_rate=voice.input_rate, emit=self._post_turn,
+                                    tap=self._recorder.user if self._recorder else None)
+        self._stt = open_session(speech.stt, self.spec.call_id, on_queued=self._stt_busy)
+        self._hearing = Hearing(self._stt, language=voice.language, debug=self._debug, log=self._log,
+                                on_early=self._early_words)
+        if speech.tts is not None:
+            self._voice_out = VoiceOutput(speech.tts, voice=voice.voice, output_rate=voice.output_rate,
+                                          lead=voice.client_buffer, send_audio=send_audio(self._send),
+                                          tap=self._recorder.agent if self._recorder else None,
+                                          chunk_ms=voice.chunk_ms, playback=playback)
+
+    def _post_turn(self, event: object, at: float) -> None:
+        self._inbox.put_nowait(Turn(event, at))
+
+    def _early_words(self, text: str) -> None:
+        """The user has paused and we already know what they said: have the model read it now.
+
+        If the turn then ends, the reply's prompt is already in the KV cache and its first token
+        comes at once; if the user goes on, the cache simply diverges at this message.
+        """
+        if self._current is None:
+            self._prefill(ChatMessage("user", text))
+
+    async def _watch_media(self, timeout: float) -> None:
+        assert self._voice_in is not None
+        while True:
+            await asyncio.sleep(1.0)
+            if self._loop.time() - self._voice_in.last_audio_at > timeout:
+                self._event("media_idle", f"No audio for {timeout:g}s: ending the call", "warning")
+                self._inbox.put_nowait(End("connection_error"))
+                return
+
+    async def _turn(self, turn: Turn) -> None:
+        event = turn.event
+        if isinstance(event, SpeechStarted):
+            self._activity()
+        elif isinstance(event, BargeIn):
+            if self._voice_in is not None and self._voice_in.agent_speaking and self._interruptible:
+                self._interrupt()  # first: the clear goes out as the cancelled reply unwinds
+                await self._debug("User barged in")
+        elif isinstance(event, Paused) and self._hearing is not None:
+            self._hearing.paused(event.audio)
+        elif isinstance(event, Resumed) and self._hearing is not None:
+            self._hearing.resumed()
+        elif isinstance(event, TurnEnded) and self._hearing is not None:
+            if self._current is None:
+                await self._set_state("thinking")  # the turn now waits for speech recognition, then the model
+            timing = TurnTiming(speech_end=turn.at - event.trailing_silence_frames * self.spec.voice.vad.frame_seconds,
+                                turn_end=turn.at)
+            self._spawn(self._finish_turn(event.audio, timing))
+        elif isinstance(event, AudioOverflow):
+            self._event("audio_overflow", f"Client sent audio faster than real time; dropped {event.dropped_seconds:.2f}s so far",
+                        "warning")
+
+    async def _finish_turn(self, audio: bytes, timing: TurnTiming) -> None:
+        assert self._hearing is not None
+        text = await self._hearing.finish(audio)
+        timing.transcript = self._loop.time()
+        self._inbox.put_nowait(Heard(text, timing))
+
+    async def _heard(self, heard: Heard) -> None:
+        if not heard.text:
+            await self._debug("Heard speech but no words")
+            return
+        self._activity()
+        self._user_spoke = True
+        self._interrupt()  # a finished spoken turn takes the floor
+        await self._h.user(heard.text, "voice")
+        self._timing = heard.timing
+        self._want_reply()
+
+
+def send_audio(send: Send) -> Callable[[bytes], Awaitable[None]]:
+    async def audio(pcm: bytes) -> None:
+        await send(pcm)
+
+    return audio
