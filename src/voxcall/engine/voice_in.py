@@ -2,9 +2,9 @@
 
 Everything here is cheap and never blocks the socket reader, so it runs inside
 `Call.receive()`. A VAD with `submit()` (`providers.vad_batch`: every call's
-Silero in one batched run per loop tick) decides the frames at the end of the
-tick, and the turn events follow then, stamped with the time the audio came in;
-a plain VAD decides each frame at once. A client
+Silero in batches on a thread of its own) decides the frames a moment later, and
+the turn events follow then, on the loop, stamped with the time the audio came
+in; a plain VAD decides each frame at once. A client
 that sends faster than real time has the excess dropped (memory stays bounded)
 and the drop is reported once per second.
 """

@@ -1,4 +1,4 @@
-"""Silero VAD for every call of a process in one ONNX session, one batched run per event-loop tick.
+"""Silero VAD for every call of a process in one ONNX session, batched across calls, on a thread of its own.
 
 Silero runs every 32 ms of every call: with a hundred calls, running it on the event
 loop one frame at a time was most of the loop's time (an ONNX Runtime call, tensor
