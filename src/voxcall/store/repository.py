@@ -32,6 +32,7 @@ from voxcall.store.pages import Listing, fetch_page
 from voxcall.store.records import ApiKeyInfo, CallRecord
 from voxcall.store.serving import ServingLock
 from voxcall.store.tables import AccountRow, ApiKeyRow, CallEventRow, CallRow, MessageRow, SecretRow
+from voxcall.store.outage import guarded
 
 __all__ = ["DEFAULT_ACCOUNT_ID", "DEFAULT_ACCOUNT_NAME", "KEY_PATTERN", "SEVERITIES", "Store"]
 
@@ -76,6 +77,7 @@ _MESSAGES = Listing("m", (MessageRow.idx,), descending=False, parsers=(_integer,
 _EVENTS = Listing("e", (CallEventRow.id,), descending=False, parsers=(_integer,))
 
 
+@guarded
 class Store:
     """Async repository over one SQLAlchemy engine (SQLite via aiosqlite, or PostgreSQL via asyncpg).
 
