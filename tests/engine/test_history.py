@@ -127,6 +127,14 @@ async def test_writes_during_an_outage_are_retried_and_the_finals_go_out_in_orde
     await history.drain(recorder)
 
 
+async def test_the_call_ending_during_an_outage_still_sends_the_finals_stored_before_the_drain_ends() -> None:
+    far = Outage(failures=2)
+    history, recorder = await running(far, write_timeout=0.05)
+    await history.user("bye", "text")
+    await history.drain(recorder, timeout=5)  # the call ended: the writes catch up within the drain
+    assert far.log == ["wrote user bye", "sent user0!"]
+
+
 async def test_a_write_that_fails_for_another_reason_is_logged_and_skipped() -> None:
     class Broken(Far):
         async def record(self, item: Any) -> None:

@@ -243,7 +243,10 @@ class History:
             await asyncio.shield(self._deferred[0][0])
             async with self._lock:
                 _, final = self._deferred.popleft()
-                await self._send(final)
+                try:
+                    await self._send(final)
+                except Exception:  # the client is gone: the call is ending
+                    self._log.info("a deferred final could not be sent: the connection is closed")
 
     async def run_recorder(self) -> None:
         """Write queued entries and events in order, never cancelled mid-write; runs until cancelled."""
@@ -280,6 +283,8 @@ class History:
         try:
             async with asyncio.timeout(timeout):
                 await self._queue.join()
+                if self._flusher is not None:
+                    await asyncio.shield(self._flusher)  # every final is stored now: send them
         except TimeoutError:
             self._log.error("gave up recording %d call messages", self._queue.qsize())
         if self._flusher is not None:
