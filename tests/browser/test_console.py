@@ -8,14 +8,19 @@ Screenshots go to test-artifacts/console/ (also at a phone's 375 px).
 
 from __future__ import annotations
 
+import asyncio
+import json
 import time
 from typing import Any
 
 import httpx
+import websockets
 
 from tests.browser.conftest import PageFor
 from tests.browser.playground import Page, sign_in, start_call, wait_final, wait_status
 from tests.conftest import ROOT, RunningServer
+from tests.server.wire import Wire
+from voxcall.protocol.rest import first_stage_id
 from voxcall.server.web import PAGE_FILES
 
 SHOTS = ROOT / "test-artifacts" / "console"
@@ -280,6 +285,57 @@ async def test_console_on_a_phone_sized_screen(server: RunningServer, page_for: 
     await page.get_by_role("button", name="Add parameter").click()
     await _no_sideways_scroll(p, "the tool form")
     await p.shot("10-phone-tool-form")
+    assert _errors(p) == [], p.debug()
+
+
+STAGE_ONE, STAGE_TWO = "You greet the guest.", "You now take the guest's booking."
+
+
+async def _two_stage_call(server: RunningServer) -> str:
+    """A text call that moves to a second stage: a forced agent message runs the client tool `advance`,
+    whose result (sent here, as a client would) has `responseType: "new-stage"`."""
+    advance = {"temporaryTool": {"modelToolName": "advance", "description": "Go to the booking stage.", "client": {}}}
+    body = {"systemPrompt": STAGE_ONE, "firstSpeakerSettings": {"user": {}}, "initialOutputMedium": "MESSAGE_MEDIUM_TEXT",
+            "selectedTools": [advance]}
+    async with httpx.AsyncClient(timeout=30) as http:
+        created = await http.post(f"{server.api}/calls", json=body, headers=server.headers())
+        assert created.status_code == 201, created.text
+    call = created.json()
+    async with websockets.connect(call["joinUrl"]) as ws:
+        wire = Wire(ws)
+        await wire.until(lambda m: m == {"type": "state", "state": "listening"})
+        await wire.send({"type": "forced_agent_message", "content": "One moment.", "toolCalls": [{"name": "advance"}]})
+        invocation = await wire.until(lambda m: m["type"] == "client_tool_invocation")
+        result = {"systemPrompt": STAGE_TWO, "selectedTools": [], "toolResultText": "Booking stage."}
+        await wire.send({"type": "client_tool_result", "invocationId": invocation["invocationId"],
+                         "result": json.dumps(result), "responseType": "new-stage"})
+        deadline = time.monotonic() + 20
+        async with httpx.AsyncClient(timeout=10, headers=server.headers()) as http:
+            while (await http.get(f"{server.api}/calls/{call['callId']}/stages")).json()["total"] < 2:
+                assert time.monotonic() < deadline, "the call did not move to its second stage"
+                await asyncio.sleep(0.2)
+        await wire.send({"type": "hang_up"})
+        await wire.closed()
+    _wait_ended(server, call["callId"])
+    return str(call["callId"])
+
+
+async def test_the_call_page_shows_every_stage(server: RunningServer, page_for: PageFor) -> None:
+    call_id = await _two_stage_call(server)
+    p = _shots(await page_for(server))
+    await sign_in(p)
+    await p.page.evaluate("id => { location.hash = `#/calls/${id}`; }", call_id)
+    stages = p.page.locator("#call-detail #call-stages li")
+    await stages.nth(1).wait_for(timeout=20_000)
+    assert await stages.count() == 2
+    first, second = await stages.nth(0).inner_text(), await stages.nth(1).inner_text()
+    assert "Stage 1" in first and "whole call" not in first and STAGE_ONE in first and "advance" in first, first
+    assert "Stage 2" in second and STAGE_TWO in second and "Tools\nnone" in second.replace(":", ""), second
+    ids = await stages.evaluate_all("items => items.map(li => li.dataset.stageId)")
+    assert ids[0] == first_stage_id(call_id) and ids[1] != ids[0], ids
+    roles = await p.page.locator("#call-detail #call-transcript li").evaluate_all("items => items.map(li => li.dataset.role)")
+    assert roles[:3] == ["MESSAGE_ROLE_AGENT", "MESSAGE_ROLE_TOOL_CALL", "MESSAGE_ROLE_TOOL_RESULT"], roles
+    await p.shot("11-call-stages")
     assert _errors(p) == [], p.debug()
 
 

@@ -126,14 +126,15 @@ async def test_hang_up_header_ends_the_call_after_the_message(backend: ToolServe
     assert h.finals()[-1].text == "Goodbye for now."
 
 
-async def test_new_stage_is_a_plain_result_with_a_debug_note_for_now(backend: ToolServer, http: httpx.AsyncClient) -> None:
-    backend.routes["/stage"] = lambda seen: (200, {"X-Ultravox-Response-Type": "new-stage"}, b'{"systemPrompt": "Two"}')
+async def test_new_stage_header_moves_the_call_to_the_new_prompt(backend: ToolServer, http: httpx.AsyncClient) -> None:
+    backend.routes["/stage"] = lambda seen: (200, {"X-Ultravox-Response-Type": "new-stage"},
+                                             b'{"systemPrompt": "Two", "toolResultText": "On to two."}')
     llm = ScriptedLLM([[ToolCall("t1", "lookup", {})], [TextDelta("Next.")]])
     h = harness(llm, http, tool(backend, "/stage"))
     h.call.receive(UserTextMessage(text="go"))
     await h.until(lambda: bool(h.finals()))
-    assert llm.calls[1].messages[-1].content == '{"systemPrompt": "Two"}'
-    assert any("new stage" in d.message for d in h.of(Debug))
+    assert llm.calls[1].messages[0].content == "Two" and llm.calls[1].messages[-1].content == "On to two."
+    assert any("New call stage" in d.message for d in h.of(Debug))
     h.call.end("hangup")
     await h.finish()
 

@@ -76,6 +76,7 @@ test("stages: the server's when it has some, else the whole call as one", () => 
   assert.equal(one[0].whole, true);
   assert.equal(one[0].systemPrompt, "p");
   assert.deepEqual(callStages(call, []).map((s) => s.whole), [true]);
+  assert.deepEqual(callStages(call, [{ callStageId: "only" }]).map((s) => [s.callStageId, s.whole]), [["only", true]]);
   const two = callStages(call, [{ callStageId: "a" }, { callStageId: "b" }]);
   assert.deepEqual(two.map((s) => [s.callStageId, s.number, s.whole]), [["a", 1, false], ["b", 2, false]]);
 });

@@ -29,6 +29,7 @@ from tests.schema.repairs import (
     tool_body,
     webhook_body,
 )
+from voxcall.protocol.rest import first_stage_id
 
 URL = os.environ.get("VOXCALL_ST_URL", "")
 KEY = os.environ.get("VOXCALL_ST_KEY", "")
@@ -162,13 +163,18 @@ def _key_prefix(case: schemathesis.Case) -> str:
     return KEY.split(".")[0]
 
 
+def _call_stage_id(case: schemathesis.Case) -> str:
+    """The prepared call's one stage (its id is derived from the call's)."""
+    return first_stage_id(CALL)
+
+
 def _voice_id(case: schemathesis.Case) -> str:
     with _api() as api:  # an installed voice (the test server has Piper's "joe")
         return str(api.get("/voices").json()["results"][0]["voiceId"])
 
 
 PATH_IDS = {"call_id": _call_id, "tool_id": _tool_id, "agent_id": _agent_id, "webhook_id": _webhook_id,
-            "api_key_prefix": _key_prefix, "voice_id": _voice_id}
+            "api_key_prefix": _key_prefix, "voice_id": _voice_id, "call_stage_id": _call_stage_id}
 PREPARED: dict[str, str] = {}
 
 

@@ -162,7 +162,8 @@ async def test_response_headers_steer_the_call(backend: ToolServer, client: http
     bye = await run(client, http_tool(f"{backend.url}/bye"))
     assert bye.control == HangUp(message="Goodbye!")
     stage = await run(client, http_tool(f"{backend.url}/stage"))
-    assert stage.control == NewStage('{"systemPrompt": "Stage two"}') and stage.result == '{"systemPrompt": "Stage two"}'
+    assert isinstance(stage.control, NewStage) and stage.control.request is not None
+    assert stage.control.request.system_prompt == "Stage two" and stage.result == '{"systemPrompt": "Stage two"}'
     react = await run(client, http_tool(f"{backend.url}/react"))
     assert (react.control, react.reaction, react.update_call_state) == (None, "listens", {"step": 3, "paid": True})
     odd = await run(client, http_tool(f"{backend.url}/odd", defaultReaction="AGENT_REACTION_SPEAKS_ONCE"))

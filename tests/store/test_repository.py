@@ -15,7 +15,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import text
 
 from voxcall.errors import InvalidRequest, NotFound
-from voxcall.protocol.rest import CallMessage
+from voxcall.protocol.rest import CallMessage, first_stage_id
 from voxcall.store import DEFAULT_ACCOUNT_ID, CallRecord, Store, open_store
 from voxcall.store.migrate import alembic_config
 from voxcall.store.tables import Base
@@ -274,7 +274,7 @@ async def test_messages_dense_ordered_and_complete(store: Store) -> None:
         await store.create_call(record)
     full = CallMessage(
         role="MESSAGE_ROLE_TOOL_RESULT", text='{"ok": true}', invocation_id="inv-1", tool_name="lookup",
-        error_details="none", medium="MESSAGE_MEDIUM_TEXT", call_stage_id="stage-1", call_state={"n": 1},
+        error_details="none", medium="MESSAGE_MEDIUM_TEXT", call_stage_id=first_stage_id(first.call_id), call_state={"n": 1},
         timespan={"start": "1s", "end": "2s"}, wall_clock_timespan={"start": "0s"}, metadata={"m": "x"},
     )
     user = [CallMessage(role="MESSAGE_ROLE_USER", text=str(i)) for i in range(3)]

@@ -13,7 +13,8 @@ import asyncio
 import contextlib
 from collections import deque
 from dataclasses import dataclass
-from typing import Any
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import TYPE_CHECKING, Any
 
 from voxcall.engine.history import History
 from voxcall.engine.inactivity import Inactivity
@@ -87,6 +88,12 @@ class AgendaMixin:
     _answered_upto: int
     _inactivity: Inactivity
     _inbox: asyncio.Queue[Any]
+
+    if TYPE_CHECKING:  # Call's, from its other parts
+        _prefill: Callable[..., None]
+        _set_state: Callable[[str], Awaitable[None]]
+        _say: Callable[[Say], Coroutine[Any, Any, None]]
+        _generate: Callable[[Generate], Coroutine[Any, Any, None]]
 
     async def _drive(self) -> None:
         """Start the next agent action when nothing is running."""

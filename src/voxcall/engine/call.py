@@ -46,6 +46,7 @@ from voxcall.engine.inactivity import Inactivity
 from voxcall.engine.latency import TurnTiming
 from voxcall.engine.replies import APOLOGY, INTERRUPTED, ReplyMixin
 from voxcall.engine.spec import CallSpec, EventRecord, Speech
+from voxcall.engine.stages import StageResolver
 from voxcall.engine.tool_rounds import ToolRoundMixin
 from voxcall.engine.tools import ToolExecutor, ToolRunner
 from voxcall.engine.voice_turns import VoiceTurnMixin
@@ -60,6 +61,7 @@ from voxcall.protocol.realtime import (
     State,
     UserTextMessage,
 )
+from voxcall.protocol.rest import first_stage_id
 from voxcall.protocol.telephony.events import DtmfDigit
 from voxcall.providers.base import LLM, ToolCall, end_session, open_session
 
@@ -91,8 +93,10 @@ class Call(AgendaMixin, ReplyMixin, ToolRoundMixin, VoiceTurnMixin):
         log: logging.Logger | logging.LoggerAdapter[logging.Logger] | None = None,
         tool_executors: Mapping[str, ToolExecutor] | None = None,
         playback: Callable[[], float | None] | None = None,
+        stages: StageResolver | None = None,
     ) -> None:
-        """`playback`, when the medium reports it: seconds of the agent audio sent so far that have played."""
+        """`playback`, when the medium reports it: seconds of the agent audio sent so far that have played;
+        `stages` resolves what a new call stage selects (tools, voice): without it a stage keeps the tools."""
         self.spec = spec
         # This call's view of a shared model: its work is queued fairly and dropped when the call ends.
         self._llm = open_session(llm, spec.call_id, on_queued=self._model_busy, on_started=self._model_free)
@@ -104,7 +108,10 @@ class Call(AgendaMixin, ReplyMixin, ToolRoundMixin, VoiceTurnMixin):
         self._started = self._loop.time()
         self._inbox: asyncio.Queue[Any] = asyncio.Queue()
         self._h = History(spec.history, send=send, record=record, log=self._log, max_queued=MAX_UNRECORDED,
-                          on_drop=lambda: self._drop("records", "call messages and events: storage is not keeping up"))
+                          on_drop=lambda: self._drop("records", "call messages and events: storage is not keeping up"),
+                          stage_id=spec.call_stage_id or first_stage_id(spec.call_id))
+        self._stages = stages
+        self._stage_settings: dict[str, Any] = {}  # what the call's stages changed so far (wire form)
         self._answered_upto = 0  # history entries a finished reply has seen
         self._agenda: deque[Action] = deque()
         self._current: asyncio.Task[None] | None = None
@@ -292,7 +299,8 @@ class Call(AgendaMixin, ReplyMixin, ToolRoundMixin, VoiceTurnMixin):
     # ------------------------------------------------------------ history
 
     def _event(self, kind: str, text: str, severity: str = "info", extras: dict[str, Any] | None = None) -> None:
-        self._h.event(EventRecord(kind, text, severity, self._loop.time() - self._started, extras))  # type: ignore[arg-type]
+        self._h.event(EventRecord(kind, text, severity, self._loop.time() - self._started, extras,  # type: ignore[arg-type]
+                                  call_stage_id=self._h.stage_id))
 
     async def _save(self) -> None:
         if self._recorder is not None and self._save_recording is not None:

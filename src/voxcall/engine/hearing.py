@@ -39,7 +39,7 @@ class Hearing:
         on_early: Callable[[str], None] | None = None,
     ) -> None:
         self._stt = stt
-        self._language = language
+        self.language = language
         self._debug = debug
         self._log = log
         self._early: _Early | None = None
@@ -84,7 +84,7 @@ class Hearing:
         try:
             started = asyncio.get_running_loop().time()
             async with asyncio.timeout(STT_TIMEOUT):
-                text = (await self._stt.transcribe(audio, language=self._language)).strip()
+                text = (await self._stt.transcribe(audio, language=self.language)).strip()
             self._log.debug("transcribed %.2f s of audio in %.0f ms", len(audio) / 32000,
                             (asyncio.get_running_loop().time() - started) * 1000)
             return text

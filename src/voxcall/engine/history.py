@@ -41,6 +41,7 @@ from typing import Any, Literal, TypeVar
 from pydantic import BaseModel
 
 from voxcall.engine.spec import EventRecord
+from voxcall.engine.stages import StageRecord
 from voxcall.errors import StorageUnavailable
 from voxcall.protocol.realtime import Medium
 from voxcall.protocol.rest import CallMessage
@@ -50,7 +51,7 @@ from voxcall.providers.base import ChatMessage, ToolCall
 __all__ = ["History", "Record", "Send", "uncancelled"]
 
 Send = Callable[[BaseModel | bytes], Awaitable[None]]
-Record = Callable[[CallMessage | EventRecord], Awaitable[None]]
+Record = Callable[[CallMessage | EventRecord | StageRecord], Awaitable[None]]
 T = TypeVar("T")
 NO_RESULT = "The tool call was cancelled before it returned a result."
 RETRY_FIRST, RETRY_MAX = 0.2, 5.0
@@ -62,8 +63,10 @@ class History:
 
     def __init__(self, entries: Sequence[ChatMessage], *, send: Send, record: Record,
                  log: logging.Logger | logging.LoggerAdapter[logging.Logger], write_timeout: float = 2.0,
-                 max_queued: int = 0, on_drop: Callable[[], None] | None = None) -> None:
+                 max_queued: int = 0, on_drop: Callable[[], None] | None = None, stage_id: str | None = None) -> None:
         self.entries: list[ChatMessage] = list(entries)
+        self.stage_id = stage_id
+        """The call stage the messages recorded now belong to (their callStageId)."""
         self.last_user_at = max((i for i, e in enumerate(self.entries) if e.role == "user"), default=-1)
         """Index in `entries` of the newest user message (-1: none)."""
         self._send = send
@@ -75,7 +78,8 @@ class History:
         self._agent: Utterance | None = None
         self._open_calls: dict[str, str] = {}  # invocation id -> tool name, until its result is recorded
         self._held: deque[tuple[str, Medium]] = deque()
-        self._queue: asyncio.Queue[tuple[CallMessage | EventRecord, asyncio.Future[None] | None]] = asyncio.Queue(max_queued)
+        self._queue: asyncio.Queue[tuple[CallMessage | EventRecord | StageRecord, asyncio.Future[None] | None]] = \
+            asyncio.Queue(max_queued)
         self._on_drop = on_drop
         """Told when the queue is full (storage not keeping up) and a record is dropped; 0 = unbounded."""
         self._deferred: deque[tuple[asyncio.Future[None], BaseModel]] = deque()  # finals waiting for their write
@@ -147,6 +151,30 @@ class History:
             self._open_calls.pop(entry.tool_call_id or "", None)
             await self._release()
 
+    # ------------------------------------------------------------ stages
+
+    async def start_stage(self, stage: StageRecord, entries: Sequence[ChatMessage] | None, unrun: str) -> None:
+        """Move to a new call stage: later messages carry its id; `entries` (if given) replace the history.
+
+        Tool calls of the round still open get `unrun` as their result, in the old stage, so that
+        both stages' histories stay well formed. The stage is written before this returns.
+        """
+        async def run() -> None:
+            async with self._lock:
+                for call_id, name in list(self._open_calls.items()):
+                    self._append(ChatMessage("tool", unrun, tool_call_id=call_id, name=name), error="not run: new stage")
+                self._open_calls.clear()
+                self.stage_id = stage.call_stage_id
+                if entries is not None:
+                    self.entries = list(entries)
+                    self.last_user_at = max((i for i, e in enumerate(self.entries) if e.role == "user"), default=-1)
+                done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+                self._put(stage, done)
+                await self._written(done)
+                await self._release()
+
+        await uncancelled(run())
+
     # ------------------------------------------------------------ user
 
     async def user(self, text: str, medium: Medium) -> None:
@@ -193,7 +221,7 @@ class History:
         """Queue a call event for recording (in order with the history entries). Never awaits."""
         self._put(item, None)
 
-    def _put(self, item: CallMessage | EventRecord, done: asyncio.Future[None] | None) -> None:
+    def _put(self, item: CallMessage | EventRecord | StageRecord, done: asyncio.Future[None] | None) -> None:
         try:
             self._queue.put_nowait((item, done))
         except asyncio.QueueFull:
@@ -207,7 +235,8 @@ class History:
         """Add to the LLM history and queue its records, in one order; the future is done once they are written."""
         self.entries.append(entry)
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        records = _records(entry, medium, error, state, metadata)
+        records = [r.model_copy(update={"call_stage_id": self.stage_id}) if self.stage_id else r
+                   for r in _records(entry, medium, error, state, metadata)]
         if not records:
             done.set_result(None)
         for i, item in enumerate(records):
@@ -259,7 +288,7 @@ class History:
                     done.set_result(None)  # sends waiting on it go on: the call outlives a failed write
                 self._queue.task_done()
 
-    async def _record_with_retries(self, item: CallMessage | EventRecord) -> None:
+    async def _record_with_retries(self, item: CallMessage | EventRecord | StageRecord) -> None:
         """Write one record; an unreachable store is retried with backoff, any other failure is logged and skipped."""
         pause = RETRY_FIRST
         while True:

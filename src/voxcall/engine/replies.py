@@ -13,27 +13,32 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from typing import TYPE_CHECKING, Any, Protocol
 
 from voxcall.engine.agenda import Generate, Say
 from voxcall.engine.delivery import Delivery, Spoken
 from voxcall.engine.history import History, Send
 from voxcall.engine.latency import TurnTiming
 from voxcall.engine.spec import CallSpec
+from voxcall.engine.tool_params import ToolContext
 from voxcall.engine.tools import ToolRunner
 from voxcall.engine.voice_in import VoiceInput
 from voxcall.engine.voice_out import VoiceOutput
 from voxcall.errors import ProviderError
 from voxcall.protocol.realtime import PlaybackClearBuffer
 from voxcall.protocol.transcripts import Utterance
-from voxcall.providers.base import LLM, ChatMessage, LLMEvent, TextDelta
+from voxcall.providers.base import LLM, ChatMessage, LLMEvent, TextDelta, ToolCall
 
 __all__ = ["APOLOGY", "INTERRUPTED", "ReplyMixin"]
 
 APOLOGY = "Sorry, I ran into a problem. Could you say that again?"
 INTERRUPTED = "voxcall.interrupted"
 """Message `metadata` key of an agent reply cut off because the call ended; the value is the end reason."""
+
+
+class _ToolRound(Protocol):
+    def __call__(self, calls: list[ToolCall], *, spoke: bool) -> Coroutine[Any, Any, bool]: ...
 
 
 class ReplyMixin:
@@ -56,6 +61,14 @@ class ReplyMixin:
     _timing: TurnTiming | None
     _prefilling: asyncio.Task[Any] | None
     _current: asyncio.Task[None] | None
+
+    if TYPE_CHECKING:  # Call's, from its other parts
+        _debug: Callable[[str], Awaitable[None]]
+        _event: Callable[..., None]
+        _set_state: Callable[[str], Awaitable[None]]
+        _spawn: Callable[[Any], asyncio.Task[Any]]
+        _tool_round: _ToolRound
+        _tool_context: Callable[[], ToolContext]
 
     def _output_medium(self) -> str:
         return "voice" if self._medium == "voice" and self._voice_out is not None else "text"

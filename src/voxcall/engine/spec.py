@@ -126,6 +126,7 @@ class EventRecord:
     severity: Literal["debug", "info", "warning", "error"] = "info"
     call_timestamp: float = 0.0
     extras: dict[str, Any] | None = None
+    call_stage_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,6 +25,7 @@ from typing import Any, Protocol
 from pydantic import BaseModel
 
 from voxcall.engine.spec import ToolDef
+from voxcall.engine.stages import StageError, StageRequest, parse_stage_request
 from voxcall.engine.tool_params import MissingArguments, ToolContext, assemble
 from voxcall.protocol.realtime import ClientToolInvocation, ClientToolResult
 from voxcall.providers.base import ToolCall
@@ -59,9 +60,21 @@ class HangUp:
 
 @dataclass(frozen=True, slots=True)
 class NewStage:
-    """The tool asks for a new call stage (response type `new-stage`); `body` is a partial StartCallRequest."""
+    """The tool asks for a new call stage (response type `new-stage`) with a partial StartCallRequest.
 
-    body: str
+    `request` is the checked request, or None with `problem` saying what is wrong with it
+    (the call then answers the model with a tool failure and stays in its stage).
+    """
+
+    request: StageRequest | None
+    problem: str | None = None
+
+    @classmethod
+    def parse(cls, body: str) -> NewStage:
+        try:
+            return cls(parse_stage_request(body))
+        except StageError as exc:
+            return cls(None, str(exc))
 
 
 Control = HangUp | NewStage | None
@@ -100,7 +113,7 @@ def control_for(response_type: str | None, result: str) -> tuple[Control, tuple[
     if kind == "hang-up":
         return _hang_up(result), ()
     if kind == "new-stage":
-        return NewStage(result), ()
+        return NewStage.parse(result), ()
     return None, (f"response type {kind!r} is not supported here; the result is used as a plain tool result",)
 
 
@@ -226,6 +239,10 @@ class ToolRunner:
     def resolve(self, message: ClientToolResult) -> bool:
         """Hand a client result to its waiting invocation; False if none is waiting."""
         return self.client.resolve(message)
+
+    def set_tools(self, tools: tuple[ToolDef, ...]) -> None:
+        """The tools of a new call stage: later calls find these (running ones go on)."""
+        self._tools = {t.spec.name: t for t in tools}
 
     async def run(self, call: ToolCall, context: ToolContext) -> ToolOutcome:
         """Run one tool call (or collect the one started early); never raises for a tool's failure."""

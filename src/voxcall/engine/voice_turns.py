@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from voxcall.engine.agenda import End, Heard, Turn
 from voxcall.engine.hearing import Hearing
@@ -48,6 +48,17 @@ class VoiceTurnMixin:
     _voice_out: VoiceOutput | None
     _hearing: Hearing | None
     _stt: STT
+
+    if TYPE_CHECKING:  # Call's, from its other parts
+        _debug: Callable[[str], Awaitable[None]]
+        _event: Callable[..., None]
+        _set_state: Callable[[str], Awaitable[None]]
+        _spawn: Callable[[Any], asyncio.Task[Any]]
+        _stt_busy: Callable[[int], None]
+        _prefill: Callable[..., None]
+        _activity: Callable[[], None]
+        _interrupt: Callable[[], None]
+        _want_reply: Callable[..., None]
 
     def _setup_voice(self, speech: Speech | None, playback: Callable[[], float | None] | None) -> None:
         voice = self.spec.voice

@@ -19,7 +19,7 @@ from voxcall.protocol.hygiene import BodyLimits
 from voxcall.engine.spec import Speech
 from voxcall.providers.base import LLM, ChatMessage
 from voxcall.server.docs import add_docs
-from voxcall.server import (accounts, agents, deleted_calls, ops, outgoing, realtime, rest, telephony, telephony_configs,
+from voxcall.server import (accounts, agents, deleted_calls, ops, outgoing, realtime, rest, stages, telephony, telephony_configs,
                             telephony_xml, tools, voices, web, webhooks)
 from voxcall.server.guard import BodyGuard, StrictJSONResponse
 from voxcall.server.limits import Limits, retry_after_header
@@ -176,6 +176,7 @@ def create_app(
         return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=headers)
 
     app.include_router(rest.router)
+    app.include_router(stages.router)
     app.include_router(voices.router)
     app.include_router(tools.router)
     for platform_router in (agents.router, webhooks.router, accounts.router, deleted_calls.router):

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import uuid
-
 from voxcall.engine.spec import CallSpec, DtmfSpec, Greeting, InactivityMessage, VoiceSpec
+from voxcall.engine.stages import chat_history
 from voxcall.engine.turns import VadConfig
 from voxcall.protocol.rest import Call, CallMessage, StartCallRequest
 from voxcall.protocol.wire import format_duration
-from voxcall.providers.base import ChatMessage, ToolCall
+from voxcall.providers.base import ChatMessage
 from voxcall.server.call_tools import build_call_tools
 from voxcall.server.call_tools import tool_def as _tool_def
 from voxcall.store.records import CallRecord
@@ -20,32 +19,7 @@ _URGENCIES = {"URGENCY_SOON": "soon", "URGENCY_LATER": "later"}
 
 def history_from_messages(messages: list[CallMessage]) -> list[ChatMessage]:
     """Rebuild the LLM history from stored call messages (initial and earlier ones)."""
-    import json
-
-    history: list[ChatMessage] = []
-    for m in messages:
-        text = m.text or ""
-        if m.role == "MESSAGE_ROLE_USER":
-            history.append(ChatMessage("user", text))
-        elif m.role == "MESSAGE_ROLE_AGENT":
-            history.append(ChatMessage("assistant", text))
-        elif m.role == "MESSAGE_ROLE_TOOL_CALL":
-            try:
-                args = json.loads(text) if text else {}
-            except ValueError:
-                args = {}
-            call = ToolCall(m.invocation_id or str(uuid.uuid4()), m.tool_name or "tool", args if isinstance(args, dict) else {})
-            if history and history[-1].role == "assistant" and not history[-1].tool_calls:
-                prior = history.pop()
-                history.append(ChatMessage("assistant", prior.content, tool_calls=(call,)))
-            elif history and history[-1].role == "assistant":
-                prior = history.pop()
-                history.append(ChatMessage("assistant", prior.content, tool_calls=(*prior.tool_calls, call)))
-            else:
-                history.append(ChatMessage("assistant", "", tool_calls=(call,)))
-        elif m.role == "MESSAGE_ROLE_TOOL_RESULT":
-            history.append(ChatMessage("tool", text, tool_call_id=m.invocation_id, name=m.tool_name))
-    return history
+    return chat_history(messages)
 
 
 DEFAULT_SAMPLE_RATE = 48000

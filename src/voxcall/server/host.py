@@ -31,6 +31,7 @@ from starlette.websockets import WebSocketDisconnect, WebSocketState
 
 from voxcall.engine.call import Call
 from voxcall.engine.spec import CallSpec, EventRecord
+from voxcall.engine.stages import StageRecord
 from voxcall.protocol.connection import BadMessage
 from voxcall.protocol.media import MediaConnection, MediaStop
 from voxcall.protocol.realtime import CallStarted
@@ -40,6 +41,7 @@ from voxcall.server.calls import build_spec
 from voxcall.server.live import NORMAL_CLOSURE, SERVICE_RESTART, LiveCall
 from voxcall.server.logs import call_context
 from voxcall.server.services import Services
+from voxcall.server.stages import ServerStages
 from voxcall.server.tools import tool_executors
 from voxcall.server.voices import VoiceBook
 from voxcall.store.records import CallRecord
@@ -135,7 +137,7 @@ class _Host:
             spec, playback = _fit_to_carrier(spec, self.media), self.media.played
         return Call(spec, svc.llm, send=self.send, record=self._record, speech=svc.speech,
                     save_recording=self._save_recording, log=log, tool_executors=tool_executors(svc),
-                    playback=playback)
+                    playback=playback, stages=ServerStages(svc, record))
 
     async def _await_start(self, media: CarrierMedia) -> str:
         """Read frames until the carrier's `start`; "" once started, else the end reason of the call."""
@@ -246,11 +248,16 @@ class _Host:
 
     # ------------------------------------------------------------ storage
 
-    async def _record(self, item: CallMessage | EventRecord) -> None:
+    async def _record(self, item: CallMessage | EventRecord | StageRecord) -> None:
+        if isinstance(item, StageRecord):
+            await self.svc.store.stages.add(self.call_id, item.call_stage_id, settings=item.settings, tools=item.tools,
+                                            initial=item.initial_messages)
+            return
         self.svc.metrics.recorded(item)
         if isinstance(item, EventRecord):
             await self.svc.store.add_event(self.call_id, type=item.type, text=item.text, severity=item.severity,
-                                           call_timestamp=item.call_timestamp, extras=item.extras)
+                                           call_timestamp=item.call_timestamp, extras=item.extras,
+                                           call_stage_id=item.call_stage_id)
         else:
             await self.svc.store.add_message(self.call_id, item)
 

@@ -20,7 +20,7 @@ _BILLING = "no billing: voxcall is self-hosted"
 _SIP = "SIP is not implemented"
 _BATCHES = "scheduled batches place outbound telephony calls: not implemented"
 _THROTTLES = "call throttles are not implemented"
-_STAGES = "call stages are not implemented (a call has one stage)"
+_MESSAGE_AUDIO = "no audio per message: a call's recording is one WAV (GET /api/calls/{call_id}/recording)"
 _CORPORA = "corpora (RAG) are not implemented"
 _VOICES = "voices are the server's installed TTS voices: not created, changed or cloned over the API"
 
@@ -77,11 +77,11 @@ OPERATIONS: dict[tuple[str, str], str] = {
     ("GET", "/api/calls/{call_id}/recording"): IMPLEMENTED,
     ("POST", "/api/calls/{call_id}/send_data_message"): IMPLEMENTED,
     ("GET", "/api/calls/{call_id}/sip_logs"): _SIP,
-    ("GET", "/api/calls/{call_id}/stages"): _STAGES,
-    ("GET", "/api/calls/{call_id}/stages/{call_stage_id}"): _STAGES,
-    ("GET", "/api/calls/{call_id}/stages/{call_stage_id}/messages"): _STAGES,
-    ("GET", "/api/calls/{call_id}/stages/{call_stage_id}/messages/{call_stage_message_index}/audio"): _STAGES,
-    ("GET", "/api/calls/{call_id}/stages/{call_stage_id}/tools"): _STAGES,
+    ("GET", "/api/calls/{call_id}/stages"): IMPLEMENTED,
+    ("GET", "/api/calls/{call_id}/stages/{call_stage_id}"): IMPLEMENTED,
+    ("GET", "/api/calls/{call_id}/stages/{call_stage_id}/messages"): IMPLEMENTED,
+    ("GET", "/api/calls/{call_id}/stages/{call_stage_id}/messages/{call_stage_message_index}/audio"): _MESSAGE_AUDIO,
+    ("GET", "/api/calls/{call_id}/stages/{call_stage_id}/tools"): IMPLEMENTED,
     ("GET", "/api/calls/{call_id}/tools"): IMPLEMENTED,
 
     ("GET", "/api/corpora"): _CORPORA,

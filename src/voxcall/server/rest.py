@@ -126,7 +126,7 @@ async def start_call(
     )
     await admit_call(svc, record)  # 429 beyond the account's concurrency or creation rate
     await svc.tool_store.record_uses(call_id, created, durable_uses(tools))
-    await svc.store.add_messages(call_id, list(initial))
+    await svc.store.add_messages(call_id, list(initial), initial=True)
     if voice.substituted:
         await svc.store.add_event(call_id, type=VOICE_EVENT, text=voice.warning() or "", severity="warning", extras=voice.extras())
     svc.watch_join_timeout(record)
@@ -182,10 +182,12 @@ async def delete_call(call_id: str, svc: Svc, account: AccountId) -> Response:
 
 @router.get("/calls/{call_id}/messages")
 async def list_messages(
-    request: Request, call_id: str, svc: Svc, account: AccountId, cursor: str | None = None, page_size: PageSize = 100
+    request: Request, call_id: str, svc: Svc, account: AccountId, cursor: str | None = None, page_size: PageSize = 100,
+    mode: Literal["last_stage", "in_call"] = "last_stage",
 ) -> dict[str, Any]:
+    """`last_stage`: the newest stage's messages with its initial ones; `in_call`: every stage's, without initial ones."""
     await svc.store.get_call(call_id, account)
-    messages, nxt, prev, total = await svc.store.list_messages(call_id, cursor=cursor, page_size=page_size)
+    messages, nxt, prev, total = await svc.store.list_messages(call_id, cursor=cursor, page_size=page_size, mode=mode)
     return _page(request, [m.wire() for m in messages], nxt, prev, total)
 
 

@@ -13,15 +13,16 @@ from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.pool import AsyncAdaptedQueuePool
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.pool import AsyncAdaptedQueuePool
 
 from voxcall.store import platform_tables as _platform_tables  # noqa: F401  (registers the 0004 tables)
+from voxcall.store import stage_tables as _stage_tables  # noqa: F401  (registers the 0008 table)
+from voxcall.store import telephony_tables as _telephony_tables  # noqa: F401  (registers the 0007 tables)
 from voxcall.store.migrate import upgrade
 from voxcall.store.recordings import RecordingStore
 from voxcall.store.records import ApiKeyInfo, CallRecord
 from voxcall.store.repository import DEFAULT_ACCOUNT_ID, Store
-from voxcall.store import telephony_tables as _telephony_tables  # noqa: F401  (registers the 0007 tables)
 
 __all__ = ["DEFAULT_ACCOUNT_ID", "ApiKeyInfo", "CallRecord", "RecordingStore", "Store", "open_store"]
 

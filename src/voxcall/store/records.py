@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-__all__ = ["ApiKeyInfo", "CallRecord"]
+__all__ = ["ApiKeyInfo", "CallRecord", "StageInfo"]
 
 
 @dataclass(slots=True)
@@ -46,3 +46,16 @@ class ApiKeyInfo:
     revoked: bool = False
     expiry_date: datetime | None = None
     creator: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StageInfo:
+    """One stage of a call as stored: `settings` (wire form) lie over the call's request; `tools` None = the call's."""
+
+    call_id: str
+    call_stage_id: str
+    seq: int
+    created: datetime
+    settings: dict[str, Any] = field(default_factory=dict)
+    tools: list[dict[str, Any]] | None = None
+    error_count: int = 0

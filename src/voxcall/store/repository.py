@@ -21,18 +21,27 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Insert, Table, delete, func, insert, select, update
+from sqlalchemy import Insert, Table, and_, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from voxcall.errors import InvalidRequest, NotFound
 from voxcall.protocol.rest import CallEvent, CallMessage, first_stage_id
 from voxcall.protocol.wire import format_duration
+from voxcall.store.message_rows import in_stage, insert_message, message, message_values
+from voxcall.store.outage import guarded
 from voxcall.store.pages import Listing, fetch_page
 from voxcall.store.records import ApiKeyInfo, CallRecord
 from voxcall.store.serving import ServingLock
-from voxcall.store.tables import AccountRow, ApiKeyRow, CallEventRow, CallRow, MessageRow, SecretRow
-from voxcall.store.outage import guarded
+from voxcall.store.stages import StageStore, first_stage_row, last_stage_id
+from voxcall.store.tables import (
+    AccountRow,
+    ApiKeyRow,
+    CallEventRow,
+    CallRow,
+    MessageRow,
+    SecretRow,
+)
 
 __all__ = ["DEFAULT_ACCOUNT_ID", "DEFAULT_ACCOUNT_NAME", "KEY_PATTERN", "SEVERITIES", "Store"]
 
@@ -88,6 +97,8 @@ class Store:
         self._engine = engine
         self._sessions = async_sessionmaker(engine, expire_on_commit=False)
         self._serving: ServingLock | None = None
+        self.stages = StageStore(engine)
+        """The calls' stages (list, get, and the start of a new one)."""
 
     @property
     def engine(self) -> AsyncEngine:
@@ -211,7 +222,7 @@ class Store:
     # ------------------------------------------------------------------ calls
 
     async def create_call(self, record: CallRecord) -> None:
-        """Store a new call. Raises InvalidRequest if `record.call_id` is not a UUID."""
+        """Store a new call and its first stage. Raises InvalidRequest if `record.call_id` is not a UUID."""
         call_id = _call_uuid(record.call_id)
         if call_id is None:
             raise InvalidRequest("callId must be a UUID")
@@ -226,6 +237,8 @@ class Store:
                     agent_id=record.agent_id, agent_name=record.agent_name,
                 )
             )
+            await session.flush()
+            session.add(first_stage_row(call_id, record.created))
 
     async def get_call(self, call_id: str, account_id: str | None = None) -> CallRecord:
         """One call; with `account_id`, only if that account owns it.
@@ -329,10 +342,11 @@ class Store:
 
     # --------------------------------------------------------------- messages
 
-    async def add_message(self, call_id: str, message: CallMessage) -> CallMessage:
-        """Append a message to a call and return the stored copy with its callStageMessageIndex.
+    async def add_message(self, call_id: str, msg: CallMessage) -> CallMessage:
+        """Append a message to a call and return the stored copy with its callStageMessageIndex (and callStageId).
 
-        Indexes are dense from 0 per call, even with writers in several processes.
+        Indexes are dense from 0 per call, and per stage, even with writers in several processes.
+        A message without a callStageId belongs to the call's first stage.
 
         Raises:
             NotFound: the call does not exist.
@@ -346,16 +360,19 @@ class Store:
                     lock = select(CallRow.call_id).where(CallRow.call_id == uid).with_for_update(key_share=True)
                     if uid is None or await session.scalar(lock) is None:
                         raise NotFound(NOT_FOUND)
-                    index = await session.scalar(_insert_message(uid, message))
+                    stored = (await session.execute(insert_message(uid, msg))).one()
             except IntegrityError:
                 continue  # the call was deleted after the check (SQLite): the next check says so
-            return message.model_copy(update={"call_stage_message_index": index})
+            return msg.model_copy(update={"call_stage_message_index": stored.stage_index,
+                                          "call_stage_id": msg.call_stage_id or first_stage_id(uid)})
         raise RuntimeError(f"could not append a message to call {uid}")
 
-    async def add_messages(self, call_id: str, messages: list[CallMessage]) -> int:
-        """Append messages to a call in one transaction and one multi-row INSERT; returns how many.
+    async def add_messages(self, call_id: str, messages: list[CallMessage], *, initial: bool = False) -> int:
+        """Append messages to the call's first stage in one transaction and one multi-row INSERT; returns how many.
 
-        The indexes continue densely from the call's last message, as with `add_message`.
+        The indexes continue densely from the call's last message, as with `add_message`. With
+        `initial` they are the stage's initial messages (`mode=in_call` leaves them out); their own
+        callStageId (e.g. a prior call's) is replaced by the first stage's.
 
         Raises:
             NotFound: the call does not exist.
@@ -370,8 +387,12 @@ class Store:
                     if uid is None or await session.scalar(lock) is None:
                         raise NotFound(NOT_FOUND)
                     last = await session.scalar(select(func.max(MessageRow.idx)).where(MessageRow.call_id == uid))
-                    start, now = (0 if last is None else last + 1), _now()
-                    rows = [_message_values(uid, m, start + i, now) for i, m in enumerate(messages)]
+                    stage = first_stage_id(uid)
+                    first = await session.scalar(select(func.max(func.coalesce(MessageRow.stage_index, MessageRow.idx)))
+                                                 .where(in_stage(uid, stage)))
+                    start, at, now = (0 if last is None else last + 1), (0 if first is None else first + 1), _now()
+                    rows = [message_values(uid, m, start + i, now, stage=stage, stage_index=at + i, initial=initial)
+                            for i, m in enumerate(messages)]
                     await session.execute(insert(MessageRow.__table__), rows)
             except IntegrityError:
                 continue  # another writer took those indexes (SQLite), or the call was deleted: check again
@@ -379,7 +400,7 @@ class Store:
         raise RuntimeError(f"could not append messages to call {uid}")
 
     async def all_messages(self, call_id: str) -> list[CallMessage]:
-        """Every message of a call, oldest first (page by page)."""
+        """Every message of the call's last stage (its initial ones too), oldest first: what its model saw."""
         messages: list[CallMessage] = []
         cursor = None
         while True:
@@ -389,9 +410,14 @@ class Store:
                 return messages
 
     async def list_messages(
-        self, call_id: str, *, cursor: str | None = None, page_size: int = 100
+        self, call_id: str, *, cursor: str | None = None, page_size: int = 100, mode: str = "last_stage",
+        stage_id: str | None = None,
     ) -> tuple[list[CallMessage], str | None, str | None, int]:
         """One page of a call's messages, oldest first: (results, next, previous, total).
+
+        `mode` (PROTOCOL.md 1.7.1): `last_stage`, every message of the call's newest stage with its
+        initial ones; `in_call`, the messages of every stage without their initial ones. With
+        `stage_id`, the messages of that stage (its initial ones too).
 
         Raises:
             NotFound: the call does not exist.
@@ -399,13 +425,16 @@ class Store:
         """
         async with self._sessions() as session:
             row = await self._call_row(session, call_id, None)
-            query = select(MessageRow).where(MessageRow.call_id == row.call_id)
+            if stage_id is None and mode == "in_call":
+                condition = and_(MessageRow.call_id == row.call_id, MessageRow.initial.is_not(True))
+            else:
+                condition = in_stage(row.call_id, stage_id or await last_stage_id(session, row.call_id))
             rows, after, before = await fetch_page(
-                session, query, _MESSAGES, lambda r: (r.idx,), cursor=cursor, page_size=page_size
+                session, select(MessageRow).where(condition), _MESSAGES, lambda r: (r.idx,), cursor=cursor,
+                page_size=page_size,
             )
-            count = select(func.count()).select_from(MessageRow).where(MessageRow.call_id == row.call_id)
-            total = await session.scalar(count)
-        return [_message(r) for r in rows], after, before, int(total or 0)
+            total = await session.scalar(select(func.count()).select_from(MessageRow).where(condition))
+        return [message(r) for r in rows], after, before, int(total or 0)
 
     # ----------------------------------------------------------------- events
 
@@ -418,8 +447,9 @@ class Store:
         severity: str = "info",
         call_timestamp: float = 0.0,
         extras: dict[str, Any] | None = None,
+        call_stage_id: str | None = None,
     ) -> None:
-        """Append an event to a call's event log (PROTOCOL.md 1.8).
+        """Append an event to a call's event log (PROTOCOL.md 1.8); without `call_stage_id`, in the first stage.
 
         Args:
             type: a short tag, at most 50 characters (e.g. "audio_underflow").
@@ -440,7 +470,7 @@ class Store:
             raise NotFound(NOT_FOUND)
         row = CallEventRow(
             call_id=uid, created=_now(), call_timestamp=float(call_timestamp), severity=severity,
-            type=type, text=text, extras=extras,
+            type=type, text=text, extras=extras, call_stage_id=call_stage_id,
         )
         try:
             async with self._sessions.begin() as session:
@@ -517,25 +547,6 @@ class Store:
         return sqlite_insert(table).values(**values).on_conflict_do_nothing()
 
 
-def _insert_message(call_id: str, message: CallMessage) -> Any:
-    # One statement picks the next index and inserts it (the primary key backs it up).
-    next_index = (
-        select(func.coalesce(func.max(MessageRow.idx) + 1, 0)).where(MessageRow.call_id == call_id).scalar_subquery()
-    )
-    values = _message_values(call_id, message, next_index, _now())
-    return insert(MessageRow.__table__).values(values).returning(MessageRow.__table__.c.idx)
-
-
-def _message_values(call_id: str, message: CallMessage, index: Any, created: datetime) -> dict[str, Any]:
-    return {
-        "call_id": call_id, "idx": index, "role": message.role, "text": message.text,
-        "medium": message.medium, "invocation_id": message.invocation_id, "tool_name": message.tool_name,
-        "error_details": message.error_details, "call_stage_id": message.call_stage_id,
-        "call_state": message.call_state, "timespan": message.timespan,
-        "wall_clock_timespan": message.wall_clock_timespan, "metadata": message.metadata, "created": created,
-    }
-
-
 def _now() -> datetime:
     return datetime.now(UTC)
 
@@ -582,22 +593,11 @@ def _with_system_metadata(request: dict[str, Any], system: dict[str, str]) -> di
 def _event(row: CallEventRow) -> CallEvent:
     return CallEvent(
         call_id=row.call_id,
-        call_stage_id=first_stage_id(str(row.call_id)),
+        call_stage_id=row.call_stage_id or first_stage_id(str(row.call_id)),
         call_timestamp=format_duration(round(row.call_timestamp, 3)),
         severity=row.severity,  # type: ignore[arg-type]
         type=row.type,
         text=row.text,
         extras=row.extras,
         wall_clock_timestamp=row.created.isoformat().replace("+00:00", "Z"),
-    )
-
-
-def _message(row: MessageRow) -> CallMessage:
-    return CallMessage.model_validate(
-        {
-            "role": row.role, "text": row.text, "medium": row.medium, "invocation_id": row.invocation_id,
-            "tool_name": row.tool_name, "error_details": row.error_details, "call_stage_message_index": row.idx,
-            "call_stage_id": row.call_stage_id, "call_state": row.call_state, "timespan": row.timespan,
-            "wall_clock_timespan": row.wall_clock_timespan, "metadata": row.meta,
-        }
     )

@@ -122,9 +122,12 @@ class CallRow(Base):
 
 
 class MessageRow(Base):
-    """One `ultravox.v1.Message` of a call; `idx` is its callStageMessageIndex (dense from 0)."""
+    """One `ultravox.v1.Message` of a call; `idx` orders the call's messages (dense from 0), `stage_index`
+    is the callStageMessageIndex (dense from 0 within `call_stage_id`; None before 0008: then `idx`), and
+    `initial` marks a stage's initial messages (given, or copied from the previous stage)."""
 
     __tablename__ = "call_messages"
+    __table_args__ = (Index("ix_call_messages_call_id_stage", "call_id", "call_stage_id", "stage_index"),)
 
     call_id: Mapped[str] = mapped_column(ForeignKey("calls.call_id", ondelete="CASCADE"), primary_key=True)
     idx: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
@@ -141,6 +144,8 @@ class MessageRow(Base):
     # `metadata` is reserved on declarative classes; the column keeps the wire name.
     meta: Mapped[dict[str, Any] | None] = mapped_column("metadata")
     created: Mapped[datetime]
+    stage_index: Mapped[int | None] = mapped_column(Integer)  # 0008
+    initial: Mapped[bool | None] = mapped_column(Boolean)  # 0008
 
 
 class CallEventRow(Base):
@@ -157,6 +162,7 @@ class CallEventRow(Base):
     type: Mapped[str] = mapped_column(String(50))
     text: Mapped[str] = mapped_column(Text)
     extras: Mapped[dict[str, Any] | None]
+    call_stage_id: Mapped[str | None] = mapped_column(String(36))  # 0008
 
 
 class SecretRow(Base):

@@ -38,16 +38,27 @@ async function stagesSection(call, messages) {
     }
   }
   const stages = callStages(call, results);
-  const items = stages.map((stage) => {
+  const items = await Promise.all(stages.map(async (stage) => {
     const count = stage.whole ? messages.length : messages.filter((m) => m.callStageId === stage.callStageId).length;
     const prompt = stage.systemPrompt ? el("p", { class: "prompt" }, stage.systemPrompt) : null;
+    const facts = [["Started", when(stage.created)], ["Voice", stage.voice || "server default"],
+      ["Temperature", String(stage.temperature ?? 0)], ["Messages", String(count)]];
+    if (stage.callStageId && !stage.whole) facts.push(["Tools", await stageTools(call, stage)]);
     return el("li", { "data-stage-id": stage.callStageId || "whole-call" },
-      el("strong", {}, stage.whole ? "Stage 1 (the whole call)" : `Stage ${stage.number}`),
-      definitionList([["Started", when(stage.created)], ["Voice", stage.voice || "server default"], ["Messages", String(count)]]),
-      prompt);
-  });
+      el("strong", {}, stage.whole ? "Stage 1 (the whole call)" : `Stage ${stage.number}`), definitionList(facts), prompt);
+  }));
   const note = stages[0].whole ? el("p", { class: "help" }, "This call has no stage changes, so it is shown as one stage.") : null;
   return section("call-stages", "Stages", el("ol", { class: "stages" }, ...items), note);
+}
+
+/** The names of a stage's tools ("none" without any). */
+async function stageTools(call, stage) {
+  try {
+    const tools = await api(`/calls/${call.callId}/stages/${stage.callStageId}/tools`);
+    return tools.length ? tools.map((t) => t.name).join(", ") : "none";
+  } catch (error) {
+    return describeError(error).join(" ");
+  }
 }
 
 function transcriptSection(messages) {
@@ -142,7 +153,7 @@ export async function showCall(callId, { focus = true } = {}) {
   detail.replaceChildren(title, el("p", {}, "Loading…"));
   try {
     const call = await api(`/calls/${callId}`);
-    const messages = await listAll(`/calls/${callId}/messages`);
+    const messages = await listAll(`/calls/${callId}/messages?mode=in_call`); // every stage's, without their initial copies
     const latency = await listAll(`/calls/${callId}/events?type=turn_latency&minimum_severity=debug`);
     const parts = [facts(call), await stagesSection(call, messages), transcriptSection(messages), toolsSection(messages),
       latencySection(ctx, latency), await eventsSection(call, "info"), await recordingSection(ctx, call)];

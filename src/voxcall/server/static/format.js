@@ -48,10 +48,12 @@ export function formatCallTimestamp(value) {
 
 /**
  * The stages to show: the server's (GET /calls/{id}/stages results) when it has any, else the
- * whole call as one stage.
+ * whole call as one stage. A call that never changed stage has one: it is the whole call.
  */
 export function callStages(call, results = null) {
-  if (Array.isArray(results) && results.length) return results.map((stage, i) => ({ ...stage, number: i + 1, whole: false }));
+  if (Array.isArray(results) && results.length) {
+    return results.map((stage, i) => ({ ...stage, number: i + 1, whole: results.length === 1 }));
+  }
   return [{ callStageId: null, number: 1, whole: true, created: call.created, systemPrompt: call.systemPrompt,
     voice: call.voice, temperature: call.temperature, model: call.model }];
 }

@@ -1,0 +1,69 @@
+"""Call messages as rows: the INSERT that picks the next indexes, and a row back as `CallMessage`.
+
+`idx` orders a call's messages; `stage_index` (the callStageMessageIndex) counts within the
+message's stage. Both come from one statement each (the primary key backs `idx` up), so they stay
+dense with writers in several processes. A message without a stage belongs to the first one.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import and_, func, insert, or_, select
+from sqlalchemy.sql.elements import ColumnElement
+
+from voxcall.protocol.rest import CallMessage, first_stage_id
+from voxcall.store.tables import MessageRow
+
+__all__ = ["in_stage", "insert_message", "message", "message_values", "next_stage_index"]
+
+
+def in_stage(call_id: str, stage_id: str) -> ColumnElement[bool]:
+    """The condition for the messages of one stage (rows from before 0008 have no stage: the first)."""
+    mine = and_(MessageRow.call_id == call_id, MessageRow.call_stage_id == stage_id)
+    if stage_id != first_stage_id(call_id):
+        return mine
+    return or_(mine, and_(MessageRow.call_id == call_id, MessageRow.call_stage_id.is_(None)))
+
+
+def next_stage_index(call_id: str, stage_id: str) -> Any:
+    """The next callStageMessageIndex of a stage, as a scalar subquery."""
+    return select(func.coalesce(func.max(func.coalesce(MessageRow.stage_index, MessageRow.idx)) + 1, 0)).where(
+        in_stage(call_id, stage_id)).scalar_subquery()
+
+
+def insert_message(call_id: str, msg: CallMessage) -> Any:
+    """One statement that appends a message with the next index of the call and of its stage."""
+    next_index = (
+        select(func.coalesce(func.max(MessageRow.idx) + 1, 0)).where(MessageRow.call_id == call_id).scalar_subquery()
+    )
+    stage = msg.call_stage_id or first_stage_id(call_id)
+    values = message_values(call_id, msg, next_index, datetime.now(UTC), stage=stage,
+                            stage_index=next_stage_index(call_id, stage))
+    table = MessageRow.__table__
+    return insert(table).values(values).returning(table.c.idx, table.c.stage_index)
+
+
+def message_values(call_id: str, msg: CallMessage, index: Any, created: datetime, *, stage: str, stage_index: Any,
+                   initial: bool = False) -> dict[str, Any]:
+    return {
+        "call_id": call_id, "idx": index, "role": msg.role, "text": msg.text,
+        "medium": msg.medium, "invocation_id": msg.invocation_id, "tool_name": msg.tool_name,
+        "error_details": msg.error_details, "call_stage_id": stage,
+        "call_state": msg.call_state, "timespan": msg.timespan,
+        "wall_clock_timespan": msg.wall_clock_timespan, "metadata": msg.metadata, "created": created,
+        "stage_index": stage_index, "initial": initial,
+    }
+
+
+def message(row: MessageRow) -> CallMessage:
+    return CallMessage.model_validate(
+        {
+            "role": row.role, "text": row.text, "medium": row.medium, "invocation_id": row.invocation_id,
+            "tool_name": row.tool_name, "error_details": row.error_details,
+            "call_stage_message_index": row.stage_index if row.stage_index is not None else row.idx,
+            "call_stage_id": row.call_stage_id or first_stage_id(str(row.call_id)), "call_state": row.call_state,
+            "timespan": row.timespan, "wall_clock_timespan": row.wall_clock_timespan, "metadata": row.meta,
+        }
+    )
