@@ -63,7 +63,7 @@ async def api(outages: Outages) -> AsyncIterator[httpx.AsyncClient]:
         yield client
 
 
-async def refused_quickly(api: httpx.AsyncClient, service: str) -> None:
+async def refused_quickly(api: httpx.AsyncClient, server: RunningServer, service: str) -> None:
     started = time.monotonic()
     r = await api.post("/calls", json=TEXT_CALL)
     assert time.monotonic() - started < 15, "creating a call hung while the service was away"
@@ -71,6 +71,8 @@ async def refused_quickly(api: httpx.AsyncClient, service: str) -> None:
     assert int(r.headers["Retry-After"]) >= 1
     detail = r.json()["detail"]
     assert service in detail and "unreachable" in detail and "Try again" in detail
+    ready = await api.get(f"{server.url}/readyz")
+    assert ready.status_code == 503 and "unreachable" in ready.text  # the load balancer sends new calls elsewhere
 
 
 async def ping(wire: Wire, timestamp: float) -> None:
@@ -97,7 +99,7 @@ async def test_postgres_cut_refuses_new_calls_with_503_and_the_live_call_keeps_t
     later = (await api.post("/calls", json=TEXT_CALL)).json()
     outages.postgres.cut()
     try:
-        await refused_quickly(api, "database")
+        await refused_quickly(api, outages.server, "database")
         refused = Wire(await websockets.connect(later["joinUrl"]))
         assert await refused.closed(timeout=15) == 1013  # try again later: the join URL still works afterwards
         await ping(wire, 1)
@@ -126,7 +128,7 @@ async def test_redis_cut_refuses_new_calls_with_503_and_the_live_call_keeps_talk
     call_id, wire = await joined(api)
     outages.redis.cut()
     try:
-        await refused_quickly(api, "Redis")
+        await refused_quickly(api, outages.server, "Redis")
         await ping(wire, 3)
         await wire.send({"type": "user_text_message", "text": "Say hi."})
         final = await wire.agent_final(timeout=90)
