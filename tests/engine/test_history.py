@@ -146,3 +146,20 @@ async def test_a_write_that_fails_for_another_reason_is_logged_and_skipped() -> 
         await history.user("hello", "text")
     assert far.log == ["sent user0!"]  # not retried for ever: the call goes on
     await history.drain(recorder)
+
+
+async def test_a_tool_call_during_an_outage_waits_once_then_the_tool_runs_and_its_final_waits_for_the_write() -> None:
+    far = Outage(failures=1)  # the first write is retried after 0.2 s
+    history, recorder = await running(far, write_timeout=0.05)
+    agent = history.agent("text")
+    await history.say(agent, "Checking")
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    await history.close(agent, None, [ToolCall("t1", "getWeather", {})])
+    assert loop.time() - started < 0.15  # one bounded wait, not one per record
+    assert far.log == ["sent agent0"]
+    await history.tool_result(ChatMessage("tool", "sunny", tool_call_id="t1", name="getWeather"))
+    await history.drain(recorder, timeout=5)
+    writes = [line for line in far.log if line.startswith("wrote")]
+    assert writes == ["wrote agent Checking", "wrote tool_call {}", "wrote tool_result sunny"]
+    assert far.log.index("sent agent0!") > far.log.index("wrote tool_call {}")  # the final once its entry is stored

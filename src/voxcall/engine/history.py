@@ -126,12 +126,12 @@ class History:
                     self._open_calls.update((c.id, c.name) for c in calls)
                     entry = ChatMessage("assistant", text, tool_calls=calls)
                     done = self._append(entry, medium=utterance.medium, metadata=metadata)
-                    if calls:
-                        await self._written(done)  # the tool runs once its call is stored, or after write_timeout
+                    # the tool runs once its call is stored, or after write_timeout
+                    waited = bool(calls) and not await self._written(done)
                 else:
-                    done = _finished()
+                    done, waited = _finished(), False
                 if final is not None:
-                    await self._final(done, final)
+                    await self._final(done, final, wait=not waited)
             finally:
                 if self._agent is utterance:
                     self._agent = None
@@ -258,9 +258,12 @@ class History:
                               self._write_timeout)
             return False
 
-    async def _final(self, done: asyncio.Future[None], final: BaseModel) -> None:
-        """Send a final once its entry is written: now, or (storage slow or away) later, in order, from the flusher."""
-        if not self._deferred and await self._written(done):
+    async def _final(self, done: asyncio.Future[None], final: BaseModel, *, wait: bool = True) -> None:
+        """Send a final once its entry is written: now, or (storage slow or away) later, in order, from the flusher.
+
+        `wait=False`: the caller already waited `write_timeout` for this entry; defer unless it is written.
+        """
+        if not self._deferred and (done.done() or (wait and await self._written(done))):
             await self._send(final)
             return
         self._deferred.append((done, final))
