@@ -13,7 +13,13 @@ turn decision (turnEndpointDelay) -> final transcript -> LLM first token -> firs
 on the same server and prints them side by side. Over Twilio the stage breakdown comes from the
 call's `turn_latency` events.
 
+`--preemption off,on` (the default) runs the same prompts once with preemptive replies off and once
+on (VOXCALL_PREEMPTIVE_REPLIES, one server each, one after the other) and prints them side by side,
+with how many turns used a preemptive reply. `--concurrency 2` has two talkers in two calls at once
+on the same server; their turns are pooled.
+
     .venv/bin/python benchmarks/voice_latency.py [--rounds 2] [--llm qwen2.5-1.5b] [--medium serverWebSocket|twilio|both]
+        [--preemption off,on] [--concurrency 1]
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ import base64
 import json
 import os
 import re
+import signal
 import socket
 import statistics
 import subprocess
@@ -56,6 +63,15 @@ def load(name: str, rate: int = RATE) -> tuple[bytes, float]:
 
 
 STAGES = re.compile(r"(\w[\w ]*?) (\d+) ms")
+OUTCOME = re.compile(r"preemption (\w+)")
+
+
+def stages_of(report: str) -> dict[str, object]:
+    """The stage durations (ms) of a server latency report, and its preemption outcome."""
+    found: dict[str, object] = {k: float(v) for k, v in STAGES.findall(report)}
+    if outcome := OUTCOME.search(report):
+        found["preemption"] = outcome.group(1)
+    return found
 
 
 def default_data_dir_of_env() -> Path:
@@ -73,7 +89,7 @@ def start_server(llm: str, env: dict[str, str] | None = None) -> tuple[subproces
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    log = open(os.environ.get("VOXCALL_BENCH_LOG", os.devnull), "wb")  # noqa: SIM115 - lives as long as the server
+    log = open(os.environ.get("VOXCALL_BENCH_LOG", os.devnull), "wb")
     level = "debug" if os.environ.get("VOXCALL_BENCH_LOG") else "warning"
     proc = subprocess.Popen([sys.executable, "-m", "voxcall", "serve", "--port", str(port), "--llm", llm, "--log-level", level],
                             env=env, stdout=log, stderr=subprocess.STDOUT)
@@ -88,7 +104,8 @@ def start_server(llm: str, env: dict[str, str] | None = None) -> tuple[subproces
     raise RuntimeError("server did not start")
 
 
-async def run_call(url: str, key: str, rounds: int, *, quiet: bool = False, turn_timeout: float = 90) -> list[dict[str, float]]:
+async def run_call(url: str, key: str, rounds: int, *, quiet: bool = False, turn_timeout: float = 90,
+                   label: str = "") -> list[dict[str, float]]:
     body = {"systemPrompt": SYSTEM, "firstSpeakerSettings": {"user": {}},
             "medium": {"serverWebSocket": {"inputSampleRate": RATE, "outputSampleRate": RATE}}}
     call = httpx.post(f"{url}/api/calls", json=body, headers={"X-API-Key": key}).json()
@@ -137,16 +154,16 @@ async def run_call(url: str, key: str, rounds: int, *, quiet: bool = False, turn
                 state["last_voiced"] = queued + last_loud
                 await asyncio.wait_for(state["final"].wait(), turn_timeout)
                 await asyncio.wait_for(state["listening"].wait(), turn_timeout)
-                stages = {k: float(v) for k, v in STAGES.findall(state["report"])}
+                stages = stages_of(state["report"])
                 if not state["first_audio"]:
-                    print(f"{name:16} missed: no reply", flush=True)
+                    print(f"{label}{name:16} missed: no reply", flush=True)
                     state["last_voiced"] = 0.0
                     continue
                 v2v = (state["first_audio"] - state["last_voiced"]) * 1000
                 results.append({"prompt": name, "v2v": v2v, **stages})  # type: ignore[dict-item]
                 if not quiet:
-                    print(f"{name:16} voice-to-voice {v2v:7.0f} ms   server: {state['report'].removeprefix('Turn latency: ')}",
-                          flush=True)
+                    print(f"{label}{name:16} voice-to-voice {v2v:7.0f} ms   server: "
+                          f"{state['report'].removeprefix('Turn latency: ')}", flush=True)
                 state["last_voiced"] = 0.0
                 await asyncio.sleep(1.0)
         for task in tasks:
@@ -210,7 +227,7 @@ class TwilioCaller:
             await asyncio.sleep(0.02)
 
 
-async def run_twilio_call(url: str, key: str, rounds: int) -> list[dict[str, float]]:
+async def run_twilio_call(url: str, key: str, rounds: int, *, label: str = "") -> list[dict[str, float]]:
     headers = {"X-API-Key": key}
     body = {"systemPrompt": SYSTEM, "firstSpeakerSettings": {"user": {}}, "medium": {"twilio": {}}}
     call = httpx.post(f"{url}/api/calls", json=body, headers=headers).json()
@@ -244,8 +261,8 @@ async def run_twilio_call(url: str, key: str, rounds: int) -> list[dict[str, flo
                         await asyncio.sleep(0.25)
                 report = await latest_report()
                 v2v = (caller.first_audio - caller.last_voiced) * 1000 if caller.first_audio else float("nan")
-                results.append({"prompt": name, "v2v": v2v, **{k: float(v) for k, v in STAGES.findall(report)}})  # type: ignore[dict-item]
-                print(f"{name:16} voice-to-voice {v2v:7.0f} ms   server: {report.removeprefix('Turn latency: ')}", flush=True)
+                results.append({"prompt": name, "v2v": v2v, **stages_of(report)})  # type: ignore[dict-item]
+                print(f"{label}{name:16} voice-to-voice {v2v:7.0f} ms   server: {report.removeprefix('Turn latency: ')}", flush=True)
                 caller.last_voiced = 0.0
                 await asyncio.sleep(1.0)
         for task in tasks:
@@ -254,17 +271,44 @@ async def run_twilio_call(url: str, key: str, rounds: int) -> list[dict[str, flo
 
 
 def summary(results: list[dict[str, float]]) -> dict[str, float]:
-    v2v = sorted(r["v2v"] for r in results)
+    v2v = sorted(r["v2v"] for r in results if r["v2v"] == r["v2v"])  # NaN: no audio seen
+    if not v2v:
+        return {"turns": 0.0}
     out = {"turns": float(len(v2v)), "median": statistics.median(v2v),
-           "p90": v2v[min(len(v2v) - 1, int(round(0.9 * (len(v2v) - 1))))], "min": v2v[0], "max": v2v[-1]}
+           "p90": v2v[min(len(v2v) - 1, round(0.9 * (len(v2v) - 1)))], "min": v2v[0], "max": v2v[-1]}
     for stage in ("end of turn", "transcript", "LLM first token", "first audio"):
         values = [r[stage] for r in results if stage in r]
         if values:
             out[stage] = statistics.median(values)
+    for outcome in ("used", "discarded"):
+        out[f"preemption {outcome}"] = float(sum(1 for r in results if r.get("preemption") == outcome))
     return out
 
 
 LABELS = {"serverWebSocket": "serverWebSocket (PCM 16 kHz)", "twilio": "twilio (μ-law 8 kHz)"}
+ROWS = ["turns", "median", "p90", "min", "max", "end of turn", "transcript", "LLM first token", "first audio",
+        "preemption used", "preemption discarded"]
+
+
+async def run_talkers(medium: str, url: str, key: str, rounds: int, concurrency: int) -> list[dict[str, float]]:
+    """`concurrency` calls at once, each talking through the prompts; their turns pooled."""
+    runner = run_twilio_call if medium == "twilio" else run_call
+    labels = [f"[{i + 1}] " if concurrency > 1 else "" for i in range(concurrency)]
+    runs = await asyncio.gather(*(runner(url, key, rounds, label=label) for label in labels))
+    return [turn for run in runs for turn in run]
+
+
+def print_table(results: dict[str, dict[str, float]]) -> None:
+    width = max(32, *(len(c) + 2 for c in results))
+    print("\n" + f"{'':26}" + "".join(f"{c:>{width}}" for c in results))
+    for row in ROWS:
+        label = "voice-to-voice " + row if row in ("median", "p90", "min", "max") else row if row in (
+            "turns", "preemption used", "preemption discarded") else "median " + row
+        cells = [r.get(row) for r in results.values()]
+        if all(c is None for c in cells):
+            continue
+        unit = "" if row in ("turns", "preemption used", "preemption discarded") else " ms"
+        print(f"{label:26}" + "".join(f"{'-' if c is None else f'{c:.0f}{unit}':>{width}}" for c in cells))
 
 
 def main() -> None:
@@ -272,27 +316,26 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--llm", default="qwen2.5-1.5b", choices=["qwen2.5-1.5b", "smollm2-135m"])
     parser.add_argument("--medium", default="serverWebSocket", choices=["serverWebSocket", "twilio", "both"])
+    parser.add_argument("--preemption", default="off,on", help="comma-separated: off, on (one server each)")
+    parser.add_argument("--concurrency", type=int, default=1, help="talkers in concurrent calls")
     args = parser.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # a `timeout` still stops the servers (finally)
     media = ["serverWebSocket", "twilio"] if args.medium == "both" else [args.medium]
-    proc, url, key = start_server(args.llm)
+    settings = [p.strip() for p in args.preemption.split(",") if p.strip()]
+    if not settings or any(p not in ("off", "on") for p in settings):
+        parser.error("--preemption takes off, on or off,on")
     results: dict[str, dict[str, float]] = {}
-    try:
-        for medium in media:
-            print(f"\n== {LABELS[medium]}", flush=True)
-            runner = run_twilio_call if medium == "twilio" else run_call
-            results[medium] = summary(asyncio.run(runner(url, key, args.rounds)))
-    finally:
-        proc.terminate()
-        proc.wait(15)
-    print("\n" + f"{'':26}" + "".join(f"{LABELS[m]:>32}" for m in media))
-    rows = ["turns", "median", "p90", "min", "max", "end of turn", "transcript", "LLM first token", "first audio"]
-    for row in rows:
-        label = "voice-to-voice " + row if row in ("median", "p90", "min", "max") else row if row == "turns" else "median " + row
-        cells = [results[m].get(row) for m in media]
-        if all(c is None for c in cells):
-            continue
-        unit = "" if row == "turns" else " ms"
-        print(f"{label:26}" + "".join(f"{'-' if c is None else f'{c:.0f}{unit}':>32}" for c in cells))
+    for setting in settings:
+        proc, url, key = start_server(args.llm, {"VOXCALL_PREEMPTIVE_REPLIES": "true" if setting == "on" else "false"})
+        try:
+            for medium in media:
+                column = f"{LABELS[medium]}, preemption {setting}"
+                print(f"\n== {column}" + (f", {args.concurrency} talkers" if args.concurrency > 1 else ""), flush=True)
+                results[column] = summary(asyncio.run(run_talkers(medium, url, key, args.rounds, args.concurrency)))
+        finally:
+            proc.terminate()
+            proc.wait(15)
+    print_table(results)
 
 
 if __name__ == "__main__":

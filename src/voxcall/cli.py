@@ -93,7 +93,7 @@ def _parser() -> argparse.ArgumentParser:
 def _settings(args: argparse.Namespace) -> Any:
     from voxcall.config import Settings
 
-    overrides = {k: v for k, v in {
+    overrides: dict[str, Any] = {k: v for k, v in {
         "data_dir": getattr(args, "data_dir", None),
         "database_url": getattr(args, "database_url", None),
         "host": getattr(args, "host", None),
@@ -125,7 +125,7 @@ async def _ensure_key(settings: Any) -> str | None:
         if await store.count_active_api_keys():
             return None
         key, _ = await store.create_api_key("first key")
-        return key
+        return str(key)
     finally:
         await store.close()
 

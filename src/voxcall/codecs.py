@@ -69,17 +69,17 @@ _ALAW_ENC = _alaw_encode_table()
 
 def ulaw_encode(pcm: bytes) -> bytes:
     """s16le PCM → G.711 μ-law, one byte a sample (an odd trailing byte is ignored)."""
-    return _ULAW_ENC[np.frombuffer(pcm[: len(pcm) // 2 * 2], dtype="<u2")].tobytes()
+    return bytes(_ULAW_ENC[np.frombuffer(pcm[: len(pcm) // 2 * 2], dtype="<u2")].tobytes())
 
 
 def ulaw_decode(data: bytes) -> bytes:
     """G.711 μ-law → s16le PCM."""
-    return _ULAW_DEC[np.frombuffer(data, dtype=np.uint8)].tobytes()
+    return bytes(_ULAW_DEC[np.frombuffer(data, dtype=np.uint8)].tobytes())
 
 
 def alaw_encode(pcm: bytes) -> bytes:
     """s16le PCM → G.711 A-law (with the even-bit inversion on the wire)."""
-    return _ALAW_ENC[np.frombuffer(pcm[: len(pcm) // 2 * 2], dtype="<u2")].tobytes()
+    return bytes(_ALAW_ENC[np.frombuffer(pcm[: len(pcm) // 2 * 2], dtype="<u2")].tobytes())
 
 
 def alaw_decode(data: bytes) -> bytes:

@@ -47,6 +47,8 @@ class Settings(BaseSettings):
     llm_batch_threads: int | None = Field(default=None, ge=0, description="llama.cpp threads reading prompts; "
                                           "default llm_threads; 0 = auto")
     whisper_threads: int = Field(default=1, ge=1, description="CTranslate2 threads of Whisper")
+    preemptive_replies: bool = Field(default=True, description="draft the reply while the user pauses; release it "
+                                     "at once if the turn ends with the same words (benchmarks/voice_latency.py)")
     speech: bool = Field(default=True, description="load speech models (VAD, STT, TTS); off = text-only calls")
     stt_url: str | None = Field(default=None, description="OpenAI-compatible base URL for /audio/transcriptions")
     stt_model: str = "whisper-1"

@@ -57,7 +57,7 @@ async def call(session: ClientSession, name: str, args: dict[str, Any]) -> dict[
     t0 = time.monotonic()
     try:
         result = await asyncio.wait_for(session.call_tool(name, args), CALL_TIMEOUT)
-    except Exception as exc:  # noqa: BLE001 - a protocol-level failure is part of the report
+    except Exception as exc:
         return {"tool": name, "args": args, "exception": f"{type(exc).__name__}: {exc}"}
     text = "".join(getattr(block, "text", "") for block in result.content)
     return {
@@ -85,7 +85,7 @@ async def session_run(base_url: str, api_key: str, home: Path, body: Any) -> dic
                 tools = await asyncio.wait_for(session.list_tools(), CALL_TIMEOUT)
                 out["tools"] = sorted(tool.name for tool in tools.tools)
                 await body(session, out)
-    except BaseException as exc:  # noqa: BLE001 - reported, never hidden
+    except BaseException as exc:
         out["exception"] = "".join(traceback.format_exception(exc))[-3000:]
     out["stderr_tail"] = stderr_path.read_text(errors="replace")[-3000:] if stderr_path.exists() else ""
     return out
@@ -144,7 +144,7 @@ def main() -> int:
     report: dict[str, Any] = {"base_url": sys.argv[1]}
     try:
         asyncio.run(asyncio.wait_for(run(sys.argv[1], report), DEADLINE))
-    except BaseException as exc:  # noqa: BLE001 - reported, never hidden
+    except BaseException as exc:
         report["exception"] = "".join(traceback.format_exception(exc))[-4000:]
     report["elapsed_s"] = round(time.monotonic() - t0, 3)
     print(json.dumps(report, default=repr))

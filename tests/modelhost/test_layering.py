@@ -10,5 +10,5 @@ def test_the_model_host_imports_no_engine_store_or_server() -> None:
     assert len(paths) >= 5
     for path in paths:
         bad = {m for m in imports(path) if m.split(".")[0] == "sqlalchemy"
-               or m.startswith(("voxcall.engine", "voxcall.store", "voxcall.server")) and m != "voxcall.server.logs"}
+               or (m.startswith(("voxcall.engine", "voxcall.store", "voxcall.server")) and m != "voxcall.server.logs")}
         assert not bad, (path, bad)

@@ -251,7 +251,7 @@ async def test_an_unanswered_receiver_times_out(tmp_path: Path) -> None:
 
     receiver = Receiver()
     svc = await open_services(tmp_path, receiver, webhook_timeout=0.2)
-    svc.platform.deliveries._client = httpx.AsyncClient(transport=httpx.MockTransport(slow))  # noqa: SLF001
+    svc.platform.deliveries._client = httpx.AsyncClient(transport=httpx.MockTransport(slow))
     try:
         async with serving(svc, receiver) as api:
             created = await hook(api, events=["call.started"])

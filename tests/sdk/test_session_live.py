@@ -56,7 +56,7 @@ async def create_call(server: RunningServer, body: dict[str, Any]) -> dict[str, 
         return await client.calls.create(body)
 
 
-async def ended_call(server: RunningServer, call_id: str, timeout: float = 10) -> dict[str, Any]:  # noqa: ASYNC109
+async def ended_call(server: RunningServer, call_id: str, timeout: float = 10) -> dict[str, Any]:
     """The call once the server has marked it ended."""
     async with Client(server.api_key, server.api) as client, asyncio.timeout(timeout):
         while not (call := await client.calls.get(call_id))["endReason"]:

@@ -128,7 +128,7 @@ async def test_auth_tokens_satisfy_the_security_options(
     seen = backend.seen[-1]
     if header:
         assert seen.headers[header[0]] == header[1]
-    assert "authorization" not in seen.headers or header and header[0] == "authorization"
+    assert "authorization" not in seen.headers or (header and header[0] == "authorization")
     assert seen.query == query
 
 

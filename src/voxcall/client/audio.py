@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Protocol, runtime_checkable
 
-__all__ = ["AudioSink", "AudioSource", "CHUNK_MS", "silence_like"]
+__all__ = ["CHUNK_MS", "AudioSink", "AudioSource", "silence_like"]
 
 CHUNK_MS = 20
 """The chunk length the bundled sources yield, in milliseconds."""

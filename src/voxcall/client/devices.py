@@ -80,7 +80,8 @@ class MicrophoneSource:
     def __init__(self, sample_rate: int = 48000, *, device: int | str | None = None, max_queued_ms: int = 1000) -> None:
         self._sd = _sounddevice("input")
         _check(self._sd, "input", device, sample_rate)
-        self.sample_rate = sample_rate
+        self.sample_rate: int | None = sample_rate  # AudioSource/AudioSink: None means "the call's rate"
+        self._rate = sample_rate
         self.device = device
         self.dropped = 0
         self._max_chunks = max(1, max_queued_ms // CHUNK_MS)
@@ -118,7 +119,7 @@ class MicrophoneSource:
         try:
             return self._sd.RawInputStream(
                 samplerate=self.sample_rate,
-                blocksize=frame_bytes(self.sample_rate, CHUNK_MS) // 2,
+                blocksize=frame_bytes(self._rate, CHUNK_MS) // 2,
                 device=self.device,
                 channels=1,
                 dtype="int16",
@@ -190,7 +191,8 @@ class SpeakerSink:
     def __init__(self, sample_rate: int = 48000, *, device: int | str | None = None, max_buffer_s: float = 30.0) -> None:
         self._sd = _sounddevice("output")
         _check(self._sd, "output", device, sample_rate)
-        self.sample_rate = sample_rate
+        self.sample_rate: int | None = sample_rate  # AudioSource/AudioSink: None means "the call's rate"
+        self._rate = sample_rate
         self.device = device
         self.buffer = PlaybackBuffer(frame_bytes(sample_rate, 1000 * max_buffer_s))
         self._stream: Any = None
@@ -206,7 +208,7 @@ class SpeakerSink:
         try:
             self._stream = self._sd.RawOutputStream(
                 samplerate=self.sample_rate,
-                blocksize=frame_bytes(self.sample_rate, CHUNK_MS) // 2,
+                blocksize=frame_bytes(self._rate, CHUNK_MS) // 2,
                 device=self.device,
                 channels=1,
                 dtype="int16",

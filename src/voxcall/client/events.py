@@ -53,7 +53,7 @@ class Emitter:
                 self._tasks.add(task)
                 task.add_done_callback(self._finished)
 
-    async def drain(self, timeout: float = 5.0) -> None:  # noqa: ASYNC109 - a bound on cleanup, not a deadline
+    async def drain(self, timeout: float = 5.0) -> None:
         """Wait for running async handlers (except the caller's own task), cancelling them after `timeout`."""
         pending = self._tasks - {asyncio.current_task()}
         if not pending:

@@ -68,7 +68,7 @@ class WavFileSource:
         trailing_silence: float = 2.0,
     ) -> None:
         self.path = Path(path)
-        self.sample_rate = sample_rate
+        self.sample_rate: int | None = sample_rate
         self.realtime = realtime
         self.trailing_silence = max(0.0, trailing_silence)
         self._pcm, self._file_rate = load_wav(self.path)
@@ -113,7 +113,7 @@ class BytesSink:
     """
 
     def __init__(self, sample_rate: int | None = None) -> None:
-        self.sample_rate = sample_rate
+        self.sample_rate: int | None = sample_rate
         self.data = bytearray()
         self.writes = 0
         self.clears = 0

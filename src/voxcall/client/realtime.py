@@ -261,7 +261,7 @@ class RealtimeClient:
         self, text: str, *, urgency: str | None = None, defer_response: bool | None = None
     ) -> None:
         """`user_text_message`: add a user turn as text (urgency immediate/soon/later)."""
-        await self.send(UserTextMessage(text=text, urgency=urgency, defer_response=defer_response))  # type: ignore[arg-type]
+        await self.send(UserTextMessage(text=text, urgency=urgency, defer_response=defer_response))
 
     async def send_input_text_message(self, text: str, defer_response: bool | None = None) -> None:
         """`input_text_message`: the legacy text message every official SDK's sendText uses."""
@@ -284,7 +284,7 @@ class RealtimeClient:
                 invocation_id=invocation_id,
                 result=result,
                 response_type=response_type,
-                agent_reaction=agent_reaction,  # type: ignore[arg-type]
+                agent_reaction=agent_reaction,
                 error_type=error_type,
                 error_message=error_message,
                 update_call_state=update_call_state,
@@ -293,13 +293,13 @@ class RealtimeClient:
 
     async def send_set_output_medium(self, medium: str) -> None:
         """`set_output_medium`: "voice" or "text"."""
-        await self.send(SetOutputMedium(medium=medium))  # type: ignore[arg-type]
+        await self.send(SetOutputMedium(medium=medium))
 
     async def send_forced_agent_message(
         self, content: str, *, uninterruptible: bool | None = None, urgency: str | None = None
     ) -> None:
         """`forced_agent_message`: make the agent say `content`."""
-        await self.send(ForcedAgentMessage(content=content, uninterruptible=uninterruptible, urgency=urgency))  # type: ignore[arg-type]
+        await self.send(ForcedAgentMessage(content=content, uninterruptible=uninterruptible, urgency=urgency))
 
     async def send_hang_up(self, message: str | None = None) -> None:
         """`hang_up`: the agent says `message` (if any) and the server ends the call."""

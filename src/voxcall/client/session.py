@@ -193,7 +193,7 @@ class UltravoxSession:
         event: str,
         predicate: Callable[..., bool] | None = None,
         *,
-        timeout: float | None = None,  # noqa: ASYNC109 - one-line bounded waits for scripts
+        timeout: float | None = None,
     ) -> tuple[Any, ...]:
         """Wait for the next `event` whose arguments satisfy `predicate`; return those arguments.
 
@@ -239,7 +239,7 @@ class UltravoxSession:
     async def wait_for_status(
         self,
         *statuses: UltravoxSessionStatus | str,
-        timeout: float | None = None,  # noqa: ASYNC109
+        timeout: float | None = None,
     ) -> UltravoxSessionStatus:
         """Return as soon as `status` is one of `statuses` (at once if it already is)."""
         wanted = {UltravoxSessionStatus(s) for s in statuses}
@@ -253,7 +253,7 @@ class UltravoxSession:
         *,
         final: bool | None = True,
         after: int | None = None,
-        timeout: float | None = None,  # noqa: ASYNC109
+        timeout: float | None = None,
     ) -> Transcript:
         """Wait for a matching utterance (by default the agent's next final one) and return it.
 
@@ -365,7 +365,7 @@ class UltravoxSession:
         text: str,
         defer_response: bool | None = None,
         *,
-        deferResponse: bool | None = None,  # noqa: N803
+        deferResponse: bool | None = None,
     ) -> None:
         """Send `input_text_message` (what every official SDK sends); `deferResponse` is the seed's spelling.
 
@@ -614,7 +614,7 @@ class UltravoxSession:
 
 def _adopt_rate(device: object, rate: int) -> None:
     """A source or sink with `sample_rate` None takes the call's rate (see `voxcall.client.audio`)."""
-    if device is not None and hasattr(device, "sample_rate") and getattr(device, "sample_rate") is None:
+    if device is not None and hasattr(device, "sample_rate") and device.sample_rate is None:
         setattr(device, "sample_rate", rate)  # noqa: B010 - any object with the attribute, no base class
 
 

@@ -218,7 +218,7 @@ def _session(display: CallDisplay, tools_demo: bool) -> UltravoxSession:
     return session
 
 
-async def _answered(session: UltravoxSession, source: WavFileSource, sink: AudioSink, timeout: float) -> None:  # noqa: ASYNC109
+async def _answered(session: UltravoxSession, source: WavFileSource, sink: AudioSink, timeout: float) -> None:
     """Return once the file's speech was sent, the agent answered it and the answer has played out.
 
     Raises:

@@ -185,6 +185,7 @@ class Call(AgendaMixin, ReplyMixin, ToolRoundMixin, VoiceTurnMixin):
             end_session(self._llm)  # queued and running model work of this call stops now, not in minutes
             if self._hearing is not None:
                 end_session(self._stt)
+            await self._preempt.close()  # a held reply is dropped with its model work
             self._inactivity.cancel()
             self._dtmf.close()
             for task in list(self._background):
@@ -314,7 +315,7 @@ class Call(AgendaMixin, ReplyMixin, ToolRoundMixin, VoiceTurnMixin):
     async def _set_state(self, state: str) -> None:
         if state != self._state:
             self._state = state
-            await self._send(State(state=state))  # type: ignore[arg-type]
+            await self._send(State(state=state))
 
     async def _debug(self, text: str) -> None:
         await self._send(Debug(message=text))

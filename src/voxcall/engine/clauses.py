@@ -29,7 +29,7 @@ class ClauseSplitter:
     def feed(self, text: str) -> list[str]:
         """Add text; returns the clauses that are now complete."""
         self._buffer += text
-        out = []
+        out: list[str] = []
         while True:
             cut = self._cut()
             if cut is None:
@@ -49,7 +49,9 @@ class ClauseSplitter:
     def _cut(self) -> int | None:
         match = _SENTENCE_END.search(self._buffer)
         end = match.end() if match else None
-        words_before = lambda i: len(self._buffer[:i].split())  # noqa: E731
+        def words_before(i: int) -> int:
+            return len(self._buffer[:i].split())
+
         clause = _CLAUSE_END.search(self._buffer)
         if clause and (end is None or clause.end() < end):
             first = self._emitted == 0 and words_before(clause.end()) >= self.first_min_words

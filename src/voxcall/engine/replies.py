@@ -20,6 +20,7 @@ from voxcall.engine.agenda import Generate, Say
 from voxcall.engine.delivery import Delivery, Spoken
 from voxcall.engine.history import History, Send
 from voxcall.engine.latency import TurnTiming
+from voxcall.engine.preemption import Preemption, Prompt
 from voxcall.engine.spec import CallSpec
 from voxcall.engine.tool_params import ToolContext
 from voxcall.engine.tools import ToolRunner
@@ -28,7 +29,7 @@ from voxcall.engine.voice_out import VoiceOutput
 from voxcall.errors import ProviderError
 from voxcall.protocol.realtime import PlaybackClearBuffer
 from voxcall.protocol.transcripts import Utterance
-from voxcall.providers.base import LLM, ChatMessage, LLMEvent, TextDelta, ToolCall
+from voxcall.providers.base import LLM, ChatMessage, LLMEvent, TextDelta, ToolCall, ToolSpec
 
 __all__ = ["APOLOGY", "INTERRUPTED", "ReplyMixin"]
 
@@ -61,6 +62,7 @@ class ReplyMixin:
     _timing: TurnTiming | None
     _prefilling: asyncio.Task[Any] | None
     _current: asyncio.Task[None] | None
+    _preempt: Preemption
 
     if TYPE_CHECKING:  # Call's, from its other parts
         _debug: Callable[[str], Awaitable[None]]
@@ -91,13 +93,23 @@ class ReplyMixin:
             instruction = None
             tools = [t.spec for t in self.spec.tools] if action.offer_tools else []
             spoken = Spoken(on_call=lambda c: self._tools.start_early(c, self._tool_context()))
-            await self._deliver(self._llm.stream(messages, tools, temperature=self.spec.temperature), spoken)
+            await self._deliver(self._reply_stream(messages, tools), spoken)
             if spoken.text or spoken.calls:
                 self._answered_upto = max(self._answered_upto, seen)
             spoke = spoke or bool(spoken.text)
             if not spoken.calls or not await self._tool_round(spoken.calls, spoke=spoke):
                 return
         await self._debug("stopped after %d tool rounds" % self.spec.max_tool_rounds)
+
+    def _reply_stream(self, messages: list[ChatMessage], tools: list[ToolSpec]) -> AsyncIterator[LLMEvent]:
+        """The model's answer: the reply drafted during the user's pause if it was made from this very prompt
+        (its tool calls run only now, like a live reply's), else a new request."""
+        temperature = self.spec.temperature
+        stream = self._preempt.take(Prompt(tuple(messages), tuple(tools), temperature))
+        outcome, discarded = self._preempt.outcome()
+        if self._timing is not None and outcome != "none":
+            self._timing.preemption, self._timing.discarded = outcome, discarded
+        return stream or self._llm.stream(messages, tools, temperature=temperature)
 
     async def _deliver(self, stream: AsyncIterator[LLMEvent], spoken: Spoken) -> None:
         """Stream one agent utterance in the current output medium into a transcript (and audio).

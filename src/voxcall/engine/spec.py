@@ -88,13 +88,15 @@ class VoiceSpec:
     input_rate: int = 48000
     output_rate: int = 48000
     client_buffer: float = 0.06
-    vad: VadConfig = VadConfig()
+    vad: VadConfig = field(default_factory=VadConfig)
     voice: str | None = None
     language: str | None = None
     media_idle_timeout: float | None = None
     recording: bool = False
     chunk_ms: int = 20
     """Size of the agent audio chunks handed to the medium (a carrier may need larger ones)."""
+    preemptive: bool = False
+    """Draft the reply while the user pauses and release it if the turn ends as it was (engine/preemption.py)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,8 +14,8 @@ prompt, temperature, voice, language, tools and history; the rest of the round i
 from __future__ import annotations
 
 import logging
-from dataclasses import replace
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from voxcall.engine.hearing import Hearing

@@ -37,6 +37,8 @@ class VadConfig:
     """Probability above which a frame is speech once the frame activation threshold is passed."""
     max_turn_seconds: float = 30.0
     """A turn longer than this is ended anyway, which also bounds the audio kept in memory."""
+    silence_floor_dbfs: float | None = -65.0
+    """A frame quieter than this (RMS) is silence whatever the VAD says (`voice_in.gate`); None: no floor."""
 
     def frames(self, seconds: float) -> int:
         return max(0, math.ceil(round(seconds / self.frame_seconds, 6)))

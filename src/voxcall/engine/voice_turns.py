@@ -11,19 +11,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from voxcall.engine.agenda import End, Heard, Turn
 from voxcall.engine.hearing import Hearing
 from voxcall.engine.history import History, Send
 from voxcall.engine.latency import TurnTiming
+from voxcall.engine.preemption import Preemption, PrimedTTS, Prompt, prompt_of
 from voxcall.engine.recording import Recorder
 from voxcall.engine.spec import CallSpec, Speech
 from voxcall.engine.turns import BargeIn, Paused, Resumed, SpeechStarted, TurnEnded
 from voxcall.engine.voice_in import AudioOverflow, VoiceInput
 from voxcall.engine.voice_out import VoiceOutput
-from voxcall.providers.base import STT, ChatMessage, open_session
+from voxcall.providers.base import LLM, STT, TTS, ChatMessage, LLMEvent, open_session
 
 __all__ = ["VoiceTurnMixin", "send_audio"]
 
@@ -48,6 +49,10 @@ class VoiceTurnMixin:
     _voice_out: VoiceOutput | None
     _hearing: Hearing | None
     _stt: STT
+    _llm: LLM
+    _agenda: Any
+    _end_reason: str | None
+    _preempt: Preemption
 
     if TYPE_CHECKING:  # Call's, from its other parts
         _debug: Callable[[str], Awaitable[None]]
@@ -59,6 +64,7 @@ class VoiceTurnMixin:
         _activity: Callable[[], None]
         _interrupt: Callable[[], None]
         _want_reply: Callable[..., None]
+        _output_medium: Callable[[], str]
 
     def _setup_voice(self, speech: Speech | None, playback: Callable[[], float | None] | None) -> None:
         voice = self.spec.voice
@@ -66,6 +72,7 @@ class VoiceTurnMixin:
         self._voice_in = None
         self._voice_out = None
         self._hearing = None
+        self._preempt = Preemption(self._draft_stream, tts=None, enabled=False)
         if speech is None:
             return
         self._voice_in = VoiceInput(speech.vad(), voice.vad, input_rate=voice.input_rate, emit=self._post_turn,
@@ -73,8 +80,12 @@ class VoiceTurnMixin:
         self._stt = open_session(speech.stt, self.spec.call_id, on_queued=self._stt_busy)
         self._hearing = Hearing(self._stt, language=voice.language, debug=self._debug, log=self._log,
                                 on_early=self._early_words)
-        if speech.tts is not None:
-            self._voice_out = VoiceOutput(speech.tts, voice=voice.voice, output_rate=voice.output_rate,
+        tts: TTS | None = speech.tts
+        if voice.preemptive:
+            tts = PrimedTTS(tts) if tts is not None else None  # the draft's first clause is spoken from memory
+            self._preempt = Preemption(self._draft_stream, tts=tts, enabled=True)
+        if tts is not None:
+            self._voice_out = VoiceOutput(tts, voice=voice.voice, output_rate=voice.output_rate,
                                           lead=voice.client_buffer, send_audio=send_audio(self._send),
                                           tap=self._recorder.agent if self._recorder else None,
                                           chunk_ms=voice.chunk_ms, playback=playback)
@@ -88,8 +99,21 @@ class VoiceTurnMixin:
         If the turn then ends, the reply's prompt is already in the KV cache and its first token
         comes at once; if the user goes on, the cache simply diverges at this message.
         """
-        if self._current is None:
+        if self._current is not None:
+            return
+        if self._preempt.enabled and not self._agenda and self._end_reason is None:
+            self._draft(text)
+        else:
             self._prefill(ChatMessage("user", text))
+
+    def _draft(self, text: str) -> None:
+        """Preemptive reply (engine/preemption.py): the whole answer to these words, held until the turn ends."""
+        prompt = prompt_of(self.spec.system_prompt, self._h.entries, ChatMessage("user", text),
+                           tools=[t.spec for t in self.spec.tools], temperature=self.spec.temperature)
+        self._preempt.start(prompt, voice=self.spec.voice.voice, speak=self._output_medium() == "voice")
+
+    def _draft_stream(self, prompt: Prompt) -> AsyncIterator[LLMEvent]:
+        return self._llm.stream(prompt.messages, prompt.tools, temperature=prompt.temperature)
 
     async def _watch_media(self, timeout: float) -> None:
         assert self._voice_in is not None
@@ -112,6 +136,7 @@ class VoiceTurnMixin:
             self._hearing.paused(event.audio)
         elif isinstance(event, Resumed) and self._hearing is not None:
             self._hearing.resumed()
+            self._preempt.discard()  # the user goes on: the held reply answers words they have not finished
         elif isinstance(event, TurnEnded) and self._hearing is not None:
             if self._current is None:
                 await self._set_state("thinking")  # the turn now waits for speech recognition, then the model
@@ -130,6 +155,7 @@ class VoiceTurnMixin:
 
     async def _heard(self, heard: Heard) -> None:
         if not heard.text:
+            self._preempt.discard()
             await self._debug("Heard speech but no words")
             return
         self._activity()

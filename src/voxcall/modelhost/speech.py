@@ -110,14 +110,14 @@ async def decode_upload(data: bytes) -> bytes:
         raise HostError(400, "file is empty", param="file")
     try:
         pcm, rate = read_wav(data)
-    except Exception:  # noqa: BLE001  # not a 16-bit WAV: let PyAV try every other format
+    except Exception:  # not a 16-bit WAV: let PyAV try every other format
         return await asyncio.to_thread(_decode_other, data)
     return resample(pcm, rate, STT_RATE)
 
 
 def _decode_other(data: bytes) -> bytes:
     try:
-        from faster_whisper.audio import decode_audio  # type: ignore[import-untyped]
+        from faster_whisper.audio import decode_audio
 
         samples = decode_audio(io.BytesIO(data), sampling_rate=STT_RATE)
     except Exception as exc:  # PyAV raises its own error types for anything undecodable
@@ -132,7 +132,7 @@ def check_transcription(response_format: str, language: str | None) -> None:
         raise HostError(400, f"response_format {response_format!r} is not supported; use json or text",
                         param="response_format")
     if language:
-        from faster_whisper.tokenizer import _LANGUAGE_CODES  # type: ignore[import-untyped]
+        from faster_whisper.tokenizer import _LANGUAGE_CODES
 
         if language not in _LANGUAGE_CODES:
             raise HostError(400, f"unknown language {language!r}: use an ISO-639-1 code such as 'en'", param="language")

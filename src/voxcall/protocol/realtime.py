@@ -9,7 +9,7 @@ so a transcript never carries `"text": ""` next to a delta (PROTOCOL.md 8.2).
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 from pydantic import AliasChoices, Field, TypeAdapter, ValidationError
 
@@ -107,7 +107,7 @@ class HangUp(WireModel):
 
 
 ClientMessage = Annotated[
-    Union[Ping, UserTextMessage, InputTextMessage, SetOutputMedium, ClientToolResult, ForcedAgentMessage, HangUp],
+    Ping | UserTextMessage | InputTextMessage | SetOutputMedium | ClientToolResult | ForcedAgentMessage | HangUp,
     Field(discriminator="type"),
 ]
 CLIENT_TYPES = frozenset(
@@ -169,7 +169,7 @@ class UnknownMessage(WireModel):
 
 
 ServerMessage = Annotated[
-    Union[CallStarted, State, Transcript, ClientToolInvocation, Pong, PlaybackClearBuffer, Debug],
+    CallStarted | State | Transcript | ClientToolInvocation | Pong | PlaybackClearBuffer | Debug,
     Field(discriminator="type"),
 ]
 SERVER_TYPES = frozenset(

@@ -28,6 +28,7 @@ from voxcall.protocol.wire import Duration, WireModel
 __all__ = [
     "DEFAULT_TOOL_TIMEOUT",
     "MAX_TOOL_TIMEOUT",
+    "TELEPHONY_MEDIA",
     "TOOL_NAME_PATTERN",
     "Account",
     "AutomaticParameter",
@@ -35,10 +36,10 @@ __all__ = [
     "Call",
     "CallEvent",
     "CallMedium",
-    "Callback",
-    "Callbacks",
     "CallMessage",
     "CallTool",
+    "Callback",
+    "Callbacks",
     "DtmfHandling",
     "DtmfUserTextMessage",
     "DynamicParameter",
@@ -51,7 +52,6 @@ __all__ = [
     "SelectedTool",
     "StartCallRequest",
     "StaticParameter",
-    "TELEPHONY_MEDIA",
     "TelephonyMedium",
     "TimedMessage",
     "VadSettings",
@@ -288,7 +288,7 @@ class StartCallRequest(WireModel):
             wanted = "FIRST_SPEAKER_AGENT" if settings.agent is not None else "FIRST_SPEAKER_USER"
             if wanted != self.first_speaker:
                 raise ValueError("firstSpeaker and firstSpeakerSettings disagree")
-        names = [t.model_name() for t in self.selected_tools or [] if t.model_name()]
+        names = [name for t in self.selected_tools or [] if (name := t.model_name())]
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
             raise ValueError(f"tool names must be unique in a call: {', '.join(map(str, duplicates))}")

@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from pydantic import Field
+
 from voxcall.protocol.rest import _Response
 
 __all__ = ["CallStage"]
@@ -19,7 +21,7 @@ class CallStage(_Response):
     call_id: str
     call_stage_id: str
     created: datetime
-    inactivity_messages: list[dict[str, Any]] = []
+    inactivity_messages: list[dict[str, Any]] = Field(default_factory=list)
     initial_token_count: int | None = None
     language_hint: str | None = None
     latest_token_count: int | None = None
@@ -32,4 +34,4 @@ class CallStage(_Response):
     voice_overrides: dict[str, Any] | None = None
     error_count: int = 0
     experimental_settings: dict[str, Any] | None = None
-    initial_state: dict[str, Any] = {}
+    initial_state: dict[str, Any] = Field(default_factory=dict)

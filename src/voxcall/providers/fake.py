@@ -105,7 +105,7 @@ class ScriptedSTT:
     async def transcribe(self, pcm: bytes, *, language: str | None = None) -> str:
         self.calls.append(pcm)
         await asyncio.sleep(self.delay)
-        return self._texts(pcm) if callable(self._texts) else next(self._texts, "")  # type: ignore[operator,arg-type]
+        return self._texts(pcm) if callable(self._texts) else next(self._texts, "")
 
 
 class ToneTTS:

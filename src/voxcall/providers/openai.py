@@ -16,8 +16,8 @@ from typing import Any
 import httpx
 
 from voxcall.errors import ProviderError
-from voxcall.providers.http import Endpoint, map_errors
 from voxcall.providers.base import ChatMessage, LLMEvent, TextDelta, ToolCall, ToolSpec
+from voxcall.providers.http import Endpoint, map_errors
 
 __all__ = ["OpenAILLM"]
 

@@ -14,13 +14,28 @@ from fastapi.responses import JSONResponse
 
 from voxcall import __version__
 from voxcall.config import Settings
+from voxcall.engine.spec import Speech
 from voxcall.errors import ApiError, RateLimited, StorageUnavailable
 from voxcall.protocol.hygiene import BodyLimits
-from voxcall.engine.spec import Speech
 from voxcall.providers.base import LLM, ChatMessage
+from voxcall.server import (
+    accounts,
+    agents,
+    deleted_calls,
+    ops,
+    outgoing,
+    realtime,
+    rest,
+    stages,
+    telephony,
+    telephony_configs,
+    telephony_xml,
+    tools,
+    voices,
+    web,
+    webhooks,
+)
 from voxcall.server.docs import add_docs
-from voxcall.server import (accounts, agents, deleted_calls, ops, outgoing, realtime, rest, stages, telephony, telephony_configs,
-                            telephony_xml, tools, voices, web, webhooks)
 from voxcall.server.guard import BodyGuard, StrictJSONResponse
 from voxcall.server.limits import Limits, retry_after_header
 from voxcall.server.services import Services
@@ -63,7 +78,8 @@ def load_speech(settings: Settings, progress: Any = None) -> Speech | None:
         if settings.tts_url:
             tts = OpenAITTS(base_url=settings.tts_url, model=settings.tts_model, voice=settings.tts_voice,
                             api_key=settings.speech_api_key)
-    from voxcall.providers.speech import SileroVADPool, load_speech as load_embedded
+    from voxcall.providers.speech import SileroVADPool
+    from voxcall.providers.speech import load_speech as load_embedded
 
     if stt is None or tts is None:
         embedded = load_embedded(settings.data_dir / "models", progress, whisper_threads=settings.whisper_threads)
@@ -83,7 +99,7 @@ async def warm_up(llm: LLM, speech: Speech | None) -> None:
             await method()
 
 
-async def build_services(settings: Settings, llm: LLM | None = None, speech: Speech | None | bool = True) -> Services:
+async def build_services(settings: Settings, llm: LLM | None = None, speech: Speech | bool | None = True) -> Services:
     """Open the store and load the models (unless given); used by the lifespan and by tests.
 
     `speech=True` loads the configured speech back ends, `None`/`False` runs text-only.
@@ -138,7 +154,7 @@ def create_app(
     *,
     services: Services | None = None,
     llm: LLM | None = None,
-    speech: Speech | None | bool = True,
+    speech: Speech | bool | None = True,
 ) -> FastAPI:
     """Build the app. With `services` given, the lifespan builds nothing (tests)."""
     settings = settings or (services.settings if services else Settings())

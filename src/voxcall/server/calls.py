@@ -121,7 +121,7 @@ def to_call(record: CallRecord) -> Call:
         created=record.created,
         joined=record.joined,
         ended=record.ended,
-        end_reason=record.end_reason,  # type: ignore[arg-type]
+        end_reason=record.end_reason,
         billing_status="BILLING_STATUS_FREE_OTHER" if record.ended else "BILLING_STATUS_PENDING",
         first_speaker="FIRST_SPEAKER_AGENT" if first.agent is not None else "FIRST_SPEAKER_USER",
         first_speaker_settings=first.wire(),

@@ -131,6 +131,7 @@ class _Host:
         request = StartCallRequest.model_validate(record.request)
         voice = VoiceBook.of(svc.settings, svc.voices).choose(request.voice, request.external_voice).voice
         spec = build_spec(record, history, voice)
+        spec = replace(spec, voice=replace(spec.voice, preemptive=svc.settings.preemptive_replies))
         log = logging.LoggerAdapter(logging.getLogger("voxcall.call"), {"call_id": self.call_id})
         playback = None
         if isinstance(self.media, CarrierMedia):

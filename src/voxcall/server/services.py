@@ -22,11 +22,11 @@ from voxcall.providers.base import LLM
 from voxcall.server.call_tools import PUBLIC_TOOLS
 from voxcall.server.capacity import NodeCapacity
 from voxcall.server.cluster import Cluster, LocalCluster
-from voxcall.server.metrics import CallMetrics
-from voxcall.server.platform import Platform
 from voxcall.server.limits import Limits, enforce, retry_after_header
 from voxcall.server.live import SERVICE_RESTART, LiveCall, LiveCalls, LiveDirectory
+from voxcall.server.metrics import CallMetrics
 from voxcall.server.phone import Phone
+from voxcall.server.platform import Platform
 from voxcall.server.tokens import JoinTokens
 from voxcall.store import Store
 from voxcall.store.recordings import RecordingStore

@@ -81,7 +81,7 @@ async def telephony_xml(request: Request, agent_id: str) -> Response:
     config = await _verified(svc, agent, carrier, signed)
     fields = request_fields(signed)
     body = StartAgentCallRequest(template_context=map_context(fields, config.get("requestContextMapping") or {}),
-                                 medium=_medium(agent, carrier))  # type: ignore[arg-type]
+                                 medium=_medium(agent, carrier))
     record = await start_agent_call(request, svc, agent, body)
     carrier_call_id = str(fields.get(CALL_ID_FIELDS[carrier]) or "") or None
     await svc.phone.store.add_call(CarrierCall(record.call_id, agent.account_id, carrier, "incoming", "placed",

@@ -55,7 +55,7 @@ def tool_executors(svc: Services) -> dict[str, ToolExecutor]:
 
 def _resource(record: ToolRecord) -> dict[str, Any]:
     return ToolResource(tool_id=record.tool_id, name=record.name, created=record.created, definition=record.definition,
-                        ownership=record.ownership).wire()  # type: ignore[arg-type]
+                        ownership=record.ownership).wire()
 
 
 def _page(request: Request, results: list[Any], next_cursor: str | None, prev: str | None, total: int) -> dict[str, Any]:

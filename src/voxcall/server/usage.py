@@ -82,9 +82,9 @@ def call_usage(samples: Iterable[CallSample], keep: SampleFilter) -> CallUsage:
         days.setdefault(created.date().isoformat(), []).append(sample)
         hours.setdefault((created.date().isoformat(), created.hour), []).append(sample)
     return CallUsage(
-        all_time=CallStatistics(**_statistics(kept)),  # type: ignore[arg-type]
-        daily=[DailyCallStatistics(date=d, **_statistics(days[d])) for d in sorted(days)],  # type: ignore[arg-type]
-        hourly=[HourlyCallStatistics(date=d, hour=h, **_statistics(hours[(d, h)])) for d, h in sorted(hours)],  # type: ignore[arg-type]
+        all_time=CallStatistics(**_statistics(kept)),
+        daily=[DailyCallStatistics(date=d, **_statistics(days[d])) for d in sorted(days)],
+        hourly=[HourlyCallStatistics(date=d, hour=h, **_statistics(hours[(d, h)])) for d, h in sorted(hours)],
     )
 
 

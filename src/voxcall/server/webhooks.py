@@ -35,7 +35,7 @@ RawBody = Annotated[dict[str, Any] | None, Body()]
 def webhook_resource(record: WebhookRecord) -> dict[str, Any]:
     return Webhook(
         webhook_id=record.webhook_id, agent_id=record.agent_id, created=record.created, url=record.url,
-        secrets=record.secrets, events=record.events, status=record.status,  # type: ignore[arg-type]
+        secrets=record.secrets, events=record.events, status=record.status,
         last_status_change=record.last_status_change,
         recent_failures=[WebhookFailure.model_validate(f) for f in record.recent_failures],
     ).wire()

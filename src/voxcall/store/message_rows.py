@@ -14,7 +14,7 @@ from sqlalchemy import and_, func, insert, or_, select
 from sqlalchemy.sql.elements import ColumnElement
 
 from voxcall.protocol.rest import CallMessage, first_stage_id
-from voxcall.store.tables import MessageRow
+from voxcall.store.tables import MESSAGES, MessageRow
 
 __all__ = ["in_stage", "insert_message", "message", "message_values", "next_stage_index"]
 
@@ -41,7 +41,7 @@ def insert_message(call_id: str, msg: CallMessage) -> Any:
     stage = msg.call_stage_id or first_stage_id(call_id)
     values = message_values(call_id, msg, next_index, datetime.now(UTC), stage=stage,
                             stage_index=next_stage_index(call_id, stage))
-    table = MessageRow.__table__
+    table = MESSAGES
     return insert(table).values(values).returning(table.c.idx, table.c.stage_index)
 
 

@@ -18,10 +18,11 @@ import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from sqlalchemy import Select, and_, or_
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
 from sqlalchemy.sql.elements import ColumnElement
 
 from voxcall.errors import InvalidRequest
@@ -54,7 +55,7 @@ class Listing:
     """
 
     kind: str
-    columns: tuple[ColumnElement[Any], ...]
+    columns: tuple[ColumnElement[Any] | InstrumentedAttribute[Any], ...]
     descending: bool
     parsers: tuple[Callable[[Any], Any], ...]
 
@@ -88,15 +89,15 @@ class Listing:
 
 
 def _lexicographic(
-    columns: Sequence[ColumnElement[Any]], key: Key, *, greater: bool, inclusive: bool
+    columns: Sequence[ColumnElement[Any] | InstrumentedAttribute[Any]], key: Key, *, greater: bool, inclusive: bool
 ) -> ColumnElement[bool]:
     # (a, b) > (x, y)  ==  a > x OR (a = x AND b > y); spelled out because
     # row-value comparisons are not portable across every SQLite build.
     head, value = columns[0], key[0]
     if len(columns) == 1:
         if greater:
-            return head >= value if inclusive else head > value
-        return head <= value if inclusive else head < value
+            return cast(ColumnElement[bool], head >= value if inclusive else head > value)
+        return cast(ColumnElement[bool], head <= value if inclusive else head < value)
     rest = _lexicographic(columns[1:], key[1:], greater=greater, inclusive=inclusive)
     return or_(head > value if greater else head < value, and_(head == value, rest))
 

@@ -35,6 +35,7 @@ from voxcall.store.records import ApiKeyInfo, CallRecord
 from voxcall.store.serving import ServingLock
 from voxcall.store.stages import StageStore, first_stage_row, last_stage_id
 from voxcall.store.tables import (
+    MESSAGES,
     AccountRow,
     ApiKeyRow,
     CallEventRow,
@@ -393,7 +394,7 @@ class Store:
                     start, at, now = (0 if last is None else last + 1), (0 if first is None else first + 1), _now()
                     rows = [message_values(uid, m, start + i, now, stage=stage, stage_index=at + i, initial=initial)
                             for i, m in enumerate(messages)]
-                    await session.execute(insert(MessageRow.__table__), rows)
+                    await session.execute(insert(MESSAGES), rows)
             except IntegrityError:
                 continue  # another writer took those indexes (SQLite), or the call was deleted: check again
             return len(rows)
@@ -595,7 +596,7 @@ def _event(row: CallEventRow) -> CallEvent:
         call_id=row.call_id,
         call_stage_id=row.call_stage_id or first_stage_id(str(row.call_id)),
         call_timestamp=format_duration(round(row.call_timestamp, 3)),
-        severity=row.severity,  # type: ignore[arg-type]
+        severity=row.severity,
         type=row.type,
         text=row.text,
         extras=row.extras,

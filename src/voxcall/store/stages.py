@@ -24,7 +24,7 @@ from voxcall.store.outage import guarded
 from voxcall.store.pages import Listing, fetch_page
 from voxcall.store.records import StageInfo
 from voxcall.store.stage_tables import CallStageRow
-from voxcall.store.tables import CallRow, MessageRow
+from voxcall.store.tables import MESSAGES, CallRow, MessageRow
 
 __all__ = ["StageStore", "first_stage_row", "last_stage_id"]
 
@@ -99,7 +99,7 @@ class StageStore:
         start, now = (0 if last is None else last + 1), datetime.now(UTC)
         values = [message_values(call_id, m, start + i, now, stage=stage_id, stage_index=i, initial=True)
                   for i, m in enumerate(messages)]
-        await session.execute(insert(MessageRow.__table__), values)
+        await session.execute(insert(MESSAGES), values)
 
     async def list_stages(self, call_id: str, *, cursor: str | None = None,
                    page_size: int = 100) -> tuple[list[StageInfo], str | None, str | None, int]:

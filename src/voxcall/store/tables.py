@@ -9,7 +9,7 @@ checks that the migrated schema and this metadata agree.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import (
     JSON,
@@ -22,6 +22,7 @@ from sqlalchemy import (
     Integer,
     MetaData,
     String,
+    Table,
     Text,
     UniqueConstraint,
 )
@@ -29,6 +30,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
 __all__ = [
+    "MESSAGES",
     "AccountRow",
     "ApiKeyRow",
     "Base",
@@ -73,7 +75,7 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
-    type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSON(), list[Any]: JSON()}
+    type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSON(), list[Any]: JSON()}  # noqa: RUF012 (SQLAlchemy reads it from the class)
 
 
 class AccountRow(Base):
@@ -146,6 +148,10 @@ class MessageRow(Base):
     created: Mapped[datetime]
     stage_index: Mapped[int | None] = mapped_column(Integer)  # 0008
     initial: Mapped[bool | None] = mapped_column(Boolean)  # 0008
+
+
+MESSAGES = cast(Table, MessageRow.__table__)
+"""The messages table, typed for Core inserts (bulk and RETURNING)."""
 
 
 class CallEventRow(Base):

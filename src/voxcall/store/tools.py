@@ -40,7 +40,7 @@ _PUBLIC_CREATED = datetime(2024, 1, 1, tzinfo=UTC)
 
 
 
-_HISTORY = Listing("h", (ToolUseRow.created, ToolUseRow.call_id), descending=True, parsers=(_aware, _text))  # type: ignore[arg-type]
+_HISTORY = Listing("h", (ToolUseRow.created, ToolUseRow.call_id), descending=True, parsers=(_aware, _text))
 
 
 @dataclass(frozen=True, slots=True)

@@ -41,7 +41,7 @@ class TelnyxMedia(CarrierMedia):
         media_format = member(start, "media_format")
         encoding = str(media_format.get("encoding", "PCMU")).upper()
         rate = rate_of(media_format.get("sample_rate", 8000))
-        usable = encoding in ("PCMU", "PCMA") and rate == 8000 or encoding == "L16" and rate in L16_RATES
+        usable = (encoding in ("PCMU", "PCMA") and rate == 8000) or (encoding == "L16" and rate in L16_RATES)
         if not usable:
             raise StartError(f"Telnyx codec {encoding} at {rate} Hz: use L16 (16000 Hz recommended), PCMU or PCMA "
                              "at 8000 Hz, with the same codec for both directions", fatal=True)
