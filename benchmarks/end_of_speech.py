@@ -130,7 +130,9 @@ def main() -> None:
 
 
 def _row(name: str, timings: list[Timing]) -> None:
-    pick = lambda attr: [getattr(t, attr) for t in timings if getattr(t, attr) is not None]
+    def pick(attr: str) -> list[float]:
+        return [getattr(t, attr) for t in timings if getattr(t, attr) is not None]
+
     print(f"{name:22}{_ms(pick('silence')):>24}{_ms(pick('paused')):>24}{_ms(pick('turn_end')):>24}"
           f"{sum(t.false_ends for t in timings):>12}{sum(t.pauses for t in timings):>8}")
 

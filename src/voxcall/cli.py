@@ -48,6 +48,9 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--tts-url", help="OpenAI-compatible /audio/speech base URL instead of embedded Piper (env VOXCALL_TTS_URL)")
     serve.add_argument("--models-url", help="a `voxcall models serve` host for LLM, STT and TTS at once, e.g. "
                        "http://127.0.0.1:8001/v1; the three flags above win (env VOXCALL_MODELS_URL)")
+    serve.add_argument("--workers", type=int, help="call-plane processes on this port, one per core (env VOXCALL_WORKERS, "
+                       "default 1); more than 1 needs VOXCALL_REDIS_URL, PostgreSQL and the models on URLs (docs/deploy.md)")
+    serve.add_argument("--worker-index", type=int, help=argparse.SUPPRESS)  # set by the supervisor for its workers
     serve.add_argument("--log-level", default="info")
     serve.add_argument("--log-format", choices=["text", "json"], help="log lines as text or JSON objects (env VOXCALL_LOG_FORMAT)")
 
@@ -108,6 +111,7 @@ def _settings(args: argparse.Namespace) -> Any:
         "tts_url": getattr(args, "tts_url", None),
         "models_url": getattr(args, "models_url", None),
         "log_format": getattr(args, "log_format", None),
+        "workers": getattr(args, "workers", None),
     }.items() if v is not None}
     return Settings(**overrides)
 
@@ -142,16 +146,48 @@ def _progress(label: str) -> Any:
     return report
 
 
-def cmd_serve(args: argparse.Namespace) -> int:
-    from voxcall.server.app import create_app, load_llm, load_speech
+def cmd_serve(args: argparse.Namespace, argv: Sequence[str] = ()) -> int:
     from voxcall.server.logs import configure_logging
-    from voxcall.server.serve import graceful_server
+    from voxcall.server.supervisor import worker_problem
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     settings = _settings(args)
     configure_logging(args.log_level, settings.log_format)
+    if args.worker_index is not None:
+        return _serve_one(args, settings, None)
+    problem = worker_problem(settings)
+    if problem:
+        raise ValueError(problem)
     key = asyncio.run(_ensure_key(settings))
     print(f"Database: {settings.database_label()}", file=sys.stderr, flush=True)
+    if settings.workers > 1:
+        return _supervise(argv, settings, key)
+    return _serve_one(args, settings, key)
+
+
+def _supervise(argv: Sequence[str], settings: Any, key: str | None) -> int:
+    from voxcall.server.supervisor import Supervisor
+
+    supervisor = Supervisor(argv, settings)
+    base = settings.public_url or f"http://{settings.host}:{supervisor.port}"
+    print(f"Starting {settings.workers} workers on port {supervisor.port}...", file=sys.stderr, flush=True)
+    supervisor.start()
+    if supervisor.wait_ready():
+        _ready_lines(base, key)
+    return supervisor.run()
+
+
+def _serve_one(args: argparse.Namespace, settings: Any, key: str | None) -> int:
+    from voxcall.server.app import create_app, load_llm, load_speech
+    from voxcall.server.serve import graceful_server
+
+    sockets = None
+    if args.worker_index is not None:  # one of a supervisor's workers: a cluster node of its own on the shared port
+        from voxcall.server.supervisor import reuse_port_socket
+
+        if settings.node_id:
+            settings.node_id = f"{settings.node_id}-{args.worker_index}"
+        sockets = [reuse_port_socket(settings.host, settings.port)]
     print(f"Loading the LLM ({settings.llm})...", file=sys.stderr, flush=True)
     llm = load_llm(settings, progress=_progress("Assembling LLM weights"))
     if settings.speech:
@@ -162,9 +198,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     server = graceful_server(create_app(settings, llm=llm, speech=speech), settings, log_level=args.log_level)
 
     async def serve() -> None:
-        announce = asyncio.create_task(_announce_when_listening(server, base, key))
+        watch = _announce_when_listening(server, base, key) if sockets is None else _exit_with_parent(server)
+        announce = asyncio.create_task(watch)
         try:
-            await server.serve()
+            await server.serve(sockets)
         finally:
             announce.cancel()
 
@@ -178,6 +215,20 @@ async def _announce_when_listening(server: Any, base: str, key: str | None) -> N
         if server.should_exit:
             return
         await asyncio.sleep(0.05)
+    _ready_lines(base, key)
+
+
+async def _exit_with_parent(server: Any) -> None:
+    """A worker whose supervisor is gone shuts down as on SIGTERM (drains its calls)."""
+    import signal
+
+    parent = os.getppid()
+    while os.getppid() == parent:
+        await asyncio.sleep(1.0)
+    server.handle_exit(signal.SIGTERM, None)
+
+
+def _ready_lines(base: str, key: str | None) -> None:
     print(f"voxcall is ready at {base}  (REST API: {base}/api, OpenAPI: {base}/api/schema/, docs: {base}/api/docs)")
     if key:
         print(f"Your API key (shown once): {key}")
@@ -252,7 +303,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         if args.command == "serve":
-            return cmd_serve(args)
+            return cmd_serve(args, list(sys.argv[1:] if argv is None else argv))
         if args.command == "models":
             from voxcall.modelhost.cli import cmd_models
 

@@ -93,6 +93,8 @@ class Settings(BaseSettings):
     node_heartbeat_seconds: float = Field(default=5.0, gt=0, description="how often a node renews its calls in Redis; "
                                           "a node silent for three heartbeats holds no call")
     node_id: str | None = Field(default=None, description="this node's name in Redis; default host-pid-random")
+    workers: int = Field(default=1, ge=1, description="call-plane processes of this node, sharing its port (SO_REUSEPORT); "
+                         "more than 1 needs redis_url, a PostgreSQL database_url and the models on URLs")
     drain_seconds: float = Field(default=30.0, ge=0, description="on SIGTERM, how long live calls may go on before they are ended")
     stale_call_seconds: float = Field(default=60.0, ge=0, description="sweep interval and grace for joined calls no server hosts; 0 = off")
     log_format: Literal["text", "json"] = "text"

@@ -2,7 +2,9 @@
 
 A call created on node A and joined through nginx on node B is reached from node A
 (send_data_message, DELETE); limits hold across the nodes; a node killed during a
-call has the call ended by the other within 15 s. The nginx configuration is the one
+call has the call ended by the other within 15 s; a node sent SIGTERM refuses new joins
+(1013, so they go elsewhere), lets its live call go on for VOXCALL_DRAIN_SECONDS and then
+ends it (1012), with every final transcript stored. The nginx configuration is the one
 in docs/deploy.md, with the test's addresses put in.
 """
 
@@ -12,6 +14,7 @@ import asyncio
 import os
 import re
 import shutil
+import signal
 import subprocess
 import time
 import uuid
@@ -51,6 +54,8 @@ class Cluster:
     a: RunningServer
     b: RunningServer
     lb: str
+    start: Any = None
+    """`start(node_id, **env)`: one more node on the same database and Redis (not behind nginx)."""
 
     def client(self, node: RunningServer) -> httpx.AsyncClient:
         return httpx.AsyncClient(base_url=node.api, headers=self.a.headers(), timeout=30)  # one account, any node
@@ -82,6 +87,9 @@ def cluster(server_factory: Any, redis_url: str, tmp_path_factory: pytest.TempPa
            "VOXCALL_DRAIN_SECONDS": "0"}
     a = server_factory(database_url=database, extra_env={**env, "VOXCALL_NODE_ID": "node-a"})
     b = server_factory(database_url=database, extra_env={**env, "VOXCALL_NODE_ID": "node-b"})
+
+    def start(node_id: str, **more: str) -> RunningServer:
+        return server_factory(database_url=database, extra_env={**env, "VOXCALL_NODE_ID": node_id, **more})
     prefix = tmp_path_factory.mktemp("nginx")
     (prefix / "nginx.conf").write_text(nginx_config(prefix, port, [a.url.removeprefix("http://"), b.url.removeprefix("http://")]))
     log = (prefix / "stderr.log").open("wb")
@@ -98,7 +106,7 @@ def cluster(server_factory: Any, redis_url: str, tmp_path_factory: pytest.TempPa
                 pass
             assert time.monotonic() < deadline, "nginx did not come up"
             time.sleep(0.2)
-        yield Cluster(a, b, lb)
+        yield Cluster(a, b, lb, start)
     finally:
         proc.terminate()
         proc.wait(timeout=10)
@@ -163,6 +171,52 @@ async def test_a_call_on_node_b_is_reached_from_node_a_and_limits_hold_across_no
         assert await wire.closed() == 1000
         assert (await a.get(f"/calls/{call['callId']}")).status_code == 404
     await wire.ws.close()
+
+
+def ws_url(node: RunningServer, join_url: str, lb: str) -> str:
+    """The join URL (which points at the load balancer) sent straight to `node`."""
+    return join_url.replace(lb.replace("http://", "ws://"), node.url.replace("http://", "ws://"))
+
+
+def finals(wire: Wire) -> list[str]:
+    return [m["text"] for m in wire.of("transcript") if m["final"]]
+
+
+async def test_sigterm_drains_a_node_joins_go_elsewhere_and_the_live_call_ends_with_1012(cluster: Cluster) -> None:
+    drain = 6.0
+    c = cluster.start("node-c", VOXCALL_DRAIN_SECONDS=str(drain))
+    async with cluster.client(cluster.a) as a:
+        live = (await a.post("/calls", json=TEXT_CALL)).json()
+        wire = Wire(await websockets.connect(ws_url(c, live["joinUrl"], cluster.lb)))
+        await wire.until(lambda m: m == {"type": "state", "state": "listening"})
+        await wire.send({"type": "user_text_message", "text": "Say hello."})
+        await wire.agent_final()
+        assert c.process is not None
+        c.process.send_signal(signal.SIGTERM)
+        signalled = time.monotonic()
+        async with asyncio.timeout(10), httpx.AsyncClient(timeout=5) as probe:
+            while (await probe.get(f"{c.url}/readyz")).json()["checks"]["draining"] == "no":
+                await asyncio.sleep(0.05)
+        later = (await a.post("/calls", json=TEXT_CALL)).json()
+        refused = Wire(await websockets.connect(ws_url(c, later["joinUrl"], cluster.lb)))
+        assert await refused.closed() == 1013 and refused.ws.close_reason == "server shutting down: try again later"
+        assert (await a.get(f"/calls/{later['callId']}")).json()["joined"] is None  # the token is still good
+        elsewhere = Wire(await websockets.connect(ws_url(cluster.a, later["joinUrl"], cluster.lb)))
+        await elsewhere.until(lambda m: m == {"type": "state", "state": "listening"})
+        await wire.send({"type": "user_text_message", "text": "And goodbye."})  # the draining node still serves its call
+        await wire.agent_final()
+        assert await wire.closed(timeout=drain + 10) == 1012 and wire.ws.close_reason == "server shutting down"
+        assert time.monotonic() - signalled >= drain - 0.5
+        ended = await wait_ended(a, live["callId"], 10)
+        assert ended["endReason"] == "system_error"
+        stored = [m["text"] for m in (await a.get(f"/calls/{live['callId']}/messages")).json()["results"]]
+        seen = finals(wire)
+        assert len(seen) == 4 and all(text in stored for text in seen), (seen, stored)  # two user, two agent finals
+        await elsewhere.send({"type": "hang_up"})
+        assert await elsewhere.closed() == 1000
+        assert c.process.wait(timeout=30) is not None
+    await wire.ws.close()
+    await elsewhere.ws.close()
 
 
 async def test_a_call_on_a_killed_node_is_ended_by_the_other_within_15_s(cluster: Cluster) -> None:

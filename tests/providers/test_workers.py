@@ -238,3 +238,20 @@ def test_a_stopped_running_job_is_not_counted_ahead(worker: FairWorker) -> None:
     barged.stop.set()  # the user barged in: it ends at its next step
     assert worker.submit(r.job("a", "new turn")) == 0
     wait_for(lambda: r.log == ["old turn", "new turn"])
+
+
+def test_waiting_counts_queued_jobs_of_every_owner_not_the_running_one(worker: FairWorker) -> None:
+    jobs = Recorder()
+    assert worker.waiting == 0
+    worker.submit(jobs.job("a", "a1", hold=True))
+    wait_for(lambda: jobs.log == ["a1"])
+    assert worker.waiting == 0  # running, not waiting
+    worker.submit(jobs.job("a", "a2"))
+    worker.submit(jobs.job("b", "b1"))
+    worker.submit(jobs.job("c", "prefill", background=True))
+    assert worker.waiting == 3
+    assert worker.cancel("b") == 1
+    assert worker.waiting == 2
+    jobs.gate.set()
+    wait_for(lambda: worker.waiting == 0 and not worker.busy)
+    assert jobs.log == ["a1", "a2", "prefill"]

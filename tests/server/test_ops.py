@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -13,10 +14,11 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.server.inprocess import build_services, serving
 from tests.server.test_host import TEXT_USER_FIRST, close_of, messages_until
-from voxcall.engine.spec import EventRecord
+from voxcall.engine.spec import EventRecord, Speech
 from voxcall.protocol.rest import CallMessage
 from voxcall.providers.base import TextDelta
-from voxcall.providers.fake import ScriptedLLM
+from voxcall.providers.fake import EnergyVAD, ScriptedLLM, ScriptedSTT, ToneTTS
+from voxcall.providers.workers import FairWorker, Job
 from voxcall.server.capacity import NodeCapacity
 from voxcall.server.metrics import CallMetrics
 
@@ -145,3 +147,51 @@ async def test_a_full_node_refuses_joins_with_1013_reports_it_and_the_token_stay
         async with websockets.connect(second["joinUrl"]) as ws:  # a slot is free again: the same token joins
             seen = await messages_until(ws, lambda m: m["type"] == "call_started")
             assert seen[-1]["callId"] == second["callId"]
+
+
+class _Queued:
+    """Gives a fake model the `queue_depth()` of a real FairWorker whose thread the test holds."""
+
+    def __init__(self, worker: FairWorker) -> None:
+        self.queue_depth = lambda: worker.waiting
+
+
+class _QueuedLLM(ScriptedLLM, _Queued):
+    def __init__(self, worker: FairWorker) -> None:
+        ScriptedLLM.__init__(self, [])
+        _Queued.__init__(self, worker)
+
+
+class _QueuedSTT(ScriptedSTT, _Queued):
+    def __init__(self, worker: FairWorker) -> None:
+        ScriptedSTT.__init__(self, [])
+        _Queued.__init__(self, worker)
+
+
+async def test_metrics_report_the_queue_depth_of_each_shared_model(tmp_path: Path) -> None:
+    llm_worker, stt_worker = FairWorker("llm-test"), FairWorker("stt-test")
+    gate = threading.Event()
+    try:
+        speech = Speech(vad=EnergyVAD, stt=_QueuedSTT(stt_worker), tts=ToneTTS())  # ToneTTS has no queue: not reported
+        svc = await build_services(tmp_path, _QueuedLLM(llm_worker), speech)
+        async with serving(svc) as srv:
+            for worker in (llm_worker, stt_worker):
+                worker.submit(Job("call-1", lambda job: gate.wait(10)))  # runs, holding the thread
+            for owner in ("call-1", "call-2", "call-3"):
+                llm_worker.submit(Job(owner, lambda job: None))
+            stt_worker.submit(Job("call-2", lambda job: None))
+            got = await scrape(srv.url)
+            assert got[("voxcall_model_queue_depth", (("model", "llm"),))] == 3
+            assert got[("voxcall_model_queue_depth", (("model", "stt"),))] == 1
+            assert ("voxcall_model_queue_depth", (("model", "tts"),)) not in got
+            gate.set()
+            for _ in range(100):
+                got = await scrape(srv.url)
+                if got[("voxcall_model_queue_depth", (("model", "llm"),))] == 0:
+                    break
+                await asyncio.sleep(0.02)
+            assert got[("voxcall_model_queue_depth", (("model", "llm"),))] == 0
+    finally:
+        gate.set()
+        llm_worker.close()
+        stt_worker.close()

@@ -149,7 +149,7 @@ class Draft:
                     splitter = None
             if splitter is not None and (rest := splitter.flush()):
                 await self._prime(rest)
-        except Exception as exc:  # noqa: BLE001  # handed to the reply that takes the draft (or it is discarded)
+        except Exception as exc:  # handed to the reply that takes the draft (or it is discarded)
             self.error = exc
         finally:
             self.done = True

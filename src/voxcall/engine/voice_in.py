@@ -1,7 +1,10 @@
 """User audio in: resample to the VAD's rate, cut 32 ms frames, run the VAD and the turn detector.
 
-Everything here is synchronous and cheap (Silero takes ~0.06 ms a frame), so
-it runs inside `Call.receive()` and never blocks the socket reader. A client
+Everything here is cheap and never blocks the socket reader, so it runs inside
+`Call.receive()`. A VAD with `submit()` (`providers.vad_batch`: every call's
+Silero in batches on a thread of its own) decides the frames a moment later, and
+the turn events follow then, on the loop, stamped with the time the audio came
+in; a plain VAD decides each frame at once. A client
 that sends faster than real time has the excess dropped (memory stays bounded)
 and the drop is reported once per second.
 """
@@ -9,6 +12,7 @@ and the drop is reported once per second.
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Callable
 
 import numpy as np
@@ -58,6 +62,7 @@ class VoiceInput:
         tap: Callable[[bytes], None] | None = None,
     ) -> None:
         self._vad = vad
+        self._submit: Callable[[bytes, Callable[[float], None]], None] | None = getattr(vad, "submit", None)
         self._detector = TurnDetector(config)
         self._floor = config.silence_floor_dbfs
         # Telephone audio (8 kHz) is upsampled: a shorter filter costs nothing there (nothing is
@@ -99,7 +104,13 @@ class VoiceInput:
             frame = audio[start : start + self._frame]
             if self._tap is not None:
                 self._tap(frame)
-            probability = gate(self._vad.probability(frame), frame, self._floor)  # Silero sees every frame
-            for event in self._detector.feed(frame, probability, agent_speaking=self.agent_speaking):
-                self._emit(event, now)
+            if self._submit is not None:
+                self._submit(frame, functools.partial(self._decided, frame, now))
+            else:
+                self._decided(frame, now, self._vad.probability(frame))
+
+    def _decided(self, frame: bytes, at: float, probability: float) -> None:
+        probability = gate(probability, frame, self._floor)  # Silero sees every frame; the floor overrules it
+        for event in self._detector.feed(frame, probability, agent_speaking=self.agent_speaking):
+            self._emit(event, at)
 

@@ -184,6 +184,10 @@ class LlamaLLM:
         async for _ in self.submit(Request(tuple(messages), tuple(tools), 0.0, 0), object(), background=True):
             pass
 
+    def queue_depth(self) -> int:
+        """Requests waiting for the model (not the one running), of every call."""
+        return self._worker.waiting
+
     def cancel(self, owner: Hashable) -> int:
         """Drop the waiting requests of `owner` and stop its running one; returns how many were dropped."""
         return self._worker.cancel(owner)

@@ -5,7 +5,9 @@ verified; nothing is ever downloaded. Whisper runs on ONE dedicated worker threa
 CTranslate2 model has one replica), a `workers.FairWorker` that serves calls round-robin
 (each through its `session()`); Piper lives in `speech_piper.py` because piper-tts
 is an optional GPL-3.0 extra. Silero has no shareable session, so `SileroVADPool`
-recycles the per-call instances instead of paying ~45 ms and ~12 MB for each new call.
+recycles the per-call instances instead of paying ~45 ms and ~12 MB for each new call;
+the server uses `vad_batch.SileroBatch` instead (one session, every call's frames in
+one batched run per loop tick).
 
 Thread counts are explicit because the machine is small (MODELS.md, Pitfalls: CPU
 contention): Whisper `whisper_threads` CTranslate2 threads (Settings), Piper 1 onnxruntime
@@ -30,6 +32,7 @@ import numpy as np
 from voxcall.errors import ProviderError
 from voxcall.providers.models import Progress, piper_voice_paths, whisper_model_dir
 from voxcall.providers.speech_piper import PiperTTS
+from voxcall.providers.vad_batch import SileroBatch
 from voxcall.providers.workers import FairWorker, run_on
 
 __all__ = [
@@ -272,6 +275,10 @@ class WhisperSTT:
         await run_on(self._worker, object(), functools.partial(self._run, noise, self.language), name="Whisper")
         logger.info("Whisper warmed up in %.2f s", time.perf_counter() - started)
 
+    def queue_depth(self) -> int:
+        """Transcriptions waiting for the model (not the one running), of every call."""
+        return self._worker.waiting
+
     def cancel(self, owner: Hashable) -> int:
         """Drop the waiting requests of `owner` and stop its running one; returns how many were dropped."""
         return self._worker.cancel(owner)
@@ -422,7 +429,7 @@ def _normalise(text: str) -> str:
 class EmbeddedSpeech(NamedTuple):
     """The embedded speech back ends: a VAD factory (one detector per call), STT and TTS."""
 
-    vad: SileroVADPool
+    vad: SileroBatch | SileroVADPool
     stt: WhisperSTT
     tts: PiperTTS | None
     """None when piper-tts or its voice package is not installed (an optional GPL extra)."""
@@ -463,7 +470,7 @@ def load_speech(
             logger.warning("piper-tts is installed but no voice package is; text-to-speech is off")
     else:
         logger.info("piper-tts is not installed; text-to-speech is off")
-    return EmbeddedSpeech(vad=SileroVADPool(), stt=stt, tts=tts)
+    return EmbeddedSpeech(vad=SileroBatch(), stt=stt, tts=tts)
 
 
 def _installed(module: str) -> bool:

@@ -144,6 +144,8 @@ class PiperTTS:
         self._config = piper.SynthesisConfig(normalize_audio=True, volume=volume)
         self._first_chars, self._max_chars = first_chars, max_chars
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tts-piper")
+        self._queued = 0  # pieces submitted and not started (queue_depth)
+        self._count = threading.Lock()
         self._closed = threading.Event()
         logger.info(
             "loaded Piper voices %s in %.2f s (%d threads)", list(self._voices), self.load_seconds, intra_op_threads
@@ -169,6 +171,10 @@ class PiperTTS:
             raise ProviderError(f"unknown Piper voice {name!r}; known: {', '.join(self._voices)}")
         pieces = split_text(text, first_chars=self._first_chars, max_chars=self._max_chars)
         return self._stream(self._voices[name], pieces)
+
+    def queue_depth(self) -> int:
+        """Pieces of text waiting for the voice thread (not the one being synthesised), of every call."""
+        return self._queued
 
     async def warm_up(self) -> None:
         """Synthesise a short sentence with every voice once (the first run allocates)."""
@@ -200,13 +206,19 @@ class PiperTTS:
             request.stopped.set()
 
     def _submit(self, request: _Request) -> None:
+        with self._count:
+            self._queued += 1
         try:
             self._executor.submit(self._job, request)
         except RuntimeError as exc:  # shut down by close()
+            with self._count:
+                self._queued -= 1
             raise ProviderError("Piper was closed") from exc
 
     def _job(self, request: _Request) -> None:
         """Worker thread: synthesise one piece, then queue the next behind other requests."""
+        with self._count:
+            self._queued -= 1
         try:
             if request.stopped.is_set():
                 return

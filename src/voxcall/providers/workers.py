@@ -88,6 +88,12 @@ class FairWorker:
         with self._cond:
             return self._running is not None or bool(self._queues) or bool(self._background)
 
+    @property
+    def waiting(self) -> int:
+        """Jobs queued and not started (foreground and background): the queue depth."""
+        with self._cond:
+            return sum(len(queue) for queue in self._queues.values()) + len(self._background)
+
     def submit(self, job: Job) -> int:
         """Queue `job`; return how many jobs will run before it starts (0: it starts next).
 

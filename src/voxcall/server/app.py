@@ -78,14 +78,14 @@ def load_speech(settings: Settings, progress: Any = None) -> Speech | None:
         if settings.tts_url:
             tts = OpenAITTS(base_url=settings.tts_url, model=settings.tts_model, voice=settings.tts_voice,
                             api_key=settings.speech_api_key)
-    from voxcall.providers.speech import SileroVADPool
     from voxcall.providers.speech import load_speech as load_embedded
+    from voxcall.providers.vad_batch import SileroBatch
 
     if stt is None or tts is None:
         embedded = load_embedded(settings.data_dir / "models", progress, whisper_threads=settings.whisper_threads)
         stt, tts = stt or embedded.stt, tts or embedded.tts
         return Speech(vad=embedded.vad, stt=stt, tts=tts)
-    return Speech(vad=SileroVADPool(), stt=stt, tts=tts)
+    return Speech(vad=SileroBatch(), stt=stt, tts=tts)
 
 
 async def warm_up(llm: LLM, speech: Speech | None) -> None:

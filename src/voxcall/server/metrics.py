@@ -12,9 +12,15 @@ Each `CallMetrics` has its own registry (tests build many in one process);
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from voxcall.engine.spec import EventRecord
@@ -52,12 +58,19 @@ class CallMetrics:
         self.drops = Counter("voxcall_dropped", "Client messages and forced agent messages a busy call dropped "
                              "(counted at the first drop and every 1000th)", ["what"], registry=r)
         self.refused = Counter("voxcall_joins_refused", "Joins turned away, by cause", ["cause"], registry=r)
+        self.queue_depth = Gauge("voxcall_model_queue_depth", "Requests of every call waiting for a shared embedded "
+                                 "model (not the one running), by model", ["model"], registry=r)
 
     def watch(self, *, live: Callable[[], float], max_calls: Callable[[], float], load: Callable[[], float]) -> None:
         """Read these gauges from the node when scraped."""
         self.live_calls.set_function(live)
         self.max_calls.set_function(max_calls)
         self.load.set_function(load)
+
+    def watch_queues(self, depths: Mapping[str, Callable[[], float]]) -> None:
+        """Read each model's queue depth (`{"llm": llm.queue_depth, ...}`) when scraped."""
+        for model, depth in depths.items():
+            self.queue_depth.labels(model).set_function(depth)
 
     def recorded(self, item: CallMessage | EventRecord) -> None:
         """One history entry or event a call stored."""

@@ -21,6 +21,7 @@ from fastapi import FastAPI
 
 from voxcall.config import Settings
 from voxcall.server.services import Services
+from voxcall.server.ws_protocol import BufferedWebSocketProtocol
 
 __all__ = ["GracefulServer", "drain", "graceful_server"]
 
@@ -81,6 +82,12 @@ class GracefulServer(uvicorn.Server):
 
 
 def graceful_server(app: FastAPI, settings: Settings, *, log_level: str = "info") -> GracefulServer:
-    """A server for `app` on `settings.host:settings.port` (uvicorn's sans-I/O websockets), draining on SIGTERM."""
-    config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level=log_level.lower(), ws="websockets-sansio")
+    """A server for `app` on `settings.host:settings.port` (uvicorn's sans-I/O websockets), draining on SIGTERM.
+
+    permessage-deflate is not offered: a call's frames are mostly PCM, which hardly compresses, and
+    deflating every 20 ms frame costs CPU at both ends of every call. Reading pauses only when messages
+    pile up (server/ws_protocol.py), not after each one.
+    """
+    config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level=log_level.lower(),
+                            ws=BufferedWebSocketProtocol, ws_per_message_deflate=False)
     return GracefulServer(config, app, drain_seconds=settings.drain_seconds)

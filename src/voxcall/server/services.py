@@ -33,7 +33,7 @@ from voxcall.store.recordings import RecordingStore
 from voxcall.store.records import CallRecord
 from voxcall.store.tools import ToolStore
 
-__all__ = ["EndHook", "LiveCall", "Services", "get_services", "require_api_key"]
+__all__ = ["EndHook", "LiveCall", "Services", "get_services", "model_queues", "require_api_key"]
 
 logger = logging.getLogger(__name__)
 
@@ -90,6 +90,7 @@ class Services:
         if self.capacity is None:
             self.capacity = NodeCapacity(self.settings.max_node_calls, self.settings.max_node_load)
         self.metrics.watch(live=lambda: len(self.live), max_calls=lambda: self.capacity.max_calls, load=self.capacity.load)
+        self.metrics.watch_queues(model_queues(self.llm, self.speech))
         self.on_ended.append(self._webhook_ended)
         if self.phone is None:
             self.phone = Phone.open(self.store, self.settings)
@@ -170,6 +171,13 @@ class Services:
             await self.outbound.aclose()
         await self.phone.close()
         await self.store.close()
+
+
+def model_queues(llm: object, speech: Speech | None) -> dict[str, Callable[[], float]]:
+    """The queue depth readers of the shared models that have one (the embedded LLM, Whisper, Piper)."""
+    models = {"llm": llm, "stt": speech.stt if speech else None, "tts": speech.tts if speech else None}
+    found = {name: getattr(model, "queue_depth", None) for name, model in models.items()}
+    return {name: depth for name, depth in found.items() if callable(depth)}
 
 
 def get_services(request: Request) -> Services:
