@@ -84,6 +84,11 @@ class Settings(BaseSettings):
     ws_audio_frame_rate: float = Field(default=500.0, gt=0, description="client audio frames a second per call")
     max_node_calls: int = Field(default=0, ge=0, description="calls this node hosts at once; more joins are refused (1013); 0 = no limit")
     max_node_load: float = Field(default=0.0, ge=0, description="1-minute load average per CPU above which joins are refused (1013); 0 = off")
+    database_timeout_seconds: float = Field(default=5.0, gt=0, description="PostgreSQL: bound on each connection attempt and "
+                                            "each wait for a pooled connection; past it, requests answer 503 with Retry-After")
+    database_command_timeout_seconds: float = Field(default=30.0, gt=0, description="PostgreSQL: bound on each statement")
+    redis_timeout_seconds: float = Field(default=5.0, gt=0, description="Redis: bound on each connection attempt and each command; "
+                                         "past it, requests that need Redis answer 503 with Retry-After")
     redis_url: str | None = Field(default=None, description="redis://host:port/db shared by every node; unset = one node, in-process")
     node_heartbeat_seconds: float = Field(default=5.0, gt=0, description="how often a node renews its calls in Redis; "
                                           "a node silent for three heartbeats holds no call")

@@ -8,7 +8,8 @@
     │   ├── Unauthorized         401: missing or bad API key
     │   ├── NotFound             404: unknown id (or another account's)
     │   ├── InvalidRequest       422: a body or state the server refuses
-    │   └── RateLimited          429, with `retry_after` (seconds) from the Retry-After header
+    │   ├── RateLimited          429, with `retry_after` (seconds) from the Retry-After header
+    │   └── StorageUnavailable   503, with `retry_after`: PostgreSQL or Redis briefly unreachable
     ├── ConnectionClosed(code, reason)   the realtime socket closed
     ├── ProviderError(retryable) a model back end failed
     │   └── ModelIntegrityError  assembled weights do not match their SHA-256
@@ -26,6 +27,7 @@ __all__ = [
     "ProtocolError",
     "ProviderError",
     "RateLimited",
+    "StorageUnavailable",
     "ToolError",
     "Unauthorized",
     "VoxcallError",
@@ -71,6 +73,22 @@ class RateLimited(ApiError):
 
     def __init__(self, detail: object, status_code: int | None = None, *, retry_after: float | None = None) -> None:
         super().__init__(detail, status_code)
+        self.retry_after = retry_after
+
+
+class StorageUnavailable(ApiError):
+    """The database or Redis cannot be reached now (connection refused, cut or timed out): try again shortly.
+
+    Raised at the store and cluster boundaries in place of the driver's connection errors, so the
+    REST layer answers 503 with `Retry-After` and a live call's recorder knows a retry may succeed.
+    """
+
+    status_code = 503
+
+    def __init__(self, service: str, *, retry_after: float = 5.0) -> None:
+        super().__init__(f"{service} is unreachable right now; this request was not carried out. "
+                         f"Try again in {retry_after:g} seconds; live calls go on meanwhile.")
+        self.service = service
         self.retry_after = retry_after
 
 

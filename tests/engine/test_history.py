@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from voxcall.engine.history import History
+from voxcall.errors import StorageUnavailable
 from voxcall.protocol.realtime import Transcript
 from voxcall.protocol.rest import CallMessage
 from voxcall.providers.base import ChatMessage, ToolCall
@@ -83,10 +84,82 @@ async def test_a_close_that_is_cancelled_still_writes_and_sends_its_final() -> N
     await history.drain(recorder)
 
 
-async def test_a_stuck_database_does_not_stall_the_call() -> None:
+async def test_a_stuck_database_does_not_stall_the_call_and_its_finals_wait_for_their_write() -> None:
     far = Far(hang=True)
     history, recorder = await running(far, write_timeout=0.05)
     async with asyncio.timeout(2):
         await history.user("hello", "text")
-    assert far.log == ["sent user0!"]
+        agent = history.agent("text")
+        await history.say(agent, "Hi")  # the call keeps talking
+        await history.close(agent, None)  # queued behind the deferred final: no second wait
+    assert far.log == ["sent agent1"]  # neither final went out unstored
     await history.drain(recorder, timeout=0.05)
+    assert far.log == ["sent agent1"]
+
+
+class Outage(Far):
+    """A database that is unreachable for its first `failures` writes, then works."""
+
+    def __init__(self, failures: int) -> None:
+        super().__init__()
+        self.failures = failures
+
+    async def record(self, item: Any) -> None:
+        if self.failures > 0:
+            self.failures -= 1
+            raise StorageUnavailable("The database")
+        await super().record(item)
+
+
+async def test_writes_during_an_outage_are_retried_and_the_finals_go_out_in_order_once_stored() -> None:
+    far = Outage(failures=3)  # retried after 0.2, 0.4 and 0.8 s
+    history, recorder = await running(far, write_timeout=0.05)
+    async with asyncio.timeout(1):
+        await history.user("hello", "text")
+        agent = history.agent("text")
+        await history.say(agent, "Hi")
+        await history.close(agent, None)
+    assert far.log == ["sent agent1"]
+    async with asyncio.timeout(5):
+        while len(far.log) < 5:
+            await asyncio.sleep(0.02)
+    assert far.log == ["sent agent1", "wrote user hello", "sent user0!", "wrote agent Hi", "sent agent1!"]
+    await history.drain(recorder)
+
+
+async def test_the_call_ending_during_an_outage_still_sends_the_finals_stored_before_the_drain_ends() -> None:
+    far = Outage(failures=2)
+    history, recorder = await running(far, write_timeout=0.05)
+    await history.user("bye", "text")
+    await history.drain(recorder, timeout=5)  # the call ended: the writes catch up within the drain
+    assert far.log == ["wrote user bye", "sent user0!"]
+
+
+async def test_a_write_that_fails_for_another_reason_is_logged_and_skipped() -> None:
+    class Broken(Far):
+        async def record(self, item: Any) -> None:
+            raise ValueError("not storable")
+
+    far = Broken()
+    history, recorder = await running(far)
+    async with asyncio.timeout(2):
+        await history.user("hello", "text")
+    assert far.log == ["sent user0!"]  # not retried for ever: the call goes on
+    await history.drain(recorder)
+
+
+async def test_a_tool_call_during_an_outage_waits_once_then_the_tool_runs_and_its_final_waits_for_the_write() -> None:
+    far = Outage(failures=1)  # the first write is retried after 0.2 s
+    history, recorder = await running(far, write_timeout=0.05)
+    agent = history.agent("text")
+    await history.say(agent, "Checking")
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    await history.close(agent, None, [ToolCall("t1", "getWeather", {})])
+    assert loop.time() - started < 0.15  # one bounded wait, not one per record
+    assert far.log == ["sent agent0"]
+    await history.tool_result(ChatMessage("tool", "sunny", tool_call_id="t1", name="getWeather"))
+    await history.drain(recorder, timeout=5)
+    writes = [line for line in far.log if line.startswith("wrote")]
+    assert writes == ["wrote agent Checking", "wrote tool_call {}", "wrote tool_result sunny"]
+    assert far.log.index("sent agent0!") > far.log.index("wrote tool_call {}")  # the final once its entry is stored

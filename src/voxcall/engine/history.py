@@ -15,6 +15,17 @@ Rules (PROTOCOL.md 2.7, 8.2):
   assistant's tool calls and their results, which must stay adjacent), is held;
   its transcript is sent and its entry recorded once that is over. If the agent
   has sent nothing yet, the user's utterance goes first.
+
+Storage outages (PostgreSQL briefly unreachable): the recorder retries a write that failed
+with `StorageUnavailable`, with backoff (0.2 s doubling up to 5 s), until it succeeds or the
+call's final drain gives up; the call goes on meanwhile. A final transcript waits for its
+write up to `write_timeout`; past that it is *deferred*, not sent unstored: it goes out, in
+order, as soon as its entry is written, and while finals are deferred later ones queue behind
+them without waiting, so the call keeps talking (deltas, audio, pongs) and the client sees
+each final only once it is stored. A tool call waits up to `write_timeout` too, then the tool
+runs anyway (its record stays queued, ahead of its result). Memory stays bounded by the
+queue (`max_queued`): when it is full, further records are dropped (`on_drop`, logged and
+counted) and their finals sent unstored; that is the only case a final outruns its write.
 """
 
 from __future__ import annotations
@@ -31,6 +42,7 @@ from pydantic import BaseModel
 
 from voxcall.engine.spec import EventRecord
 from voxcall.engine.stages import StageRecord
+from voxcall.errors import StorageUnavailable
 from voxcall.protocol.realtime import Medium
 from voxcall.protocol.rest import CallMessage
 from voxcall.protocol.transcripts import TranscriptWriter, Utterance
@@ -42,13 +54,15 @@ Send = Callable[[BaseModel | bytes], Awaitable[None]]
 Record = Callable[[CallMessage | EventRecord | StageRecord], Awaitable[None]]
 T = TypeVar("T")
 NO_RESULT = "The tool call was cancelled before it returned a result."
+RETRY_FIRST, RETRY_MAX = 0.2, 5.0
+"""Seconds before the first retry of a write to an unreachable store, and the most between retries."""
 
 
 class History:
     """The conversation of one call as the model, the database and the client see it."""
 
     def __init__(self, entries: Sequence[ChatMessage], *, send: Send, record: Record,
-                 log: logging.Logger | logging.LoggerAdapter[logging.Logger], write_timeout: float = 10.0,
+                 log: logging.Logger | logging.LoggerAdapter[logging.Logger], write_timeout: float = 2.0,
                  max_queued: int = 0, on_drop: Callable[[], None] | None = None, stage_id: str | None = None) -> None:
         self.entries: list[ChatMessage] = list(entries)
         self.stage_id = stage_id
@@ -67,8 +81,9 @@ class History:
         self._queue: asyncio.Queue[tuple[CallMessage | EventRecord | StageRecord, asyncio.Future[None] | None]] = \
             asyncio.Queue(max_queued)
         self._on_drop = on_drop
-        self._stuck: asyncio.Future[None] | None = None  # a write that outlived write_timeout and is still pending
         """Told when the queue is full (storage not keeping up) and a record is dropped; 0 = unbounded."""
+        self._deferred: deque[tuple[asyncio.Future[None], BaseModel]] = deque()  # finals waiting for their write
+        self._flusher: asyncio.Task[None] | None = None
 
     @property
     def _busy(self) -> bool:
@@ -110,9 +125,13 @@ class History:
                 if text or calls:
                     self._open_calls.update((c.id, c.name) for c in calls)
                     entry = ChatMessage("assistant", text, tool_calls=calls)
-                    await self._written(self._append(entry, medium=utterance.medium, metadata=metadata))
+                    done = self._append(entry, medium=utterance.medium, metadata=metadata)
+                    # the tool runs once its call is stored, or after write_timeout
+                    waited = bool(calls) and not await self._written(done)
+                else:
+                    done, waited = _finished(), False
                 if final is not None:
-                    await self._send(final)
+                    await self._final(done, final, wait=not waited)
             finally:
                 if self._agent is utterance:
                     self._agent = None
@@ -194,8 +213,7 @@ class History:
         final = self._writer.complete("user", medium, text)
         done = self._append(ChatMessage("user", text), medium=medium)
         self.last_user_at = len(self.entries) - 1
-        await self._written(done)
-        await self._send(final)
+        await self._final(done, final)
 
     # ------------------------------------------------------------ recording
 
@@ -225,45 +243,86 @@ class History:
             self._put(item, done if i == len(records) - 1 else None)
         return done
 
-    async def _written(self, done: asyncio.Future[None]) -> None:
-        """Wait until an entry is written; a database stuck past `write_timeout` does not stall the call.
-
-        While a write that timed out is still pending the store is stuck: later entries are queued
-        but not waited for, so the call stays responsive until the store catches up.
-        """
-        if self._stuck is not None:
-            if not self._stuck.done():
-                return
-            self._stuck = None
+    async def _written(self, done: asyncio.Future[None]) -> bool:
+        """Wait until an entry is written, at most `write_timeout` (and not at all while finals are deferred)."""
+        if done.done():
+            return True
+        if self._deferred:
+            return False
         try:
             async with asyncio.timeout(self._write_timeout):
                 await asyncio.shield(done)
+            return True
         except TimeoutError:
-            self._stuck = done
-            self._log.error("a call message took over %gs to write: telling the client anyway", self._write_timeout)
+            self._log.warning("a call message took over %gs to write: its final waits for it, the call goes on",
+                              self._write_timeout)
+            return False
+
+    async def _final(self, done: asyncio.Future[None], final: BaseModel, *, wait: bool = True) -> None:
+        """Send a final once its entry is written: now, or (storage slow or away) later, in order, from the flusher.
+
+        `wait=False`: the caller already waited `write_timeout` for this entry; defer unless it is written.
+        """
+        if not self._deferred and (done.done() or (wait and await self._written(done))):
+            await self._send(final)
+            return
+        self._deferred.append((done, final))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.get_running_loop().create_task(self._flush(), name="history-finals")
+
+    async def _flush(self) -> None:
+        while self._deferred:
+            await asyncio.shield(self._deferred[0][0])
+            async with self._lock:
+                _, final = self._deferred.popleft()
+                try:
+                    await self._send(final)
+                except Exception:  # the client is gone: the call is ending
+                    self._log.info("a deferred final could not be sent: the connection is closed")
 
     async def run_recorder(self) -> None:
         """Write queued entries and events in order, never cancelled mid-write; runs until cancelled."""
         while True:
             item, done = await self._queue.get()
             try:
-                await asyncio.shield(self._record(item))
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                self._log.exception("could not record a call message")
+                await self._record_with_retries(item)
             finally:
                 if done is not None and not done.done():
                     done.set_result(None)  # sends waiting on it go on: the call outlives a failed write
                 self._queue.task_done()
+
+    async def _record_with_retries(self, item: CallMessage | EventRecord | StageRecord) -> None:
+        """Write one record; an unreachable store is retried with backoff, any other failure is logged and skipped."""
+        pause = RETRY_FIRST
+        while True:
+            try:
+                await asyncio.shield(self._record(item))
+                if pause > RETRY_FIRST:
+                    self._log.info("storage is back: call messages are being written again")
+                return
+            except StorageUnavailable:
+                if pause == RETRY_FIRST:
+                    self._log.warning("storage unreachable: keeping call messages queued (%d) and retrying",
+                                      self._queue.qsize() + 1)
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, RETRY_MAX)
+            except Exception:
+                self._log.exception("could not record a call message")
+                return
 
     async def drain(self, recorder: asyncio.Task[None], timeout: float = 10.0) -> None:
         """Wait (bounded) until everything queued is written, then stop the recorder."""
         try:
             async with asyncio.timeout(timeout):
                 await self._queue.join()
+                if self._flusher is not None:
+                    await asyncio.shield(self._flusher)  # every final is stored now: send them
         except TimeoutError:
             self._log.error("gave up recording %d call messages", self._queue.qsize())
+        if self._flusher is not None:
+            self._flusher.cancel()  # finals never stored are not sent: the call is over
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._flusher
         recorder.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await recorder
@@ -280,6 +339,12 @@ def _records(entry: ChatMessage, medium: str, error: str | None, state: dict[str
     records = [CallMessage(role="MESSAGE_ROLE_AGENT", text=entry.content, medium=kind, metadata=metadata)] if entry.content else []
     return records + [CallMessage(role="MESSAGE_ROLE_TOOL_CALL", text=json.dumps(c.arguments), invocation_id=c.id,
                                   tool_name=c.name) for c in entry.tool_calls]
+
+
+def _finished() -> asyncio.Future[None]:
+    done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    done.set_result(None)
+    return done
 
 
 async def uncancelled(coro: Coroutine[Any, Any, T]) -> T:

@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse
 from voxcall import __version__
 from voxcall.config import Settings
 from voxcall.engine.spec import Speech
-from voxcall.errors import ApiError, RateLimited
+from voxcall.errors import ApiError, RateLimited, StorageUnavailable
 from voxcall.protocol.hygiene import BodyLimits
 from voxcall.providers.base import LLM, ChatMessage
 from voxcall.server import (
@@ -106,7 +106,8 @@ async def build_services(settings: Settings, llm: LLM | None = None, speech: Spe
     """
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach for a model hub at run time
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    store = await open_store(settings.resolved_database_url())
+    store = await open_store(settings.resolved_database_url(), timeout=settings.database_timeout_seconds,
+                             command_timeout=settings.database_command_timeout_seconds)
     await store.start_serving()  # the only server on this database: calls left live by a crash are over
     secret = await store.get_or_create_secret("join_tokens")
     if speech is True:
@@ -126,7 +127,7 @@ async def join_cluster(services: Services) -> None:
 
     settings = services.settings
     assert settings.redis_url
-    redis = connect(settings.redis_url)
+    redis = connect(settings.redis_url, timeout=settings.redis_timeout_seconds)
     try:
         await redis.ping()
     except Exception as exc:
@@ -186,7 +187,7 @@ def create_app(
     @app.exception_handler(ApiError)
     async def api_error(request: Request, exc: ApiError) -> JSONResponse:
         headers = None
-        if isinstance(exc, RateLimited) and exc.retry_after is not None:
+        if isinstance(exc, (RateLimited, StorageUnavailable)) and exc.retry_after is not None:
             headers = {"Retry-After": retry_after_header(exc.retry_after)}
         return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=headers)
 

@@ -7,8 +7,9 @@ import logging
 import time
 
 from fastapi import APIRouter, WebSocket
+from starlette.websockets import WebSocketState
 
-from voxcall.errors import NotFound
+from voxcall.errors import NotFound, StorageUnavailable
 from voxcall.protocol.connection import InboundLimits, ServerConnection, enabled_messages
 from voxcall.protocol.media import ServerWebSocketMedia
 from voxcall.protocol.rest import StartCallRequest
@@ -32,7 +33,12 @@ async def join(websocket: WebSocket, call_id: str) -> None:
     if not await admitted(svc, websocket):
         return
     with svc.capacity.slot():
-        await _join(svc, websocket, call_id)
+        try:
+            await _join(svc, websocket, call_id)
+        except StorageUnavailable as exc:  # the token stays unused: the client may join again shortly
+            logger.warning("refused a join: %s is unreachable", exc.service)
+            await refuse(websocket, TRY_AGAIN_LATER, f"{exc.service} is unreachable: try again in a few seconds",
+                         accept=websocket.application_state == WebSocketState.CONNECTING)
 
 
 async def admitted(svc: Services, websocket: WebSocket) -> bool:

@@ -27,9 +27,12 @@ from collections.abc import Iterable
 from typing import Any
 
 from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
 
 from voxcall.server.cluster import deliver, end_here
 from voxcall.server.live import LiveCalls
+from voxcall.server.redis_outage import redis_guarded
 
 __all__ = ["PREFIX", "RedisCluster", "connect", "default_node_id"]
 
@@ -47,9 +50,14 @@ def default_node_id() -> str:
     return f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
 
 
-def connect(url: str) -> Redis:
-    """A Redis client for `url` (redis://host:port/db) answering str."""
-    return Redis.from_url(url, decode_responses=True, health_check_interval=30)
+def connect(url: str, *, timeout: float = 5.0) -> Redis:
+    """A Redis client for `url` (redis://host:port/db) answering str.
+
+    Every connection attempt and command is bounded by `timeout` seconds, and a failed one is
+    retried once (a connection Redis dropped is replaced), so an unreachable Redis fails fast.
+    """
+    return Redis.from_url(url, decode_responses=True, health_check_interval=30, socket_timeout=timeout,
+                          socket_connect_timeout=timeout, retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), 1))
 
 
 class RedisCluster:
@@ -103,6 +111,7 @@ class RedisCluster:
                 await self._pubsub.aclose()
         await self.redis.aclose()
 
+    @redis_guarded
     async def ping(self) -> None:
         await self.redis.ping()
 
@@ -145,11 +154,13 @@ class RedisCluster:
 
     # ------------------------------------------------------------ questions
 
+    @redis_guarded
     async def holder(self, call_id: str) -> str | None:
         """The node that hosts the call now, if any."""
         node = await self.redis.get(self.call_key(call_id))
         return None if node is None else str(node)
 
+    @redis_guarded
     async def held(self, call_ids: Iterable[str]) -> set[str]:
         ids = list(call_ids)
         if not ids:
@@ -159,6 +170,7 @@ class RedisCluster:
 
     # ------------------------------------------------------------ commands
 
+    @redis_guarded
     async def send(self, call_id: str, message: dict[str, Any]) -> bool:
         live = self.live.get(call_id)
         if live is not None:
@@ -166,6 +178,7 @@ class RedisCluster:
             return True
         return await self._command(call_id, {"op": "data", "callId": call_id, "message": message})
 
+    @redis_guarded
     async def end(self, call_id: str, reason: str, *, wait: float) -> bool:
         live = self.live.get(call_id)
         if live is not None:

@@ -17,6 +17,7 @@ from typing import Any
 from redis.asyncio import Redis
 
 from voxcall.server.limits import Decision, Rate
+from voxcall.server.redis_outage import GuardedLock, redis_guarded
 
 __all__ = ["RedisLimiter", "redis_account_lock"]
 
@@ -61,6 +62,7 @@ class RedisLimiter:
     async def check(self, key: str) -> Decision:
         return await self._run(key, count=False)
 
+    @redis_guarded
     async def _run(self, key: str, *, count: bool) -> Decision:
         if not self.rates:
             return Decision(True)
@@ -73,4 +75,4 @@ class RedisLimiter:
 
 def redis_account_lock(redis: Redis, account_id: str) -> AbstractAsyncContextManager[Any]:
     """The cross-node lock of an account's call admission (released after 10 s even if its holder dies)."""
-    return redis.lock(f"voxcall:lock:account:{account_id}", timeout=10, blocking_timeout=15)
+    return GuardedLock(redis.lock(f"voxcall:lock:account:{account_id}", timeout=10, blocking_timeout=15))

@@ -29,15 +29,18 @@ __all__ = ["DEFAULT_ACCOUNT_ID", "ApiKeyInfo", "CallRecord", "RecordingStore", "
 _DRIVERS = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+asyncpg", "postgres": "postgresql+asyncpg"}
 
 
-async def open_store(url: str) -> Store:
+async def open_store(url: str, *, timeout: float = 5.0, command_timeout: float = 30.0) -> Store:
     """Connect to the database at `url`, migrate it to the newest schema, and return a Store.
 
-    For a SQLite file, the parent folder is created if needed.
+    For a SQLite file, the parent folder is created if needed. On PostgreSQL, `timeout` bounds
+    each connection attempt and each wait for a pooled connection, and `command_timeout` each
+    statement, so an unreachable database fails fast (`StorageUnavailable`) instead of hanging;
+    pooled connections are checked before use, so they recover once the database is back.
 
     Raises:
         ValueError: a database other than SQLite or PostgreSQL.
     """
-    engine = _engine(_async_url(url))
+    engine = _engine(_async_url(url), timeout=timeout, command_timeout=command_timeout)
     try:
         await upgrade(engine)
     except BaseException:
@@ -54,9 +57,11 @@ def _async_url(raw: str) -> URL:
     return url
 
 
-def _engine(url: URL) -> AsyncEngine:
+def _engine(url: URL, *, timeout: float = 5.0, command_timeout: float = 30.0) -> AsyncEngine:
     if url.get_backend_name() != "sqlite":
-        return create_async_engine(url, hide_parameters=True)  # SQL errors in logs must not quote call content
+        return create_async_engine(url, hide_parameters=True,  # SQL errors in logs must not quote call content
+                                   pool_pre_ping=True, pool_timeout=timeout,
+                                   connect_args={"timeout": timeout, "command_timeout": command_timeout})
     database = url.database or ""
     in_memory = database in ("", ":memory:") or url.query.get("mode") == "memory"
     if not in_memory and not database.startswith("file:"):

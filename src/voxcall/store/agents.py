@@ -16,6 +16,7 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
 from voxcall.errors import InvalidRequest, NotFound
+from voxcall.store.outage import guarded
 from voxcall.store.pages import Listing, fetch_page
 from voxcall.store.platform_tables import AgentRow
 from voxcall.store.records import CallRecord
@@ -60,6 +61,7 @@ def _not_found(agent_id: str) -> NotFound:
     return NotFound(f"No agent {agent_id!r} in this account: list your agents with GET /api/agents.")
 
 
+@guarded
 class AgentStore:
     """Agents of every account, over one engine."""
 

@@ -12,6 +12,7 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
 from voxcall.errors import NotFound
+from voxcall.store.outage import guarded
 from voxcall.store.pages import Listing, fetch_page
 from voxcall.store.records import ApiKeyInfo
 from voxcall.store.repository import _aware, _key_info, _text
@@ -27,6 +28,7 @@ def _not_found(prefix: str) -> NotFound:
     return NotFound(f"No API key with prefix {prefix!r} in this account: list them with GET /api/api_keys.")
 
 
+@guarded
 class ApiKeyStore:
     def __init__(self, engine: AsyncEngine) -> None:
         self._sessions = async_sessionmaker(engine, expire_on_commit=False)

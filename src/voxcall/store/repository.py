@@ -29,6 +29,7 @@ from voxcall.errors import InvalidRequest, NotFound
 from voxcall.protocol.rest import CallEvent, CallMessage, first_stage_id
 from voxcall.protocol.wire import format_duration
 from voxcall.store.message_rows import in_stage, insert_message, message, message_values
+from voxcall.store.outage import guarded
 from voxcall.store.pages import Listing, fetch_page
 from voxcall.store.records import ApiKeyInfo, CallRecord
 from voxcall.store.serving import ServingLock
@@ -86,6 +87,7 @@ _MESSAGES = Listing("m", (MessageRow.idx,), descending=False, parsers=(_integer,
 _EVENTS = Listing("e", (CallEventRow.id,), descending=False, parsers=(_integer,))
 
 
+@guarded
 class Store:
     """Async repository over one SQLAlchemy engine (SQLite via aiosqlite, or PostgreSQL via asyncpg).
 

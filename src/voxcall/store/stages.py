@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from voxcall.errors import NotFound
 from voxcall.protocol.rest import CallMessage, first_stage_id
 from voxcall.store.message_rows import in_stage, message, message_values
+from voxcall.store.outage import guarded
 from voxcall.store.pages import Listing, fetch_page
 from voxcall.store.records import StageInfo
 from voxcall.store.stage_tables import CallStageRow
@@ -41,6 +42,7 @@ async def last_stage_id(session: AsyncSession, call_id: str) -> str:
     return await session.scalar(query) or first_stage_id(call_id)
 
 
+@guarded
 class StageStore:
     """The stages of calls, on the store's engine."""
 

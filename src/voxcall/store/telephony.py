@@ -20,6 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
 from voxcall.errors import ApiError, NotFound
+from voxcall.store.outage import guarded
 from voxcall.store.telephony_tables import CarrierCallRow, TelephonyConfigRow
 
 __all__ = ["CarrierCall", "StoredConfig", "TelephonyStore"]
@@ -51,6 +52,7 @@ def _not_configured(carrier: str) -> NotFound:
     return NotFound(f"No {carrier} config: create one with POST /api/telephony_configs/{carrier}.")
 
 
+@guarded
 class TelephonyStore:
     """Async repository of carrier configs and carrier calls over the store's engine."""
 

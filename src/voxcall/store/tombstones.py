@@ -14,6 +14,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
 from voxcall.errors import NotFound
+from voxcall.store.outage import guarded
 from voxcall.store.pages import Listing, fetch_page
 from voxcall.store.platform_tables import TombstoneRow
 from voxcall.store.repository import _aware, _call_uuid, _text
@@ -61,6 +62,7 @@ def _tombstone(call: CallRow, at: datetime) -> TombstoneRow:
     )
 
 
+@guarded
 class TombstoneStore:
     """Deleted calls of every account."""
 

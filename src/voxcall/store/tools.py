@@ -25,6 +25,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from voxcall.errors import ApiError, InvalidRequest, NotFound
+from voxcall.store.outage import guarded
 from voxcall.store.pages import Listing, fetch_page
 from voxcall.store.records import CallRecord
 from voxcall.store.repository import NOT_FOUND, _aware, _call_record, _text
@@ -69,6 +70,7 @@ class ToolUse:
     error_count: int
 
 
+@guarded
 class ToolStore:
     """Async repository of durable tools over the store's engine."""
 

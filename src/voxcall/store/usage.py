@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
+from voxcall.store.outage import guarded
 from voxcall.store.platform_tables import TombstoneRow
 from voxcall.store.tables import CallRow
 
@@ -32,6 +33,7 @@ class CallSample:
     metadata: dict[str, Any]
 
 
+@guarded
 class UsageStore:
     def __init__(self, engine: AsyncEngine) -> None:
         self._sessions = async_sessionmaker(engine, expire_on_commit=False)

@@ -18,6 +18,7 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
 from voxcall.errors import NotFound
+from voxcall.store.outage import guarded
 from voxcall.store.pages import Listing, fetch_page
 from voxcall.store.platform_tables import DeliveryRow, WebhookRow
 from voxcall.store.repository import _aware, _call_uuid, _text
@@ -59,6 +60,7 @@ def _not_found(webhook_id: str) -> NotFound:
     return NotFound(f"No webhook {webhook_id!r} in this account: list your webhooks with GET /api/webhooks.")
 
 
+@guarded
 class WebhookStore:
     """Webhooks of every account."""
 
@@ -178,6 +180,7 @@ class PendingDelivery:
     last_error: str | None
 
 
+@guarded
 class Outbox:
     """The durable queue of webhook and callback deliveries."""
 
