@@ -10,7 +10,7 @@ same for the cross-node account lock.
 from __future__ import annotations
 
 import functools
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from contextlib import AbstractAsyncContextManager
 from types import TracebackType
 from typing import Any, ParamSpec, TypeVar
@@ -31,7 +31,7 @@ def unreachable(error: BaseException) -> bool:
     return isinstance(error, (redis_errors.ConnectionError, redis_errors.TimeoutError, OSError, TimeoutError))
 
 
-def redis_guarded(method: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]:
+def redis_guarded(method: Callable[P, Coroutine[Any, Any, T]]) -> Callable[P, Coroutine[Any, Any, T]]:
     """Decorator: an unreachable Redis raises `StorageUnavailable` out of `method`."""
     @functools.wraps(method)
     async def call(*args: P.args, **kwargs: P.kwargs) -> T:
