@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import asyncpg
 import httpx
 import pytest
 
@@ -43,6 +46,22 @@ class RunningServer:
 
     def headers(self) -> dict[str, str]:
         return {"X-API-Key": self.api_key}
+
+
+async def create_database(url: str, prefix: str) -> str:
+    """A new, empty PostgreSQL database next to the one at `url` (a SQLAlchemy asyncpg URL); its URL."""
+    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
+    connection = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"))
+    try:
+        await connection.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await connection.close()
+    return url.rsplit("/", 1)[0] + "/" + name
+
+
+def fresh_database(url: str, prefix: str = "voxcall_test") -> str:
+    """`create_database` from synchronous code (fixtures outside the event loop)."""
+    return asyncio.run(create_database(url, prefix))
 
 
 def free_port() -> int:

@@ -17,19 +17,18 @@ import shutil
 import signal
 import subprocess
 import time
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import httpx
 import pytest
 import websockets
 
 from tests.cluster.conftest import service_url
 from tests.conftest import ROOT, RunningServer, free_port
+from tests.conftest import fresh_database as shared_fresh_database
 from tests.server.wire import Wire
 
 TEXT_CALL = {"systemPrompt": "Be brief.", "firstSpeakerSettings": {"user": {}}, "initialOutputMedium": "MESSAGE_MEDIUM_TEXT"}
@@ -62,17 +61,7 @@ class Cluster:
 
 
 def fresh_database(url: str) -> str:
-    name = f"voxcall_cluster_{uuid.uuid4().hex[:8]}"
-
-    async def create() -> None:
-        connection = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"))
-        try:
-            await connection.execute(f'CREATE DATABASE "{name}"')
-        finally:
-            await connection.close()
-
-    asyncio.run(create())
-    return url.rsplit("/", 1)[0] + "/" + name
+    return shared_fresh_database(url, "voxcall_cluster")
 
 
 @pytest.fixture(scope="module")

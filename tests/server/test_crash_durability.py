@@ -11,13 +11,11 @@ from __future__ import annotations
 
 import os
 import signal
-import uuid
 from typing import Any
 
-import asyncpg
 import websockets
 
-from tests.conftest import RunningServer
+from tests.conftest import RunningServer, create_database
 from tests.server.wire import Wire, create_call, get
 
 TRIALS = 5
@@ -70,13 +68,7 @@ async def test_sigkill_on_postgres_and_restart(server_factory: Any) -> None:
     """PostgreSQL: the dead server's advisory lock goes with its connection, so the restart ends its call."""
     url = os.environ.get("VOXCALL_TEST_POSTGRES_URL")
     assert url, "VOXCALL_TEST_POSTGRES_URL is not set: run scripts/test-services.sh (make test does)"
-    name = f"voxcall_crash_{uuid.uuid4().hex[:8]}"
-    connection = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"))
-    try:
-        await connection.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await connection.close()
-    env = {**TEXT_ONLY, "VOXCALL_DATABASE_URL": url.rsplit("/", 1)[0] + "/" + name}
+    env = {**TEXT_ONLY, "VOXCALL_DATABASE_URL": await create_database(url, "voxcall_crash")}
     server: RunningServer = server_factory(extra_env=env)
     call_id, seen = await one_trial(server, 1)
     server = server_factory(extra_env=env, restart=server)

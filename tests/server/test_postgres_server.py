@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
-import uuid
 
-import asyncpg
 import httpx
 import pytest
 import websockets
 
-from tests.conftest import RunningServer
+from tests.conftest import RunningServer, fresh_database
 from tests.server.wire import Wire, create_call, get, wait_for_end
 
 
@@ -19,18 +16,7 @@ from tests.server.wire import Wire, create_call, get, wait_for_end
 def pg_server(server_factory: object) -> RunningServer:
     url = os.environ.get("VOXCALL_TEST_POSTGRES_URL")
     assert url, "VOXCALL_TEST_POSTGRES_URL is not set: run scripts/test-services.sh (make test does)"
-    name = f"voxcall_server_{uuid.uuid4().hex[:8]}"
-    plain = url.replace("postgresql+asyncpg://", "postgresql://")
-
-    async def create() -> None:
-        connection = await asyncpg.connect(plain)
-        try:
-            await connection.execute(f'CREATE DATABASE "{name}"')
-        finally:
-            await connection.close()
-
-    asyncio.run(create())
-    return server_factory(database_url=url.rsplit("/", 1)[0] + "/" + name)  # type: ignore[operator,no-any-return]
+    return server_factory(database_url=fresh_database(url, "voxcall_server"))  # type: ignore[operator,no-any-return]
 
 
 async def test_text_call_on_postgres(pg_server: RunningServer) -> None:
