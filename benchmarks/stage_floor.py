@@ -29,10 +29,10 @@ from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from voxcall.audio import read_wav, resample  # noqa: E402 (after the offline switch)
-from voxcall.config import default_data_dir  # noqa: E402
-from voxcall.providers.embedded import load_llm  # noqa: E402
-from voxcall.providers.speech import load_speech  # noqa: E402
+from voxcall.audio import read_wav, resample
+from voxcall.config import default_data_dir
+from voxcall.providers.embedded import load_llm
+from voxcall.providers.speech import load_speech
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "tests" / "fixtures" / "speech"
