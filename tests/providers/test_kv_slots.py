@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 
 import pytest
@@ -54,5 +55,37 @@ async def test_two_calls_taking_turns_keep_their_own_kv_cache(smollm: LlamaLLM, 
     evaluated.clear()
     assert await reply(a, prompt_a)
     assert sum(evaluated) == 0  # a's prompt was still in a's own cache: not one token read again
+    a.end()
+    b.end()
+
+
+@pytest.mark.models
+async def test_a_draft_gives_way_to_another_calls_turn_unless_settled(smollm: LlamaLLM) -> None:
+    from voxcall.errors import ProviderError
+
+    a, b = smollm.session(f"a-{uuid.uuid4()}"), smollm.session(f"b-{uuid.uuid4()}")
+    long = [ChatMessage("system", f"{uuid.uuid4()}"), ChatMessage("user", "Count from 1 to 200, one number a line.")]
+    draft = a.draft(long, max_tokens=200)
+    first = await anext(draft)  # the draft is running
+    assert isinstance(first, TextDelta)
+    reply = [e async for e in b.stream([ChatMessage("user", "Say hi.")], max_tokens=2)]  # b's turn is due
+    with pytest.raises(ProviderError, match="gave way"):
+        async for _ in draft:
+            pass
+    assert reply
+
+    settled = a.draft(long, max_tokens=40)
+    await anext(settled)
+    assert settled.settle()  # the guess was right: the reply is a's now
+
+    async def b_turn() -> None:
+        async for _ in b.stream([ChatMessage("user", "Say hi.")], max_tokens=2):
+            pass
+
+    waiting = asyncio.get_running_loop().create_task(b_turn())
+    await asyncio.sleep(0.05)  # b's turn is queued while a's settled reply runs
+    rest = [e async for e in settled]
+    assert len(rest) >= 20  # it ran to its end: b's turn did not stop it
+    await waiting
     a.end()
     b.end()

@@ -45,13 +45,14 @@ from voxcall.errors import ProviderError
 from voxcall.providers import routing
 from voxcall.providers.base import ChatMessage, LLMEvent, TextDelta, ToolCall, ToolSpec
 from voxcall.providers.cpu import CpuShare, threads_for
-from voxcall.providers.kv_slots import KvSlots
+from voxcall.providers.kv_slots import Anonymous, KvSlots
 from voxcall.providers.llm_queue import (
     STARTED,
     Channel,
     Listener,
     LlamaSession,
     Request,
+    Speculation,
     queued_events,
 )
 from voxcall.providers.models import LLMName, Progress, llm_model_path
@@ -172,7 +173,7 @@ class LlamaLLM:
         own. Raises `ProviderError` when llama.cpp fails, the prompt cannot fit the
         context, or the model has been closed.
         """
-        return self.submit(Request(tuple(messages), tuple(tools), temperature, max_tokens), object())
+        return self.submit(Request(tuple(messages), tuple(tools), temperature, max_tokens), Anonymous())
 
     async def warm_up(self, system_prompt: str = "", tools: Sequence[ToolSpec] = ()) -> None:
         """Evaluate the system prompt and tool instructions so the first turn starts warm.
@@ -195,7 +196,7 @@ class LlamaLLM:
         new one. Cancellation-safe like `stream()`.
         """
         request = Request(tuple(messages), tuple(tools), 0.0, 0, open_end=open_end)
-        async for _ in self.submit(request, object(), background=True):
+        async for _ in self.submit(request, Anonymous(), background=True):
             pass
 
     def queue_depth(self) -> int:
@@ -220,12 +221,13 @@ class LlamaLLM:
             self._cpu.close()
 
     def submit(
-        self, request: Request, owner: Hashable, *, background: bool = False, listener: Listener | None = None
+        self, request: Request, owner: Hashable, *, background: bool = False, listener: Listener | None = None,
+        speculation: Speculation | None = None,
     ) -> AsyncIterator[LLMEvent]:
         """Queue `request` under `owner` and yield its events (what `stream()` and sessions use)."""
         work = functools.partial(self._run, request, owner)
         return queued_events(self._worker, work, owner, closed=self._closed, background=background, listener=listener,
-                             name=self.name)
+                             name=self.name, speculation=speculation)
 
     # --- worker thread -------------------------------------------------------------------
 
@@ -233,11 +235,9 @@ class LlamaLLM:
         error: BaseException | None = None
         try:
             self._check_open()
-            if self._slots.use(owner):
-                self._current_threads = None  # another context: its thread count is not ours to assume
             channel.put(STARTED)
             if not channel.stopped.is_set():
-                self._generate(request, channel)
+                self._generate(request, owner, channel)
         except ProviderError as exc:
             error = exc
         except Exception as exc:  # everything from llama.cpp becomes ProviderError
@@ -251,11 +251,13 @@ class LlamaLLM:
         if self._closed.is_set():
             raise ProviderError(f"{self.name} was closed")
 
-    def _generate(self, request: Request, channel: Channel) -> None:
+    def _generate(self, request: Request, owner: Hashable, channel: Channel) -> None:
         mode = routing.choose_mode(request.messages, request.tools)
         prefill = "" if request.open_end else \
             {"plain": "", "route": routing.ROUTE_PREFILL, "answer": routing.ANSWER_PREFILL}[mode]
         context = self._prompt_tokens(request, prefill)
+        if self._slots.use(owner, context):
+            self._current_threads = None  # another context: its thread count is not ours to assume
         self._fit_threads()
         started = time.perf_counter()
         stats = _Stats(len(context), started)

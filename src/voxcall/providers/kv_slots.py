@@ -7,7 +7,9 @@ talking is gone once the other call's reply has run. A context is small next to 
 weights, which every context shares (about 115 MB for Qwen2.5 1.5B at 4096 tokens, made
 in about 60 ms), so each recent owner (a call's session) keeps one of its own, and the
 least recently used one is handed over when all are taken. A slot handed over keeps
-its tokens: a new call with the same system prompt still starts from that prefix.
+its tokens: a new call with the same system prompt still starts from that prefix. A
+request of no session (`Anonymous`: the model host's, a warm-up) goes to the slot whose
+tokens share the longest prefix with its prompt, as llama.cpp's own server picks slots.
 
 llama-cpp-python's `Llama` has one context. `KvSlots.use(owner)` swaps a context, and the
 token bookkeeping that belongs to it (`_ctx`, `input_ids`, `n_tokens`, `_requires_eval`),
@@ -25,7 +27,13 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["KvSlots", "SlotTable"]
+__all__ = ["Anonymous", "KvSlots", "SlotTable"]
+
+
+class Anonymous:
+    """The owner of a request of no session: its slot is chosen by its prompt."""
+
+    __slots__ = ()
 
 
 class SlotTable:
@@ -45,6 +53,13 @@ class SlotTable:
         slot = self._free.pop(0) if self._free else self._owners.popitem(last=False)[1]
         self._owners[owner] = slot
         return slot
+
+    def touch(self, slot: int) -> None:
+        """`slot` was just used (by a request of no owner): whoever holds it is the most recently used."""
+        for owner, held in self._owners.items():
+            if held == slot:
+                self._owners.move_to_end(owner)
+                return
 
     def release(self, owner: Hashable) -> None:
         """`owner` is gone (its call ended): its slot is free, first in line for the next newcomer."""
@@ -75,10 +90,14 @@ class KvSlots:
     def count(self) -> int:
         return len(self._slots)
 
-    def use(self, owner: Hashable) -> bool:
-        """Switch the `Llama` to `owner`'s slot; True if it was another slot before (its thread count is unknown)."""
+    def use(self, owner: Hashable, tokens: list[int]) -> bool:
+        """Switch the `Llama` to the slot for `owner`'s prompt `tokens`; True if it was another slot before."""
         with self._lock:
-            slot = self._table.assign(owner)
+            if isinstance(owner, Anonymous):
+                slot = self._closest(tokens)
+                self._table.touch(slot)
+            else:
+                slot = self._table.assign(owner)
         if slot == self._active:
             return False
         llama, old, new = self._llama, self._slots[self._active], self._slots[slot]
@@ -94,10 +113,25 @@ class KvSlots:
         with self._lock:
             self._table.release(owner)
 
+    def _closest(self, tokens: list[int]) -> int:
+        """The slot whose cached tokens share the longest prefix with `tokens` (the active one on a tie)."""
+        wanted = np.asarray(tokens, dtype=np.intc)
+        best, longest = self._active, -1
+        for index in [self._active, *(i for i in range(len(self._slots)) if i != self._active)]:
+            slot = self._slots[index]
+            ids, count = (self._llama.input_ids, self._llama.n_tokens) if index == self._active else \
+                (slot.input_ids, slot.n_tokens)
+            size = min(count, wanted.size)
+            differs = np.flatnonzero(ids[:size] != wanted[:size])
+            shared = int(differs[0]) if differs.size else size
+            if shared > longest:
+                best, longest = index, shared
+        return best
+
     def close(self) -> None:
         """Give the `Llama` its own context back and free the others (the `Llama` frees its own)."""
         with self._lock:
             self._table = SlotTable(len(self._slots))
-        self.use(object())  # slot 0 is the first free one again
+        self.use(object(), [])  # slot 0 is the first free one again
         for slot in self._slots[1:]:
             slot.ctx.close()
