@@ -2,7 +2,8 @@
 
 The LLM is an OpenAI-compatible endpoint on loopback (the workers hold no model);
 speech is off. A call joined on one worker is reached through REST requests that
-land on either worker; SIGTERM to the supervisor stops both workers.
+land on either worker; a scrape of /metrics, whichever worker answers it, counts
+the calls of both; SIGTERM to the supervisor stops both workers.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -24,6 +26,7 @@ import websockets
 from tests.cluster.conftest import service_url
 from tests.cluster.test_multinode import TEXT_CALL, fresh_database
 from tests.conftest import free_port
+from tests.server.test_ops import samples
 from tests.server.wire import Wire
 from tests.toolserver import Seen, ToolServer
 from voxcall.config import Settings
@@ -89,6 +92,68 @@ def test_two_workers_answer_on_one_port_as_two_nodes(workers: tuple[subprocess.P
             break
         nodes.add(httpx.get(f"{url}/readyz", headers={"Connection": "close"}, timeout=5).json()["load"]["node"])
     assert nodes == {"box-0", "box-1"}
+
+
+async def _create_call(api: httpx.AsyncClient) -> dict[str, Any]:
+    for _ in range(30):  # calls_per_second holds across both workers: wait as told
+        r = await api.post("/calls", json=TEXT_CALL)
+        if r.status_code != 429:
+            break
+        await asyncio.sleep(float(r.headers.get("Retry-After", "1")))
+    assert r.status_code == 201, r.text
+    return r.json()  # type: ignore[no-any-return]
+
+
+async def _live_per_worker(url: str) -> dict[str, int]:
+    """Each worker's own count of hosted calls (its /readyz), asked on fresh connections until both answered."""
+    seen: dict[str, int] = {}
+    async with httpx.AsyncClient(timeout=10) as client:
+        for _ in range(60):
+            if len(seen) == 2:
+                break
+            load = (await client.get(f"{url}/readyz", headers={"Connection": "close"})).json()["load"]
+            seen[load["node"]] = load["liveCalls"]
+    return seen
+
+
+async def _scrapes(url: str, count: int) -> list[dict[tuple[str, tuple[tuple[str, str], ...]], float]]:
+    """`count` scrapes of /metrics, each on a fresh connection (so either worker may answer it)."""
+    async with httpx.AsyncClient(timeout=10) as client:
+        texts = [(await client.get(f"{url}/metrics", headers={"Connection": "close"})).text for _ in range(count)]
+    return [samples(text) for text in texts]
+
+
+async def test_one_scrape_sums_the_calls_of_both_workers(workers: tuple[subprocess.Popen[str], str, str]) -> None:
+    _, url, key = workers
+    hangups = ("voxcall_calls_ended_total", (("end_reason", "hangup"),))
+    before = (await _scrapes(url, 1))[0].get(hangups, 0.0)
+    wires: list[Wire] = []
+    per_worker: dict[str, int] = {}
+    async with httpx.AsyncClient(base_url=f"{url}/api", headers={"X-API-Key": key}, timeout=30) as api:
+        while len(wires) < 16 and not (len(per_worker) == 2 and all(per_worker.values())):
+            call = await _create_call(api)  # each join is a new connection: the kernel picks its worker
+            wire = Wire(await websockets.connect(call["joinUrl"]))
+            wires.append(wire)
+            await wire.until(lambda m: m == {"type": "state", "state": "listening"})
+            per_worker = await _live_per_worker(url)
+    try:
+        assert len(per_worker) == 2 and all(per_worker.values()), f"the calls did not land on both workers: {per_worker}"
+        assert sum(per_worker.values()) == len(wires)
+        for got in await _scrapes(url, 6):  # whichever worker answers, it counts the calls of both
+            assert got[("voxcall_live_calls", ())] == len(wires)
+    finally:
+        for wire in wires:
+            await wire.send({"type": "hang_up"})
+            await wire.closed()
+            await wire.ws.close()
+    for _ in range(100):  # each host unregisters its call just after it closed the socket
+        got = (await _scrapes(url, 1))[0]
+        if got[("voxcall_live_calls", ())] == 0 and got.get(hangups) == before + len(wires):
+            break
+        await asyncio.sleep(0.05)
+    for got in await _scrapes(url, 4):
+        assert got[("voxcall_live_calls", ())] == 0
+        assert got[hangups] == before + len(wires)  # the counters of both workers, summed
 
 
 async def test_a_call_on_one_worker_is_reached_through_either_and_sigterm_stops_both(

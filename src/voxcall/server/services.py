@@ -95,6 +95,7 @@ class Services:
             self.capacity = NodeCapacity(self.settings.max_node_calls, self.settings.max_node_load)
         self.metrics.watch(live=lambda: len(self.live), max_calls=lambda: self.capacity.max_calls, load=self.capacity.load)
         self.metrics.watch_queues(model_queues(self.llm, self.speech))
+        self.live.listeners.append(self.metrics)  # with workers, each writes its live-call gauge as it changes
         self.on_ended.append(self._webhook_ended)
         if self.phone is None:
             self.phone = Phone.open(self.store, self.settings)
