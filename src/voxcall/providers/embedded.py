@@ -1,7 +1,8 @@
 """The embedded LLM: llama-cpp-python running a GGUF model in this process.
 
-One `Llama` per process, used only from ONE worker thread, so its single KV cache is
-never shared by two generations at once (STYLE.md 8.5 rule 5). That thread is a
+One `Llama` per process, used only from ONE worker thread, so no two generations ever
+run at once (STYLE.md 8.5 rule 5). It has `n_slots` KV caches (`kv_slots.py`): each
+recent call keeps its own, so calls taking turns on the model do not evict each other. That thread is a
 `workers.FairWorker`: every call gets its own queue under its `session()`, served
 round-robin one request at a time, so a call that floods the model, or reads a huge
 history into it, delays another call by one request at most. A prefill is background
@@ -15,7 +16,7 @@ prompt, so a superseded request frees the model within a fraction of a second.
 Prompt layout, for KV-cache reuse: the system prompt and tool instructions come first,
 then the history, then the new turn. The prompt is evaluated from the longest token
 prefix shared with the previous evaluation, so a later turn only evaluates what is new.
-If several calls with different system prompts share the model, they evict each other.
+Calls beyond `n_slots` share the least recently used slot, and evict each other there.
 A history too long for the context keeps its newest turns (`prompt.PromptBuilder`, in
 time linear in what is kept).
 
@@ -44,6 +45,7 @@ from voxcall.errors import ProviderError
 from voxcall.providers import routing
 from voxcall.providers.base import ChatMessage, LLMEvent, TextDelta, ToolCall, ToolSpec
 from voxcall.providers.cpu import CpuShare, threads_for
+from voxcall.providers.kv_slots import KvSlots
 from voxcall.providers.llm_queue import (
     STARTED,
     Channel,
@@ -64,6 +66,8 @@ _CONTEXT_MARGIN = 16  # tokens kept free beyond max_tokens for the forced JSON p
 _ARGUMENTS_MAX_TOKENS = 256  # tool arguments are not limited by max_tokens, which is about speech
 AUTO_MAX_THREADS = 4
 """Auto threads stop here: beyond 4, token generation on CPU is bound by memory bandwidth."""
+DEFAULT_SLOTS = 4
+"""KV-cache slots (conversations kept warm at once); about 115 MB each for Qwen2.5 1.5B."""
 EVAL_CHUNK = 64
 """Prompt tokens evaluated between two checks of the stop flag (well under a second on 2 cores)."""
 
@@ -74,11 +78,12 @@ def load_llm(
     cache_dir: Path,
     n_threads: int = 0,
     n_threads_batch: int | None = None,
+    n_slots: int = DEFAULT_SLOTS,
     progress: Progress | None = None,
 ) -> LlamaLLM:
     """Assemble and verify the weights of `name` (see `models.py`), then load them. Blocking."""
     path = llm_model_path(name, cache_dir, progress)
-    return LlamaLLM(path, name=name, n_threads=n_threads, n_threads_batch=n_threads_batch)
+    return LlamaLLM(path, name=name, n_threads=n_threads, n_threads_batch=n_threads_batch, n_slots=n_slots)
 
 
 class LlamaLLM:
@@ -92,10 +97,12 @@ class LlamaLLM:
             `AUTO_MAX_THREADS` or the core count.
         n_threads_batch: CPU threads for prompt evaluation; `n_threads` when None; 0 = auto.
         n_ctx: context length in tokens.
+        n_slots: KV caches, one per recent call (`kv_slots.py`).
     """
 
     def __init__(
-        self, model_path: Path, *, name: str, n_threads: int = 0, n_threads_batch: int | None = None, n_ctx: int = 4096
+        self, model_path: Path, *, name: str, n_threads: int = 0, n_threads_batch: int | None = None, n_ctx: int = 4096,
+        n_slots: int = DEFAULT_SLOTS,
     ) -> None:
         llama_cpp, formatter_class = _import_llama_cpp()
         self.name = name
@@ -115,6 +122,9 @@ class LlamaLLM:
                 seed=0,
                 verbose=False,
             )
+            self._slots = KvSlots(self._llama, n_slots, functools.partial(
+                llama_cpp._internals.LlamaContext, model=self._llama._model, params=self._llama.context_params,
+                verbose=False))
         except Exception as exc:  # llama-cpp-python raises ValueError/RuntimeError/OSError
             raise ProviderError(f"cannot load {model_path}: {exc}") from exc
         self.load_seconds = time.perf_counter() - started
@@ -128,7 +138,7 @@ class LlamaLLM:
                                       lambda messages: str(self._format(messages=messages).prompt))
         self._worker = FairWorker(f"llm-{name}")
         self._closed = threading.Event()
-        self._current_threads = self._threads
+        self._current_threads: tuple[int, int] | None = self._threads
         logger.info("loaded %s in %.2f s (%s threads, %s for prompts)", name, self.load_seconds,
                     *("auto<=%d" % n if auto else str(n) for n, auto in zip(self._threads, self._auto, strict=True)))
 
@@ -194,6 +204,7 @@ class LlamaLLM:
 
     def cancel(self, owner: Hashable) -> int:
         """Drop the waiting requests of `owner` and stop its running one; returns how many were dropped."""
+        self._slots.release(owner)
         return self._worker.cancel(owner)
 
     def close(self) -> None:
@@ -203,6 +214,7 @@ class LlamaLLM:
         """
         self._closed.set()
         self._worker.close()
+        self._slots.close()
         self._llama.close()
         if self._cpu is not None:
             self._cpu.close()
@@ -211,16 +223,18 @@ class LlamaLLM:
         self, request: Request, owner: Hashable, *, background: bool = False, listener: Listener | None = None
     ) -> AsyncIterator[LLMEvent]:
         """Queue `request` under `owner` and yield its events (what `stream()` and sessions use)."""
-        work = functools.partial(self._run, request)
+        work = functools.partial(self._run, request, owner)
         return queued_events(self._worker, work, owner, closed=self._closed, background=background, listener=listener,
                              name=self.name)
 
     # --- worker thread -------------------------------------------------------------------
 
-    def _run(self, request: Request, channel: Channel) -> None:
+    def _run(self, request: Request, owner: Hashable, channel: Channel) -> None:
         error: BaseException | None = None
         try:
             self._check_open()
+            if self._slots.use(owner):
+                self._current_threads = None  # another context: its thread count is not ours to assume
             channel.put(STARTED)
             if not channel.stopped.is_set():
                 self._generate(request, channel)
@@ -260,12 +274,13 @@ class LlamaLLM:
         """With auto threads: as many as the cores other processes leave free right now."""
         if self._cpu is None:
             return
-        wanted = tuple(threads_for(self._cpu, n) if auto else n
-                       for n, auto in zip(self._threads, self._auto, strict=True))
+        (generate, batch), (generate_auto, batch_auto) = self._threads, self._auto
+        wanted = (threads_for(self._cpu, generate) if generate_auto else generate,
+                  threads_for(self._cpu, batch) if batch_auto else batch)
         if wanted != self._current_threads:
             logger.debug("llama.cpp threads %d/%d (other processes use %.1f cores)", *wanted, self._cpu.others)
             self._llama._ctx.set_n_threads(*wanted)
-            self._current_threads = wanted  # type: ignore[assignment]
+            self._current_threads = wanted
 
     def _evaluate(self, tokens: list[int], stop: threading.Event) -> bool:
         """Evaluate the whole prompt into the KV cache, `EVAL_CHUNK` at a time; False if `stop` was set first.
