@@ -120,6 +120,11 @@ async def test_stage_methods_after_an_http_tool_and_a_client_tool_moved_the_call
         page = await client.calls.messages(call_id, page_size=2, mode="in_call")
         assert page["total"] == 8 and texts(page["results"]) == in_one[:2]
 
+        # A call continued with priorCallId starts where the last stage left off: its prompt and its history.
+        follow = await client.calls.create({}, prior_call_id=call_id)
+        assert (follow["systemPrompt"], follow["temperature"]) == (THREE, 0.3)
+        assert texts(await client.calls.all_messages(follow["callId"])) == texts(last)
+
     # The usage the endpoint reported, per stage: the first request's count and the latest.
     asked = [r for r in (s.json() for s in backend.seen if s.path == "/v1/chat/completions")
              if r["messages"][0]["content"] in (ONE, TWO, THREE)]  # not the server's warm-up request
