@@ -46,6 +46,8 @@ class Settings(BaseSettings):
                              "min(cores, 4), one per core other processes leave free")
     llm_batch_threads: int | None = Field(default=None, ge=0, description="llama.cpp threads reading prompts; "
                                           "default llm_threads; 0 = auto")
+    llm_slots: int = Field(default=4, ge=1, description="llama.cpp KV caches: calls whose conversation stays "
+                           "cached between turns (about 115 MB each for Qwen2.5 1.5B)")
     whisper_threads: int = Field(default=1, ge=1, description="CTranslate2 threads of Whisper")
     preemptive_replies: bool = Field(default=True, description="draft the reply while the user pauses; release it "
                                      "at once if the turn ends with the same words (benchmarks/voice_latency.py)")

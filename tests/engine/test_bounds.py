@@ -117,7 +117,7 @@ class PrefillingLLM(ScriptedLLM):
         super().__init__(lambda messages, tools: [TextDelta("ok")])
         self.waiting = 0
 
-    async def prefill(self, messages: Any, tools: Any) -> None:
+    async def prefill(self, messages: Any, tools: Any, *, open_end: bool = False) -> None:
         self.waiting += 1
         try:
             await asyncio.Event().wait()

@@ -2,17 +2,37 @@
 
 from __future__ import annotations
 
-from voxcall.engine.turns import BargeIn, Paused, Resumed, SpeechStarted, TurnDetector, TurnEnded, VadConfig
+from voxcall.engine.turns import BargeIn, Paused, Resumed, Speaking, SpeechStarted, TurnDetector, TurnEnded, VadConfig
 
 F = b"\x00\x00" * 512
 
 
-def run(detector: TurnDetector, probabilities: list[float], *, agent_speaking: bool = False) -> list[tuple[int, object]]:
+def run(detector: TurnDetector, probabilities: list[float], *, agent_speaking: bool = False,
+        partials: bool = False) -> list[tuple[int, object]]:
+    """The events per frame index (`Speaking` only with `partials`: most tests are about the rest)."""
     out = []
     for i, p in enumerate(probabilities):
         for event in detector.feed(F, p, agent_speaking=agent_speaking):
-            out.append((i, event))
+            if partials or not isinstance(event, Speaking):
+                out.append((i, event))
     return out
+
+
+def test_speaking_offers_the_turn_so_far_every_partial_interval() -> None:
+    d = TurnDetector()  # 0.64 s -> 20 frames
+    events = run(d, [0.0] * 3 + [0.9] * 45 + [0.0] * 12, partials=True)
+    speaking = [(i, e) for i, e in events if isinstance(e, Speaking)]
+    assert [i for i, _ in speaking] == [3 + 19, 3 + 39]  # counted from the first voiced frame
+    first = speaking[0][1]
+    assert isinstance(first, Speaking) and len(first.audio) == (3 + 20) * len(F)  # pre-roll and the speech so far
+    assert isinstance(events[-1][1], TurnEnded)
+
+
+def test_no_partials_in_silence_or_when_switched_off() -> None:
+    quiet = run(TurnDetector(), [0.9] * 10 + [0.0] * 30, partials=True)
+    assert not any(isinstance(e, Speaking) for _, e in quiet)  # 10 voiced frames: under the interval, then silence
+    off = run(TurnDetector(VadConfig(partial_seconds=None)), [0.9] * 100 + [0.0] * 12, partials=True)
+    assert not any(isinstance(e, Speaking) for _, e in off)
 
 
 def test_turn_ends_after_the_endpoint_delay_in_frames() -> None:

@@ -188,3 +188,74 @@ async def test_media_idle_timeout_ends_the_call_with_connection_error() -> None:
         assert await task == "connection_error"
     assert 10.5 < asyncio.get_running_loop().time() - started < 13.5
     assert any(isinstance(r, EventRecord) and r.type == "media_idle" for r in records)
+
+
+class PartialSTT(ScriptedSTT):
+    """A scripted STT that also gives the words so far of a turn still going on."""
+
+    def __init__(self, final: str) -> None:
+        super().__init__([final])
+        self.partials: list[int] = []
+
+    async def transcribe_partial(self, pcm: bytes, *, language: str | None = None) -> str:
+        self.partials.append(len(pcm))
+        return "what is the"
+
+
+class PrefillLLM(ScriptedLLM):
+    """A scripted LLM with a KV-cache prefill, recording what it was asked to read ahead."""
+
+    def __init__(self, script: Any) -> None:
+        super().__init__(script)
+        self.prefills: list[tuple[list[Any], bool]] = []
+
+    async def prefill(self, messages: Any, tools: Any, *, open_end: bool = False) -> None:
+        self.prefills.append((list(messages), open_end))
+
+
+async def test_partial_words_while_the_user_talks_are_read_ahead_and_leave_no_trace() -> None:
+    stt = PartialSTT("what is the capital of france")
+    llm = PrefillLLM([[TextDelta("Paris.")]])
+    h = VoiceHarness(llm, stt)
+    await h.stream([(QUIET, 0.2), (LOUD, 1.5), (QUIET, 0.6)])
+    await h.until(lambda: any(t.final and t.role == "agent" for t in h.of(Transcript)))
+    assert len(stt.partials) >= 2 and stt.partials == sorted(stt.partials)  # every 0.64 s of speech, the turn so far
+    partial = [m for m, open_end in llm.prefills if open_end and m[-1].content == "what is the"]
+    assert partial and partial[0][-1].role == "user"  # the words so far, left open for the rest of the turn
+    user = [t.text for t in h.of(Transcript) if t.role == "user"]
+    assert user == ["what is the capital of france"]  # the partial words are never a transcript
+    assert [m.content for m in llm.calls[0].messages if m.role == "user"] == ["what is the capital of france"]
+    await h.until(lambda: any(o and m[-1].content == "" for m, o in llm.prefills[len(partial):]))  # then up to the next turn
+    await h.finish()
+
+
+async def test_a_partial_that_comes_back_after_the_pause_is_dropped() -> None:
+    import logging
+
+    from voxcall.engine.hearing import Hearing
+
+    release = asyncio.Event()
+
+    asked: list[int] = []
+
+    class SlowPartials(ScriptedSTT):
+        async def transcribe_partial(self, pcm: bytes, *, language: str | None = None) -> str:
+            asked.append(len(pcm))
+            await release.wait()
+            return "stale words"
+
+    async def debug(_: str) -> None:
+        pass
+
+    heard: list[str] = []
+    hearing = Hearing(SlowPartials(["final words"]), language=None, debug=debug, log=logging.getLogger("t"),
+                      on_partial=heard.append)
+    hearing.speaking(LOUD * 40)
+    hearing.speaking(LOUD * 80)  # one at a time: this one is not started
+    await asyncio.sleep(0)
+    assert asked == [len(LOUD) * 40]
+    hearing.paused(LOUD * 90)  # the user stops: the running partial is dropped
+    release.set()
+    assert await hearing.finish(LOUD * 90) == "final words"
+    await asyncio.sleep(0.05)
+    assert heard == []

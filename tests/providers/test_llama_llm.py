@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -195,3 +195,62 @@ async def test_close_ends_running_and_waiting_requests(smollm: LlamaLLM, model_c
         await waiting
     with pytest.raises(ProviderError, match="closed"):
         await _run(llm, [ChatMessage("user", "Hi")])
+
+
+async def _drain(stream: AsyncIterator[LLMEvent]) -> None:
+    async for _ in stream:
+        pass
+
+
+class _Evals:
+    """Counts the prompt tokens llama.cpp is given (`Llama.eval`), to see what the KV cache saved."""
+
+    def __init__(self, llm: LlamaLLM, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.tokens = 0
+        inner = llm._llama.eval
+
+        def counted(tokens: Sequence[int]) -> None:
+            self.tokens += len(tokens)
+            inner(tokens)
+
+        monkeypatch.setattr(llm._llama, "eval", counted)
+
+
+async def test_a_prefilled_prompt_starts_without_a_forward_pass(smollm: LlamaLLM, monkeypatch: pytest.MonkeyPatch) -> None:
+    system = ChatMessage("system", f"Session {uuid.uuid4()}. You answer in one short sentence.")
+    prompt = [system, ChatMessage("user", "Name a colour.")]
+    cold, _ = await _run(smollm, prompt, max_tokens=6)
+    await _run(smollm, [ChatMessage("system", f"Other {uuid.uuid4()}."), ChatMessage("user", "Hi")], max_tokens=2)
+    evals = _Evals(smollm, monkeypatch)
+    call = smollm.session(uuid.uuid4())  # one call: one KV cache slot
+    await call.prefill(prompt)
+    read = evals.tokens
+    assert read > 10  # a new conversation: the prompt was read
+    warm = [e async for e in call.stream(prompt, max_tokens=1)]
+    assert evals.tokens == read  # the first token came from the prefill's own logits: not one token evaluated again
+    assert _text(warm) == _text(cold)[: len(_text(warm))] and _text(warm)
+
+
+async def test_a_prompt_shorter_than_the_cache_is_answered_from_its_own_logits(smollm: LlamaLLM) -> None:
+    system = ChatMessage("system", f"Session {uuid.uuid4()}. You answer in one short sentence.")
+    prompt = [system, ChatMessage("user", "Name a fruit.")]
+    cold, _ = await _run(smollm, prompt, max_tokens=8)
+    call = smollm.session(uuid.uuid4())
+    await _drain(call.stream(prompt, max_tokens=8))  # the cache now runs past the prompt (its reply's tokens)
+    again = [e async for e in call.stream(prompt, max_tokens=8)]
+    assert _text(again) == _text(cold)  # greedy: the same reply, so the logits were the prompt's
+
+
+async def test_an_open_ended_prefill_reads_the_words_so_far(smollm: LlamaLLM, monkeypatch: pytest.MonkeyPatch) -> None:
+    system = ChatMessage("system", f"Session {uuid.uuid4()}. You answer in one short sentence.")
+    words = "Please tell me the name of the largest ocean on our planet"
+    cold, _ = await _run(smollm, [system, ChatMessage("user", words + ", in one word.")], max_tokens=6)
+    await _run(smollm, [ChatMessage("system", f"Other {uuid.uuid4()}."), ChatMessage("user", "Hi")], max_tokens=2)
+    evals = _Evals(smollm, monkeypatch)
+    call = smollm.session(uuid.uuid4())
+    await call.prefill([system, ChatMessage("user", words)], open_end=True)  # the user is still talking
+    partial = evals.tokens
+    warm = [e async for e in call.stream([system, ChatMessage("user", words + ", in one word.")], max_tokens=1)]
+    rest = evals.tokens - partial  # max_tokens=1: no sampled token is evaluated
+    assert partial > 20 and rest < 12  # only the words after the partial and the template's closing were left
+    assert _text(warm) and _text(cold).startswith(_text(warm))

@@ -21,7 +21,7 @@ from voxcall.engine.inactivity import Inactivity
 from voxcall.engine.latency import TurnTiming
 from voxcall.engine.tools import HangUp as ToolHangUp
 from voxcall.engine.voice_in import VoiceInput
-from voxcall.providers.base import ToolCall
+from voxcall.providers.base import ChatMessage, ToolCall
 
 __all__ = ["Action", "AgendaMixin", "End", "Finished", "Generate", "Heard", "Say", "Timer", "Turn"]
 
@@ -105,7 +105,7 @@ class AgendaMixin:
             self._agenda.popleft()  # that user text was already answered
         if not self._agenda:
             if self._state != "listening":
-                self._prefill()
+                self._prefill(ChatMessage("user", ""), open_end=True)  # up to the user's words to come
             await self._set_state("listening")
             self._inactivity.arm()
             return

@@ -4,6 +4,12 @@ On `Paused`, transcription starts at once on the audio so far; if the turn
 then ends with exactly that audio (no new speech), the early result is used,
 so most of Whisper's time hides inside the end-of-turn wait. On `Resumed`
 the early work is cancelled and thrown away.
+
+While the user talks (`Speaking`), an STT with `transcribe_partial` (the embedded
+Whisper: a background job that only runs when no other transcription waits) is asked
+for the words so far, at most one at a time; `on_partial` hears them, so the model can
+read most of the user's words before they stop (a prefill). A partial result arriving
+after a pause or the end of the turn is dropped: those have better words.
 """
 
 from __future__ import annotations
@@ -11,8 +17,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
+from typing import Any
 
 from voxcall.errors import ProviderError
 from voxcall.providers.base import STT
@@ -37,6 +44,7 @@ class Hearing:
         debug: Callable[[str], Awaitable[None]],
         log: logging.Logger | logging.LoggerAdapter[logging.Logger],
         on_early: Callable[[str], None] | None = None,
+        on_partial: Callable[[str], None] | None = None,
     ) -> None:
         self._stt = stt
         self.language = language
@@ -44,10 +52,38 @@ class Hearing:
         self._log = log
         self._early: _Early | None = None
         self._on_early = on_early
+        partial = getattr(stt, "transcribe_partial", None) if on_partial is not None else None
+        self._transcribe_partial: Callable[..., Coroutine[Any, Any, str]] | None = partial
+        self._on_partial = on_partial
+        self._partial: asyncio.Task[str] | None = None
+
+    def speaking(self, audio: bytes) -> None:
+        """The user is still talking: transcribe the turn so far, unless a partial is under way already."""
+        if self._transcribe_partial is None or self._partial is not None or self._early is not None:
+            return
+        task = asyncio.create_task(self._transcribe_partial(audio, language=self.language))
+        task.add_done_callback(self._partial_done)
+        self._partial = task
+
+    def _partial_done(self, task: asyncio.Task[str]) -> None:
+        failed = task.cancelled() or task.exception() is not None  # superseded on the worker, or failed
+        if task is not self._partial:
+            return  # dropped by a pause or the end of the turn
+        self._partial = None
+        if failed:
+            return  # the final transcript is what counts
+        if (text := task.result().strip()) and self._on_partial is not None:
+            self._on_partial(text)
+
+    def _drop_partial(self) -> None:
+        if self._partial is not None:
+            self._partial.cancel()
+            self._partial = None
 
     def paused(self, audio: bytes) -> None:
         """Start transcribing the turn so far (the user may be done)."""
         self.resumed()
+        self._drop_partial()
         early = _Early(audio, asyncio.create_task(self._transcribe(audio)))
         early.task.add_done_callback(lambda task: self._early_done(early))
         self._early = early
@@ -66,6 +102,7 @@ class Hearing:
 
     async def finish(self, audio: bytes) -> str:
         """The text of a finished turn ("" when nothing intelligible was said)."""
+        self._drop_partial()
         early, self._early = self._early, None
         if early is not None and early.audio == audio:
             self._log.debug("turn ended: using the early transcription (done: %s)", early.task.done())
@@ -79,6 +116,7 @@ class Hearing:
 
     async def close(self) -> None:
         self.resumed()
+        self._drop_partial()
 
     async def _transcribe(self, audio: bytes) -> str:
         try:

@@ -162,11 +162,12 @@ class ReplyMixin:
         if not spoken.text:
             await self._delivery.type(_one(APOLOGY), utterance, spoken)
 
-    def _prefill(self, *extra: ChatMessage) -> None:
+    def _prefill(self, *extra: ChatMessage, open_end: bool = False) -> None:
         """While the user has the floor, let the model read the conversation so far into its KV cache.
 
-        Then a spoken turn's first token only waits for the new user words. Only back ends
-        with a `prefill` method (the embedded one) take part; a remote API is never called for it.
+        Then a spoken turn's first token only waits for the new user words. `open_end`: the
+        last of `extra` goes on (see `LlamaLLM.prefill`). Only back ends with a `prefill`
+        method (the embedded one) take part; a remote API is never called for it.
         """
         prefill = getattr(self._llm, "prefill", None)
         if prefill is None:
@@ -176,7 +177,7 @@ class ReplyMixin:
 
         async def run() -> None:
             with contextlib.suppress(Exception):
-                await prefill(messages, tools)
+                await prefill(messages, tools, open_end=open_end)
 
         if self._prefilling is not None:
             self._prefilling.cancel()  # at most one prefill waits for the model: they used to pile up under floods

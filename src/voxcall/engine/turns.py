@@ -6,6 +6,7 @@ Durations are counted in frames, so no clock is needed and tests are synchronous
 Events:
   * `SpeechStarted` – the first voiced frame after silence;
   * `BargeIn` – the user has spoken over the agent for `minimumInterruptionDuration`;
+  * `Speaking(audio)` – every `partial_seconds` while the user talks: the turn so far, for a partial transcript;
   * `Paused(audio)` – a short silence after speech: a chance to transcribe early;
   * `Resumed` – speech again after `Paused`: throw that early transcript away;
   * `TurnEnded(audio)` – silence for `turnEndpointDelay` after at least `minimumTurnDuration` of speech.
@@ -17,7 +18,7 @@ import math
 from collections import deque
 from dataclasses import dataclass, field
 
-__all__ = ["BargeIn", "Paused", "Resumed", "SpeechStarted", "TurnDetector", "TurnEnded", "VadConfig"]
+__all__ = ["BargeIn", "Paused", "Resumed", "Speaking", "SpeechStarted", "TurnDetector", "TurnEnded", "VadConfig"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +36,8 @@ class VadConfig:
     """Audio kept from before the first voiced frame, so word onsets are not clipped."""
     speech_threshold: float = 0.5
     """Probability above which a frame is speech once the frame activation threshold is passed."""
+    partial_seconds: float | None = 0.64
+    """While the user talks, the turn so far is offered (`Speaking`) this often for a partial transcript; None: never."""
     max_turn_seconds: float = 30.0
     """A turn longer than this is ended anyway, which also bounds the audio kept in memory."""
     silence_floor_dbfs: float | None = -65.0
@@ -60,6 +63,11 @@ class Paused:
 
 
 @dataclass(frozen=True, slots=True)
+class Speaking:
+    audio: bytes
+
+
+@dataclass(frozen=True, slots=True)
 class Resumed:
     pass
 
@@ -71,7 +79,7 @@ class TurnEnded:
     trailing_silence_frames: int
 
 
-TurnEvent = SpeechStarted | BargeIn | Paused | Resumed | TurnEnded
+TurnEvent = SpeechStarted | BargeIn | Speaking | Paused | Resumed | TurnEnded
 
 
 @dataclass(slots=True)
@@ -86,6 +94,7 @@ class TurnDetector:
     _silent: int = 0
     _paused: bool = False
     _barged: bool = False
+    _since_partial: int = 0
 
     @property
     def in_speech(self) -> bool:
@@ -107,12 +116,14 @@ class TurnDetector:
                     self._preroll.popleft()
                 return []
             self._in_speech, self._voiced, self._silent, self._barged, self._paused = True, 0, 0, False, False
+            self._since_partial = 0
             self._audio = list(self._preroll)
             self._preroll.clear()
             events: list[TurnEvent] = [SpeechStarted()]
         else:
             events = []
         self._audio.append(frame)
+        self._since_partial += 1
         if voiced:
             self._voiced += 1
             self._silent = 0
@@ -122,6 +133,10 @@ class TurnDetector:
             if agent_speaking and not self._barged and self._voiced >= max(1, cfg.frames(cfg.minimum_interruption_duration)):
                 self._barged = True
                 events.append(BargeIn())
+            if cfg.partial_seconds is not None and self._since_partial >= max(1, cfg.frames(cfg.partial_seconds)) \
+                    and self._enough_speech():
+                self._since_partial = 0
+                events.append(Speaking(b"".join(self._audio)))
             if len(self._audio) >= cfg.frames(cfg.max_turn_seconds):
                 events.extend(self._end(agent_speaking))
             return events

@@ -21,7 +21,7 @@ from voxcall.engine.latency import TurnTiming
 from voxcall.engine.preemption import Preemption, PrimedTTS, Prompt, prompt_of
 from voxcall.engine.recording import Recorder
 from voxcall.engine.spec import CallSpec, Speech
-from voxcall.engine.turns import BargeIn, Paused, Resumed, SpeechStarted, TurnEnded
+from voxcall.engine.turns import BargeIn, Paused, Resumed, Speaking, SpeechStarted, TurnEnded
 from voxcall.engine.voice_in import AudioOverflow, VoiceInput
 from voxcall.engine.voice_out import VoiceOutput
 from voxcall.providers.base import LLM, STT, TTS, ChatMessage, LLMEvent, open_session
@@ -78,8 +78,9 @@ class VoiceTurnMixin:
         self._voice_in = VoiceInput(speech.vad(), voice.vad, input_rate=voice.input_rate, emit=self._post_turn,
                                     tap=self._recorder.user if self._recorder else None)
         self._stt = open_session(speech.stt, self.spec.call_id, on_queued=self._stt_busy)
+        prefills = callable(getattr(self._llm, "prefill", None))  # partial words are only worth a prefill
         self._hearing = Hearing(self._stt, language=voice.language, debug=self._debug, log=self._log,
-                                on_early=self._early_words)
+                                on_early=self._early_words, on_partial=self._partial_words if prefills else None)
         tts: TTS | None = speech.tts
         if voice.preemptive:
             tts = PrimedTTS(tts) if tts is not None else None  # the draft's first clause is spoken from memory
@@ -105,6 +106,15 @@ class VoiceTurnMixin:
             self._draft(text)
         else:
             self._prefill(ChatMessage("user", text))
+
+    def _partial_words(self, text: str) -> None:
+        """The user is still talking and we know most of what they said: have the model read that much now.
+
+        The prompt stops at the words (`open_end`), so it is the prefix of the turn's final prompt
+        wherever the words so far are right; where they are not, the KV cache diverges there.
+        """
+        if self._current is None and self._end_reason is None:
+            self._prefill(ChatMessage("user", text), open_end=True)
 
     def _draft(self, text: str) -> None:
         """Preemptive reply (engine/preemption.py): the whole answer to these words, held until the turn ends."""
@@ -132,6 +142,9 @@ class VoiceTurnMixin:
             if self._voice_in is not None and self._voice_in.agent_speaking and self._interruptible:
                 self._interrupt()  # first: the clear goes out as the cancelled reply unwinds
                 await self._debug("User barged in")
+        elif isinstance(event, Speaking) and self._hearing is not None:
+            if self._current is None:  # over the agent, it may be a barge-in or noise: not worth a transcript yet
+                self._hearing.speaking(event.audio)
         elif isinstance(event, Paused) and self._hearing is not None:
             self._hearing.paused(event.audio)
         elif isinstance(event, Resumed) and self._hearing is not None:

@@ -1,7 +1,8 @@
 """The embedded LLM: llama-cpp-python running a GGUF model in this process.
 
-One `Llama` per process, used only from ONE worker thread, so its single KV cache is
-never shared by two generations at once (STYLE.md 8.5 rule 5). That thread is a
+One `Llama` per process, used only from ONE worker thread, so no two generations ever
+run at once (STYLE.md 8.5 rule 5). It has `n_slots` KV caches (`kv_slots.py`): each
+recent call keeps its own, so calls taking turns on the model do not evict each other. That thread is a
 `workers.FairWorker`: every call gets its own queue under its `session()`, served
 round-robin one request at a time, so a call that floods the model, or reads a huge
 history into it, delays another call by one request at most. A prefill is background
@@ -15,7 +16,7 @@ prompt, so a superseded request frees the model within a fraction of a second.
 Prompt layout, for KV-cache reuse: the system prompt and tool instructions come first,
 then the history, then the new turn. The prompt is evaluated from the longest token
 prefix shared with the previous evaluation, so a later turn only evaluates what is new.
-If several calls with different system prompts share the model, they evict each other.
+Calls beyond `n_slots` share the least recently used slot, and evict each other there.
 Each request's first event carries the prompt's length in tokens (`TextDelta.prompt_tokens`).
 A history too long for the context keeps its newest turns (`prompt.PromptBuilder`, in
 time linear in what is kept).
@@ -46,6 +47,7 @@ from voxcall.errors import ProviderError
 from voxcall.providers import routing
 from voxcall.providers.base import ChatMessage, LLMEvent, TextDelta, ToolCall, ToolSpec
 from voxcall.providers.cpu import CpuShare, threads_for
+from voxcall.providers.kv_slots import KvSlots
 from voxcall.providers.llm_queue import (
     STARTED,
     Channel,
@@ -67,6 +69,8 @@ _CONTEXT_MARGIN = 16  # tokens kept free beyond max_tokens for the forced JSON p
 _ARGUMENTS_MAX_TOKENS = 256  # tool arguments are not limited by max_tokens, which is about speech
 AUTO_MAX_THREADS = 4
 """Auto threads stop here: beyond 4, token generation on CPU is bound by memory bandwidth."""
+DEFAULT_SLOTS = 4
+"""KV-cache slots (conversations kept warm at once); about 115 MB each for Qwen2.5 1.5B."""
 EVAL_CHUNK = 64
 """Prompt tokens evaluated between two checks of the stop flag (well under a second on 2 cores)."""
 
@@ -77,11 +81,12 @@ def load_llm(
     cache_dir: Path,
     n_threads: int = 0,
     n_threads_batch: int | None = None,
+    n_slots: int = DEFAULT_SLOTS,
     progress: Progress | None = None,
 ) -> LlamaLLM:
     """Assemble and verify the weights of `name` (see `models.py`), then load them. Blocking."""
     path = llm_model_path(name, cache_dir, progress)
-    return LlamaLLM(path, name=name, n_threads=n_threads, n_threads_batch=n_threads_batch)
+    return LlamaLLM(path, name=name, n_threads=n_threads, n_threads_batch=n_threads_batch, n_slots=n_slots)
 
 
 class LlamaLLM:
@@ -95,10 +100,12 @@ class LlamaLLM:
             `AUTO_MAX_THREADS` or the core count.
         n_threads_batch: CPU threads for prompt evaluation; `n_threads` when None; 0 = auto.
         n_ctx: context length in tokens.
+        n_slots: KV caches, one per recent call (`kv_slots.py`).
     """
 
     def __init__(
-        self, model_path: Path, *, name: str, n_threads: int = 0, n_threads_batch: int | None = None, n_ctx: int = 4096
+        self, model_path: Path, *, name: str, n_threads: int = 0, n_threads_batch: int | None = None, n_ctx: int = 4096,
+        n_slots: int = DEFAULT_SLOTS,
     ) -> None:
         llama_cpp, formatter_class = _import_llama_cpp()
         self.name = name
@@ -118,6 +125,9 @@ class LlamaLLM:
                 seed=0,
                 verbose=False,
             )
+            self._slots = KvSlots(self._llama, n_slots, functools.partial(
+                llama_cpp._internals.LlamaContext, model=self._llama._model, params=self._llama.context_params,
+                verbose=False))
         except Exception as exc:  # llama-cpp-python raises ValueError/RuntimeError/OSError
             raise ProviderError(f"cannot load {model_path}: {exc}") from exc
         self.load_seconds = time.perf_counter() - started
@@ -131,7 +141,7 @@ class LlamaLLM:
                                       lambda messages: str(self._format(messages=messages).prompt))
         self._worker = FairWorker(f"llm-{name}")
         self._closed = threading.Event()
-        self._current_threads = self._threads
+        self._current_threads: tuple[int, int] | None = self._threads
         logger.info("loaded %s in %.2f s (%s threads, %s for prompts)", name, self.load_seconds,
                     *("auto<=%d" % n if auto else str(n) for n, auto in zip(self._threads, self._auto, strict=True)))
 
@@ -178,13 +188,17 @@ class LlamaLLM:
         async for _ in self.stream(messages, tools, max_tokens=0):
             pass
 
-    async def prefill(self, messages: Sequence[ChatMessage], tools: Sequence[ToolSpec] = ()) -> None:
+    async def prefill(self, messages: Sequence[ChatMessage], tools: Sequence[ToolSpec] = (), *,
+                      open_end: bool = False) -> None:
         """Evaluate a conversation so far into the KV cache, so the next turn only reads what is new.
 
-        Background work: it waits for every turn and is stopped by any new one.
-        Cancellation-safe like `stream()`.
+        `open_end`: the last message is not finished (a user still talking, or an empty user
+        message for the turn to come): the prompt stops at its text, so what follows it can
+        still be anything. Background work: it waits for every turn and is stopped by any
+        new one. Cancellation-safe like `stream()`.
         """
-        async for _ in self.submit(Request(tuple(messages), tuple(tools), 0.0, 0), object(), background=True):
+        request = Request(tuple(messages), tuple(tools), 0.0, 0, open_end=open_end)
+        async for _ in self.submit(request, object(), background=True):
             pass
 
     def queue_depth(self) -> int:
@@ -193,6 +207,7 @@ class LlamaLLM:
 
     def cancel(self, owner: Hashable) -> int:
         """Drop the waiting requests of `owner` and stop its running one; returns how many were dropped."""
+        self._slots.release(owner)
         return self._worker.cancel(owner)
 
     def close(self) -> None:
@@ -202,6 +217,7 @@ class LlamaLLM:
         """
         self._closed.set()
         self._worker.close()
+        self._slots.close()
         self._llama.close()
         if self._cpu is not None:
             self._cpu.close()
@@ -210,16 +226,18 @@ class LlamaLLM:
         self, request: Request, owner: Hashable, *, background: bool = False, listener: Listener | None = None
     ) -> AsyncIterator[LLMEvent]:
         """Queue `request` under `owner` and yield its events (what `stream()` and sessions use)."""
-        work = functools.partial(self._run, request)
+        work = functools.partial(self._run, request, owner)
         return queued_events(self._worker, work, owner, closed=self._closed, background=background, listener=listener,
                              name=self.name)
 
     # --- worker thread -------------------------------------------------------------------
 
-    def _run(self, request: Request, channel: Channel) -> None:
+    def _run(self, request: Request, owner: Hashable, channel: Channel) -> None:
         error: BaseException | None = None
         try:
             self._check_open()
+            if self._slots.use(owner):
+                self._current_threads = None  # another context: its thread count is not ours to assume
             channel.put(STARTED)
             if not channel.stopped.is_set():
                 self._generate(request, channel)
@@ -238,7 +256,8 @@ class LlamaLLM:
 
     def _generate(self, request: Request, channel: Channel) -> None:
         mode = routing.choose_mode(request.messages, request.tools)
-        prefill = {"plain": "", "route": routing.ROUTE_PREFILL, "answer": routing.ANSWER_PREFILL}[mode]
+        prefill = "" if request.open_end else \
+            {"plain": "", "route": routing.ROUTE_PREFILL, "answer": routing.ANSWER_PREFILL}[mode]
         context = self._prompt_tokens(request, prefill)
         self._fit_threads()
         started = time.perf_counter()
@@ -258,26 +277,34 @@ class LlamaLLM:
         """With auto threads: as many as the cores other processes leave free right now."""
         if self._cpu is None:
             return
-        wanted = tuple(threads_for(self._cpu, n) if auto else n
-                       for n, auto in zip(self._threads, self._auto, strict=True))
+        (generate, batch), (generate_auto, batch_auto) = self._threads, self._auto
+        wanted = (threads_for(self._cpu, generate) if generate_auto else generate,
+                  threads_for(self._cpu, batch) if batch_auto else batch)
         if wanted != self._current_threads:
             logger.debug("llama.cpp threads %d/%d (other processes use %.1f cores)", *wanted, self._cpu.others)
             self._llama._ctx.set_n_threads(*wanted)
-            self._current_threads = wanted  # type: ignore[assignment]
+            self._current_threads = wanted
 
     def _evaluate(self, tokens: list[int], stop: threading.Event) -> bool:
-        """Evaluate all but the last prompt token into the KV cache, `EVAL_CHUNK` at a time.
+        """Evaluate the whole prompt into the KV cache, `EVAL_CHUNK` at a time; False if `stop` was set first.
 
-        Starts after the longest prefix already cached, and leaves the last token to
-        `generate()`, which then finds everything before it cached. Returns False if
-        `stop` was set first.
+        Starts after the longest prefix already cached. The last token is evaluated here too:
+        llama-cpp-python's `generate()` then finds the exact prompt evaluated last and samples
+        the first token from its logits at once, instead of evaluating the last token again
+        (one forward pass, about 85 ms of a 1.5B model on 2 cores, off every first token). A
+        prompt that ends inside what is cached is cut back one token further, so the logits
+        `generate()` samples from are always the prompt's own.
         """
         llama = self._llama
-        end = len(tokens) - 1
-        cached = np.asarray(llama.input_ids[: min(llama.n_tokens, end)])
+        end = len(tokens)
+        held = llama.n_tokens
+        cached = np.asarray(llama.input_ids[: min(held, end)])
         differs = np.flatnonzero(cached != np.asarray(tokens[: cached.size], dtype=cached.dtype))
-        llama.n_tokens = int(differs[0]) if differs.size else cached.size  # eval() drops the cache beyond this
-        for start in range(llama.n_tokens, end, EVAL_CHUNK):
+        keep = int(differs[0]) if differs.size else cached.size
+        if keep == end and held > end:
+            keep = end - 1  # the cache runs past this prompt: its last logits belong to a later token
+        llama.n_tokens = keep  # eval() drops the cache beyond this
+        for start in range(keep, end, EVAL_CHUNK):
             self._check_open()
             if stop.is_set():
                 return False
@@ -359,7 +386,8 @@ class LlamaLLM:
         rendered = routing.render_messages(request.messages, request.tools)
         budget = self._n_ctx - max(request.max_tokens, _ARGUMENTS_MAX_TOKENS) - _CONTEXT_MARGIN
         memory = request.memory
-        fit = self._prompts.build(rendered, prefill, budget, start=memory.start if memory else 0)
+        fit = self._prompts.build(rendered, prefill, budget, start=memory.start if memory else 0,
+                                  open_end=request.open_end)
         if fit.start:
             logger.debug("history too long for the context: %d messages left out", fit.start)
         if memory is not None:

@@ -91,6 +91,9 @@ class Request:
     temperature: float
     max_tokens: int
     memory: Memory | None = None
+    open_end: bool = False
+    """A prefill whose last message goes on (the user is still talking): its prompt stops at that
+    message's text, before the template closes it."""
 
 
 class LlamaSession:
@@ -126,9 +129,10 @@ class LlamaSession:
         request = Request(tuple(messages), tuple(tools), temperature, max_tokens, self._memory)
         return self._llm.submit(request, self._key, listener=self._listener)
 
-    async def prefill(self, messages: Sequence[ChatMessage], tools: Sequence[ToolSpec] = ()) -> None:
+    async def prefill(self, messages: Sequence[ChatMessage], tools: Sequence[ToolSpec] = (), *,
+                      open_end: bool = False) -> None:
         """`LlamaLLM.prefill` as this session's one background request (replacing an earlier one)."""
-        request = Request(tuple(messages), tuple(tools), 0.0, 0, self._memory)
+        request = Request(tuple(messages), tuple(tools), 0.0, 0, self._memory, open_end)
         async for _ in self._llm.submit(request, self._key, background=True):
             pass
 

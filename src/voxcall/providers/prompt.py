@@ -24,6 +24,9 @@ __all__ = ["Fit", "PromptBuilder"]
 
 Message = dict[str, str]
 
+_OPEN = "\x00voxcall-open-end\x00"
+"""Marks where the last message's text ends in a rendered prompt (`open_end`); never sent to the model."""
+
 MESSAGE_OVERHEAD = 8
 """Tokens a chat template adds around one message (ChatML adds about 5); an overestimate is safe."""
 
@@ -53,8 +56,13 @@ class PromptBuilder:
         self._counts: OrderedDict[tuple[str, str], int] = OrderedDict()
         self._cache_size = cache_size
 
-    def build(self, messages: Sequence[Message], suffix: str, budget: int, *, start: int = 0) -> Fit:
+    def build(self, messages: Sequence[Message], suffix: str, budget: int, *, start: int = 0,
+              open_end: bool = False) -> Fit:
         """Tokens of `messages` rendered, plus `suffix`, in at most `budget` tokens.
+
+        `open_end`: the prompt stops right after the last message's text, before whatever the
+        template closes a message with (and before the assistant's turn): the prefix of every
+        prompt in which that message goes on.
 
         A leading system message and the newest message are always kept; between them, the
         newest messages that fit. `start` is the previous `Fit.start` of this conversation:
@@ -69,12 +77,19 @@ class PromptBuilder:
         room = budget - sum(self.count(m) for m in head) - len(self._tokenize(suffix))
         keep = self._keep_from(body, room, start) if body else 0
         while True:
-            tokens = self._tokenize(self._render(head + list(body[keep:])) + suffix)
+            tokens = self._tokenize(self._rendered(head + list(body[keep:]), open_end) + suffix)
             if len(tokens) <= budget:
                 return Fit(tokens, keep)
             if keep >= len(body) - 1:
                 raise ProviderError(f"prompt of {len(tokens)} tokens does not fit the context of {budget} tokens")
             keep = self._drop(body, keep, len(tokens) - budget)
+
+    def _rendered(self, messages: list[Message], open_end: bool) -> str:
+        if not open_end or not messages:
+            return self._render(messages)
+        last = messages[-1]
+        text = self._render([*messages[:-1], {**last, "content": last["content"] + _OPEN}])
+        return text[: text.rindex(_OPEN)]
 
     def count(self, message: Message) -> int:
         """The tokens `message` takes in a prompt (estimated, on the safe side); cached."""

@@ -246,8 +246,13 @@ class WhisperSTT:
         language: str | None = None,
         owner: Hashable | None = None,
         on_queued: Callable[[int], None] | None = None,
+        background: bool = False,
     ) -> str:
         """Transcribe s16le mono PCM at 16 kHz; returns stripped text, or "" for silence and hallucinations.
+
+        `background`: low priority (a partial transcript while the user talks): it runs only
+        when no other transcription waits, and a newer background request or any request of
+        the same owner drops it (`ProviderError`).
 
         Requests run one at a time, round-robin over their owners (`session()`; without
         one, each request is its own). Cancellation-safe: a request still waiting never
@@ -262,7 +267,7 @@ class WhisperSTT:
             return ""
         work = functools.partial(self._run, samples, language or self.language)
         text, no_speech = await run_on(self._worker, owner if owner is not None else object(), work,
-                                       on_queued=on_queued, name="Whisper")
+                                       on_queued=on_queued, name="Whisper", background=background)
         if is_hallucination(text, loudness_dbfs(samples), no_speech, quiet_dbfs=self.quiet_dbfs):
             logger.debug("dropped a likely hallucination of %d characters", len(text))
             return ""
@@ -365,6 +370,10 @@ class WhisperSession:
     async def transcribe(self, pcm: bytes, *, language: str | None = None) -> str:
         """`WhisperSTT.transcribe`, queued fairly under this session's key."""
         return await self._stt.transcribe(pcm, language=language, owner=self._key, on_queued=self._on_queued)
+
+    async def transcribe_partial(self, pcm: bytes, *, language: str | None = None) -> str:
+        """The words so far of a turn still going on: `transcribe` as this session's one background request."""
+        return await self._stt.transcribe(pcm, language=language, owner=self._key, background=True)
 
     def end(self) -> None:
         """Drop this session's waiting requests and stop its running one. Never blocks."""

@@ -206,11 +206,14 @@ async def run_on(
     *,
     on_queued: Callable[[int], None] | None = None,
     name: str = "the model",
+    background: bool = False,
 ) -> T:
     """Run `fn(stop)` on `worker` under `owner` and return its result (or raise its exception).
 
     Cancellation-safe: cancelling the caller drops the job if it is still waiting, or sets
     `stop` for `fn` to check. `on_queued(ahead)` is called at once if the job has to wait.
+    `background`: a `FairWorker` background job (after every foreground job; a newer one of the
+    same owner, or any foreground job of it, drops it with `ProviderError`).
 
     Raises:
         ProviderError: the worker is closed, or the job was dropped by `FairWorker.cancel`.
@@ -236,7 +239,7 @@ async def run_on(
     def drop() -> None:
         _call_soon(loop, settle, None, ProviderError(f"{name}: the request was cancelled"))
 
-    job = Job(owner, run, drop=drop)
+    job = Job(owner, run, drop=drop, background=background)
     try:
         ahead = worker.submit(job)
     except RuntimeError as exc:

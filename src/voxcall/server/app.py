@@ -61,7 +61,7 @@ def load_llm(settings: Settings, progress: Any = None) -> LLM:
     from voxcall.providers.embedded import load_llm as load_embedded
 
     return load_embedded(settings.llm, cache_dir=settings.data_dir / "models", n_threads=settings.llm_threads,
-                         n_threads_batch=settings.llm_batch_threads, progress=progress)
+                         n_threads_batch=settings.llm_batch_threads, n_slots=settings.llm_slots, progress=progress)
 
 
 def load_speech(settings: Settings, progress: Any = None) -> Speech | None:
