@@ -57,6 +57,7 @@ async def test_weather_question_calls_the_tool(qwen: LlamaLLM) -> None:
     assert calls[0].name == "getWeather"
     assert calls[0].arguments["city"].casefold() == "paris"
     assert calls[0].id.startswith("call_")
+    assert events[0].prompt_tokens is not None and events[0].prompt_tokens > 20  # the tool router's prompt, counted
     assert _text(events) == ""
 
 
@@ -107,6 +108,19 @@ async def test_smollm_streams_plain_text(smollm: LlamaLLM) -> None:
     assert len(events) > 3 and all(isinstance(event, TextDelta) for event in events)
     assert _text(events).strip()
     print(f"\nsmollm2: TTFT {ttft * 1000:.0f} ms, {len(events)} deltas in {elapsed:.2f} s")
+
+
+async def test_the_first_event_carries_the_prompt_length(smollm: LlamaLLM) -> None:
+    short = [SYSTEM, ChatMessage("user", "Say hello.")]
+    longer = [*short, ChatMessage("assistant", "Hello there, how can I help you today?"), ChatMessage("user", "Say it again.")]
+    counts = []
+    for messages in (short, longer):
+        events, _ = await _run(smollm, messages, max_tokens=8)
+        assert events and [e.prompt_tokens is not None for e in events] == [True] + [False] * (len(events) - 1)
+        counts.append(events[0].prompt_tokens)
+    assert counts[0] is not None and counts[1] is not None
+    assert len("You are a helpful assistant. Say hello.".split()) < counts[0] < 100  # words plus the chat template's tokens
+    assert counts[1] - counts[0] >= len("Hello there, how can I help you today? Say it again.".split())
 
 
 async def test_closing_the_consumer_stops_generation(smollm: LlamaLLM) -> None:

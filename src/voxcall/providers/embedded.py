@@ -17,6 +17,7 @@ Prompt layout, for KV-cache reuse: the system prompt and tool instructions come 
 then the history, then the new turn. The prompt is evaluated from the longest token
 prefix shared with the previous evaluation, so a later turn only evaluates what is new.
 Calls beyond `n_slots` share the least recently used slot, and evict each other there.
+Each request's first event carries the prompt's length in tokens (`TextDelta.prompt_tokens`).
 A history too long for the context keeps its newest turns (`prompt.PromptBuilder`, in
 time linear in what is kept).
 
@@ -27,6 +28,7 @@ with Qwen 1.5B; a grammar-constrained router was 5/5).
 from __future__ import annotations
 
 import codecs
+import dataclasses
 import functools
 import json
 import logging
@@ -37,7 +39,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Generator, Hashable, Sequence
 from contextlib import closing
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -62,6 +64,7 @@ from voxcall.providers.workers import FairWorker
 __all__ = ["EVAL_CHUNK", "LlamaLLM", "LlamaSession", "load_llm"]
 
 logger = logging.getLogger(__name__)
+E = TypeVar("E", TextDelta, ToolCall)
 
 _CONTEXT_MARGIN = 16  # tokens kept free beyond max_tokens for the forced JSON pieces
 _ARGUMENTS_MAX_TOKENS = 256  # tool arguments are not limited by max_tokens, which is about speech
@@ -265,7 +268,7 @@ class LlamaLLM:
             return  # stopped, or a prefill / warm-up: the prompt is in the KV cache
         if mode == "plain":
             for piece in self._sample_counted(context, request, channel, stats):
-                channel.put(TextDelta(piece))
+                channel.put(stats.stamp(TextDelta(piece)))
         elif mode == "answer":
             self._stream_answer(context, request, channel, stats)
         else:
@@ -337,7 +340,7 @@ class LlamaLLM:
             arguments = json.loads(text)
         except ValueError as exc:
             raise ProviderError(f"incomplete arguments for {action}: {text!r}", retryable=True) from exc
-        channel.put(ToolCall(id=f"call_{uuid.uuid4().hex}", name=action, arguments=arguments))
+        channel.put(stats.stamp(ToolCall(id=f"call_{uuid.uuid4().hex}", name=action, arguments=arguments)))
 
     def _stream_answer(self, context: list[int], request: Request, channel: Channel, stats: _Stats) -> None:
         """Stream the body of the JSON `text` string, decoded; stop at its closing quote."""
@@ -345,11 +348,11 @@ class LlamaLLM:
         with closing(self._sample_counted(context, request, channel, stats)) as pieces:
             for piece in pieces:
                 if text := decoder.feed(piece):
-                    channel.put(TextDelta(text))
+                    channel.put(stats.stamp(TextDelta(text)))
                 if decoder.done:
                     return
         if text := decoder.finish():
-            channel.put(TextDelta(text))
+            channel.put(stats.stamp(TextDelta(text)))
 
     def _sample_counted(
         self, context: list[int], request: Request, channel: Channel, stats: _Stats, grammar: Any = None
@@ -400,13 +403,24 @@ class LlamaLLM:
 
 
 class _Stats:
-    """Per-request timing for the DEBUG log: prompt size, time to first token, tokens/s."""
+    """Per-request timing for the DEBUG log: prompt size, time to first token, tokens/s.
+
+    The prompt size also goes out on the request's first event (`stamp`).
+    """
 
     def __init__(self, prompt_tokens: int, started: float) -> None:
         self.prompt_tokens = prompt_tokens
         self.started = started
         self.first: float | None = None
         self.count = 0
+        self._stamped = False
+
+    def stamp(self, event: E) -> E:
+        """The first event of the request carries `prompt_tokens`; later ones go as they are."""
+        if self._stamped:
+            return event
+        self._stamped = True
+        return dataclasses.replace(event, prompt_tokens=self.prompt_tokens)
 
     def token(self) -> None:
         if self.first is None:
