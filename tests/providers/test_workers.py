@@ -130,6 +130,20 @@ def test_a_running_draft_gives_way_to_another_calls_turn_only(worker: FairWorker
     assert r.log[1:] == ["draft-b", "turn-a", "turn-c"]  # then round-robin in the order the calls queued
 
 
+def test_a_draft_taken_while_waiting_stops_another_calls_running_draft(worker: FairWorker) -> None:
+    r = Recorder()
+    running = r.job("a", "draft-a", hold=True, speculative=True)
+    worker.submit(running)
+    wait_for(lambda: r.log == ["draft-a"])
+    waiting = r.job("b", "draft-b", speculative=True)
+    worker.submit(waiting)
+    time.sleep(0.02)
+    assert r.stopped == []  # one guess does not stop another
+    assert worker.settle(waiting)  # b's turn ended with the words it guessed: its reply is due now
+    wait_for(lambda: r.log == ["draft-a", "draft-b"])
+    assert r.stopped == ["draft-a"] and running.preempted and not waiting.preempted
+
+
 def test_a_settled_draft_is_an_ordinary_job(worker: FairWorker) -> None:
     r = Recorder()
     draft = r.job("a", "draft", hold=True, speculative=True)

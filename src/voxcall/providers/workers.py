@@ -122,10 +122,8 @@ class FairWorker:
                 self._queues.setdefault(job.owner, deque()).append(job)
                 if running is not None and running.background:
                     running.stop.set()  # a prefill yields to any turn at its next chunk
-                elif running is not None and running.speculative and running.owner != job.owner \
-                        and not job.speculative and not running.stop.is_set():
-                    running.preempted = True  # a guess yields to another call's turn that is due
-                    running.stop.set()
+                elif not job.speculative:
+                    self._preempt_for(job)  # a guess yields to another call's turn that is due
                 ahead = self._ahead(job)
             self._cond.notify()
         if dropped is not None:
@@ -133,10 +131,20 @@ class FairWorker:
         return ahead
 
     def settle(self, job: Job) -> bool:
-        """`job`'s guess was right: from now on it is an ordinary job. False if it was preempted already."""
+        """`job`'s guess was right: from now on it is an ordinary job, a turn that is due (so it stops
+        another call's running guess, as a new turn would). False if it was preempted already."""
         with self._cond:
             job.speculative = False
+            self._preempt_for(job)
             return not job.preempted
+
+    def _preempt_for(self, job: Job) -> None:
+        """A turn of `job.owner` is due: another owner's running guess gives way (under the lock)."""
+        running = self._running
+        if running is not None and running is not job and running.speculative and running.owner != job.owner \
+                and not running.stop.is_set():
+            running.preempted = True
+            running.stop.set()
 
     def withdraw(self, job: Job) -> None:
         """Stop `job`: it is dropped if still waiting, and stops at its next chunk if running."""
