@@ -299,3 +299,19 @@ def test_waiting_counts_queued_jobs_of_every_owner_not_the_running_one(worker: F
     jobs.gate.set()
     wait_for(lambda: worker.waiting == 0 and not worker.busy)
     assert jobs.log == ["a1", "a2", "prefill"]
+
+
+def test_busy_for_sees_only_other_calls_turns(worker: FairWorker) -> None:
+    r = Recorder()
+    assert not worker.busy_for("a")
+    worker.submit(r.job("a", "turn-a", hold=True))
+    wait_for(lambda: r.log == ["turn-a"])
+    assert worker.busy_for("b") and not worker.busy_for("a")  # a's own work does not count
+    worker.submit(r.job("c", "prefill-c", background=True))
+    try:
+        assert not worker.busy_for("a")  # nor does another call's prefill waiting
+    finally:
+        r.gate.set()
+    wait_for(lambda: r.log == ["turn-a", "prefill-c"])
+    wait_for(lambda: not worker.busy)
+    assert not worker.busy_for("b")

@@ -102,7 +102,9 @@ class VoiceTurnMixin:
         """
         if self._current is not None:
             return
-        if self._preempt.enabled and not self._agenda and self._end_reason is None:
+        # A draft holds the model for a whole reply: while another call's turn needs it, only prefill.
+        contended = bool(getattr(self._llm, "contended", False))
+        if self._preempt.enabled and not self._agenda and self._end_reason is None and not contended:
             self._draft(text)
         else:
             self._prefill(ChatMessage("user", text))

@@ -206,6 +206,10 @@ class LlamaLLM:
         """Requests waiting for the model (not the one running), of every call."""
         return self._worker.waiting
 
+    def busy_for(self, owner: Hashable) -> bool:
+        """Whether another owner's request is running or waiting (`LlamaSession.contended`)."""
+        return self._worker.busy_for(owner)
+
     def cancel(self, owner: Hashable) -> int:
         """Drop the waiting requests of `owner` and stop its running one; returns how many were dropped."""
         self._slots.release(owner)

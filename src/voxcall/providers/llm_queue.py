@@ -137,6 +137,11 @@ class LlamaSession:
         async for _ in self._llm.submit(request, self._key, background=True):
             pass
 
+    @property
+    def contended(self) -> bool:
+        """Whether the model is working on, or has waiting, another call's turn right now."""
+        return self._llm.busy_for(self._key)
+
     def draft(
         self,
         messages: Sequence[ChatMessage],
@@ -169,6 +174,8 @@ class Queue(Protocol):
     ) -> AsyncIterator[LLMEvent]: ...
 
     def cancel(self, owner: Hashable) -> int: ...
+
+    def busy_for(self, owner: Hashable) -> bool: ...
 
 
 class Speculation:

@@ -102,6 +102,14 @@ class FairWorker:
         with self._cond:
             return sum(len(queue) for queue in self._queues.values()) + len(self._background)
 
+    def busy_for(self, owner: Hashable) -> bool:
+        """Whether a job of another owner is running or waiting (foreground: prefills do not count)."""
+        with self._cond:
+            running = self._running
+            if running is not None and running.owner != owner and not running.background and not running.stop.is_set():
+                return True
+            return any(other != owner for other in self._queues)
+
     def submit(self, job: Job) -> int:
         """Queue `job`; return how many jobs will run before it starts (0: it starts next).
 
