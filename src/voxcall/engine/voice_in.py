@@ -109,6 +109,12 @@ class VoiceInput:
             else:
                 self._decided(frame, now, self._vad.probability(frame))
 
+    def close(self) -> None:
+        """The call is over: a VAD with `close()` (a batched stream) drops its queued frames and leaves its batch."""
+        close: Callable[[], None] | None = getattr(self._vad, "close", None)
+        if close is not None:
+            close()
+
     def _decided(self, frame: bytes, at: float, probability: float) -> None:
         if self._detector.voiced(probability):  # the floor can only turn speech into silence: skip it for the rest
             probability = gate(probability, frame, self._floor)  # Silero sees every frame; the floor overrules it
