@@ -18,9 +18,9 @@ from voxcall.audio import read_wav, resample, silence
 from voxcall.engine.turns import VadConfig
 from voxcall.engine.voice_in import VoiceInput
 from voxcall.errors import ProviderError
+from voxcall.providers import vad_batch
 from voxcall.providers.base import VAD
 from voxcall.providers.speech import SileroVAD
-from voxcall.providers import vad_batch
 from voxcall.providers.vad_batch import SileroBatch
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "speech"

@@ -102,12 +102,15 @@ class _Host:
         self._flush_due = False
         self._flusher: asyncio.Task[None] | None = None
         self._stopped = False  # the media said stop: no more frames are taken
+        self._direct: DirectFrames | None = None  # the protocol's direct frame path, under BufferedWebSocketProtocol
+        self._writers = 0  # flushes with frames on the usual (awaited) way
 
     async def run(self, record: CallRecord, make_media: MediaFactory) -> str:
         reason = "system_error"
         reader: asyncio.Task[None] | None = None
         try:
             await self.websocket.accept()
+            self._direct = self.websocket.scope.get("extensions", {}).get(DIRECT_FRAMES)
             await self.svc.notify("call.joined", self.call_id)
             self.media = make_media(StartCallRequest.model_validate(record.request))
             if isinstance(self.media, CarrierMedia):
@@ -228,15 +231,30 @@ class _Host:
         frames, self._backlog = self._backlog + self.media.data_to_send(), []
         if not frames:
             return  # the usual case after an inbound audio frame
-        async with self._write_lock:
-            for frame in frames:
-                if self.websocket.client_state != WebSocketState.CONNECTED:
-                    return
-                with contextlib.suppress(Exception):
-                    if isinstance(frame, bytes):
-                        await self.websocket.send_bytes(frame)
-                    else:
-                        await self.websocket.send_text(frame)
+        direct = self._direct
+        if direct is not None and not self._writers and self.websocket.client_state == WebSocketState.CONNECTED \
+                and self.websocket.application_state == WebSocketState.CONNECTED:
+            sent = 0
+            for frame in frames:  # nothing is on its way the usual way, so these go straight out, in order
+                if not direct.write(frame):
+                    break
+                sent += 1
+            frames = frames[sent:]
+            if not frames:
+                return
+        self._writers += 1  # from here until written, later frames must not overtake these
+        try:
+            async with self._write_lock:
+                for frame in frames:
+                    if self.websocket.client_state != WebSocketState.CONNECTED:
+                        return
+                    with contextlib.suppress(Exception):
+                        if isinstance(frame, bytes):
+                            await self.websocket.send_bytes(frame)
+                        else:
+                            await self.websocket.send_text(frame)
+        finally:
+            self._writers -= 1
 
     async def _read(self, call: Call) -> None:
         """Feed inbound frames to the call; a closed socket or a media stop ends it as `hangup`.
@@ -245,7 +263,7 @@ class _Host:
         (server/ws_protocol.py); what was queued before, and the disconnect, still come here.
         """
         assert self.media is not None
-        direct: DirectFrames | None = self.websocket.scope.get("extensions", {}).get(DIRECT_FRAMES)
+        direct = self._direct
         if direct is not None:
             context = contextvars.copy_context()  # the call's log context, also for frames taken in the protocol
             direct.sink = lambda frame: context.run(self._take, call, frame)

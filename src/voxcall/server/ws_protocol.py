@@ -18,6 +18,11 @@ is still queued for the app (so frames keep their order). Everything else
 (disconnects, and frames while no sink is set) goes through the queue as before.
 The sink never blocks: the host takes a frame into the call (`Call.receive`, which
 never awaits) and leaves the writing of any reply to a task.
+
+The other way, `DirectFrames.write` puts a data frame on the socket at once, without
+the ASGI send's layers (Starlette's state checks, the exception wrapper, uvicorn's
+awaited send), when nothing stands in the way; it says False when the socket is not
+open for writing, or is applying backpressure, and the host then sends the usual way.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from collections.abc import Callable
 from typing import Any
 
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+from websockets.exceptions import InvalidState
 
 __all__ = ["DIRECT_FRAMES", "HIGH_WATER", "BufferedWebSocketProtocol", "DirectFrames"]
 
@@ -39,12 +45,14 @@ DIRECT_FRAMES = "voxcall.direct_frames"
 
 
 class DirectFrames:
-    """Where a connection's data frames go once the app sets `sink` (text frames as str, binary as bytes)."""
+    """Where a connection's data frames go once the app sets `sink` (text frames as str, binary as bytes),
+    and `write`, which sends one at once if it can (True) or not at all (False)."""
 
-    __slots__ = ("sink",)
+    __slots__ = ("sink", "write")
 
-    def __init__(self) -> None:
+    def __init__(self, write: Callable[[str | bytes], bool]) -> None:
         self.sink: Callable[[str | bytes], None] | None = None
+        self.write = write
 
 
 class BufferedWebSocketProtocol(WebSocketsSansIOProtocol):
@@ -57,8 +65,23 @@ class BufferedWebSocketProtocol(WebSocketsSansIOProtocol):
         super().handle_connect(event)
         scope = getattr(self, "scope", None)  # only an accepted upgrade has one; the app's task has not run yet
         if scope is not None:
-            self.direct = DirectFrames()
+            self.direct = DirectFrames(self._write_now)
             scope["extensions"][DIRECT_FRAMES] = self.direct
+
+    def _write_now(self, frame: str | bytes) -> bool:
+        """Send one data frame now, as `send` would for `websocket.send`; False when that would wait or fail."""
+        if not self.handshake_complete or self.close_sent or self.disconnected or self.initial_response is not None \
+                or not self.writable.is_set():
+            return False
+        try:
+            if isinstance(frame, bytes):
+                self.conn.send_binary(frame)
+            else:
+                self.conn.send_text(frame.encode())
+        except InvalidState:
+            return False
+        self.transport.write(b"".join(self.conn.data_to_send()))
+        return True
 
     def send_receive_event_to_app(self) -> None:
         sink = self.direct.sink if self.direct is not None else None
