@@ -12,7 +12,10 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["Settings", "default_data_dir"]
+__all__ = ["METRICS_DIR_VARIABLE", "Settings", "default_data_dir", "metrics_dir", "with_metrics_dir"]
+
+METRICS_DIR_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
+"""prometheus-client's multiprocess directory: `voxcall serve --workers N` sets it for its workers."""
 
 
 def default_data_dir() -> Path:
@@ -23,6 +26,21 @@ def default_data_dir() -> Path:
     """
     base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
     return Path(base) / "voxcall"
+
+
+def metrics_dir() -> Path | None:
+    """The multiprocess metrics directory of this process (set by the supervisor of workers), or None.
+
+    prometheus-client itself reads the variable when it is first imported, to store every value
+    in files there; the server reads it here, to sum every worker's files at each scrape.
+    """
+    value = os.environ.get(METRICS_DIR_VARIABLE)
+    return Path(value) if value else None
+
+
+def with_metrics_dir(path: Path) -> dict[str, str]:
+    """This process's environment with the metrics directory set to `path`: a worker's environment."""
+    return {**os.environ, METRICS_DIR_VARIABLE: str(path)}
 
 
 class Settings(BaseSettings):
@@ -46,6 +64,8 @@ class Settings(BaseSettings):
                              "min(cores, 4), one per core other processes leave free")
     llm_batch_threads: int | None = Field(default=None, ge=0, description="llama.cpp threads reading prompts; "
                                           "default llm_threads; 0 = auto")
+    llm_slots: int = Field(default=4, ge=1, description="llama.cpp KV caches: calls whose conversation stays "
+                           "cached between turns (about 115 MB each for Qwen2.5 1.5B)")
     whisper_threads: int = Field(default=1, ge=1, description="CTranslate2 threads of Whisper")
     preemptive_replies: bool = Field(default=True, description="draft the reply while the user pauses; release it "
                                      "at once if the turn ends with the same words (benchmarks/voice_latency.py)")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
 from typing import Any
 
@@ -161,6 +162,7 @@ async def _check_call_page(p: Page, call_id: str) -> None:
     assert await stages.count() == 1
     assert "Stage 1 (the whole call)" in await stages.inner_text()
     assert PROMPT in await stages.inner_text()
+    assert re.search(r"Prompt tokens\s*\d+", await stages.inner_text())  # the embedded model counted the prompt
     roles = await detail.locator("#call-transcript li").evaluate_all("items => items.map(li => li.dataset.role)")
     assert roles[:2] == ["MESSAGE_ROLE_USER", "MESSAGE_ROLE_AGENT"], roles
     types = await detail.locator("#call-events tbody tr").evaluate_all("rows => rows.map(r => r.dataset.type)")

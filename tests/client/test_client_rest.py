@@ -71,8 +71,13 @@ async def test_paths_of_every_endpoint(base: str) -> None:
         await client.calls.get("c1")
         assert await client.calls.delete("c1") is None
         await client.calls.messages("c1", page_size=2)
+        await client.calls.messages("c1", mode="in_call")
         assert await client.calls.tools("c1") == [{"callToolId": "t"}]
         assert await client.calls.send_data_message("c1", {"type": "hang_up"}) is None
+        await client.calls.stages("c1", page_size=1, cursor="s2")
+        await client.calls.stage("c1", "st1")
+        await client.calls.stage_messages("c1", "st1", page_size=3)
+        assert await client.calls.stage_tools("c1", "st1") == [{"callToolId": "t"}]
         await client.models.list()
         await client.voices.list()
         await client.accounts.me()
@@ -81,13 +86,18 @@ async def test_paths_of_every_endpoint(base: str) -> None:
         ("GET", "/api/calls/c1", ""),
         ("DELETE", "/api/calls/c1", ""),
         ("GET", "/api/calls/c1/messages", "pageSize=2"),
+        ("GET", "/api/calls/c1/messages", "mode=in_call"),
         ("GET", "/api/calls/c1/tools", ""),
         ("POST", "/api/calls/c1/send_data_message", ""),
+        ("GET", "/api/calls/c1/stages", "pageSize=1&cursor=s2"),
+        ("GET", "/api/calls/c1/stages/st1", ""),
+        ("GET", "/api/calls/c1/stages/st1/messages", "pageSize=3"),
+        ("GET", "/api/calls/c1/stages/st1/tools", ""),
         ("GET", "/api/models", ""),
         ("GET", "/api/voices", ""),
         ("GET", "/api/accounts/me", ""),
     ]
-    assert json.loads(seen[5].content) == {"type": "hang_up"}
+    assert json.loads(seen[6].content) == {"type": "hang_up"}
 
 
 async def test_all_messages_follows_cursors() -> None:
@@ -101,6 +111,30 @@ async def test_all_messages_follows_cursors() -> None:
         messages = await client.calls.all_messages("c1")
     assert [m["text"] for m in messages] == ["a", "b", "c"]
     assert len(seen) == 3
+
+
+async def test_all_stages_and_all_stage_messages_follow_cursors() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        cursor = request.url.params.get("cursor")
+        path = request.url.path
+        if cursor is None:
+            return httpx.Response(200, json={"results": [{"n": 1}], "next": f"{BASE}{path[4:]}?cursor=two", "total": 2})
+        return httpx.Response(200, json={"results": [{"n": 2}], "next": None, "total": 2})
+
+    client, seen = make_client(handler)
+    async with client:
+        stages = await client.calls.all_stages("c1", page_size=1)
+        messages = await client.calls.all_stage_messages("c1", "st1")
+        in_call = await client.calls.all_messages("c1", mode="in_call")
+    assert stages == messages == in_call == [{"n": 1}, {"n": 2}]
+    assert [(r.url.path, r.url.query.decode()) for r in seen] == [
+        ("/api/calls/c1/stages", "pageSize=1"),
+        ("/api/calls/c1/stages", "pageSize=1&cursor=two"),
+        ("/api/calls/c1/stages/st1/messages", ""),
+        ("/api/calls/c1/stages/st1/messages", "cursor=two"),
+        ("/api/calls/c1/messages", "mode=in_call"),
+        ("/api/calls/c1/messages", "cursor=two&mode=in_call"),
+    ]
 
 
 async def test_all_messages_stops_on_a_repeated_cursor() -> None:

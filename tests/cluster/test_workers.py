@@ -2,12 +2,14 @@
 
 The LLM is an OpenAI-compatible endpoint on loopback (the workers hold no model);
 speech is off. A call joined on one worker is reached through REST requests that
-land on either worker; SIGTERM to the supervisor stops both workers.
+land on either worker; a scrape of /metrics, whichever worker answers it, counts
+the calls of both; SIGTERM to the supervisor stops both workers.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -16,6 +18,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -24,10 +27,11 @@ import websockets
 from tests.cluster.conftest import service_url
 from tests.cluster.test_multinode import TEXT_CALL, fresh_database
 from tests.conftest import free_port
+from tests.server.test_ops import samples
 from tests.server.wire import Wire
 from tests.toolserver import Seen, ToolServer
 from voxcall.config import Settings
-from voxcall.server.supervisor import worker_problem
+from voxcall.server.supervisor import EARLY_EXIT, worker_problem
 
 
 def sse_hello(seen: Seen) -> tuple[int, dict[str, str], bytes]:
@@ -76,9 +80,13 @@ def workers(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterato
             assert key, "no ready line and key"
             yield proc, f"http://127.0.0.1:{port}", key
         finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait(10)
+            if proc.poll() is None:  # a test failed before the SIGTERM test: stop it so that it cleans up
+                proc.terminate()
+                try:
+                    proc.wait(30)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait(10)
 
 
 def test_two_workers_answer_on_one_port_as_two_nodes(workers: tuple[subprocess.Popen[str], str, str]) -> None:
@@ -89,6 +97,132 @@ def test_two_workers_answer_on_one_port_as_two_nodes(workers: tuple[subprocess.P
             break
         nodes.add(httpx.get(f"{url}/readyz", headers={"Connection": "close"}, timeout=5).json()["load"]["node"])
     assert nodes == {"box-0", "box-1"}
+
+
+async def _create_call(api: httpx.AsyncClient) -> dict[str, Any]:
+    for _ in range(30):  # calls_per_second holds across both workers: wait as told
+        r = await api.post("/calls", json=TEXT_CALL)
+        if r.status_code != 429:
+            break
+        await asyncio.sleep(float(r.headers.get("Retry-After", "1")))
+    assert r.status_code == 201, r.text
+    return r.json()  # type: ignore[no-any-return]
+
+
+async def _live_per_worker(url: str) -> dict[str, int]:
+    """Each worker's own count of hosted calls (its /readyz), asked on fresh connections until both answered."""
+    seen: dict[str, int] = {}
+    async with httpx.AsyncClient(timeout=10) as client:
+        for _ in range(60):
+            if len(seen) == 2:
+                break
+            load = (await client.get(f"{url}/readyz", headers={"Connection": "close"})).json()["load"]
+            seen[load["node"]] = load["liveCalls"]
+    return seen
+
+
+async def _scrapes(url: str, count: int) -> list[dict[tuple[str, tuple[tuple[str, str], ...]], float]]:
+    """`count` scrapes of /metrics, each on a fresh connection (so either worker may answer it)."""
+    async with httpx.AsyncClient(timeout=10) as client:
+        texts = [(await client.get(f"{url}/metrics", headers={"Connection": "close"})).text for _ in range(count)]
+    return [samples(text) for text in texts]
+
+
+async def _calls_on_both_workers(url: str, key: str) -> tuple[list[Wire], dict[str, int]]:
+    """Open calls until each worker hosts at least one (at most 16); the calls and each worker's count."""
+    wires: list[Wire] = []
+    per_worker: dict[str, int] = {}
+    async with httpx.AsyncClient(base_url=f"{url}/api", headers={"X-API-Key": key}, timeout=30) as api:
+        while len(wires) < 16 and not (len(per_worker) == 2 and all(per_worker.values())):
+            call = await _create_call(api)  # each join is a new connection: the kernel picks its worker
+            wire = Wire(await websockets.connect(call["joinUrl"]))
+            wires.append(wire)
+            await wire.until(lambda m: m == {"type": "state", "state": "listening"})
+            per_worker = await _live_per_worker(url)
+    return wires, per_worker
+
+
+async def _hang_up(wires: list[Wire]) -> None:
+    for wire in wires:
+        with contextlib.suppress(websockets.ConnectionClosed):  # a call of a worker that was killed
+            await wire.send({"type": "hang_up"})
+        await wire.closed()
+        await wire.ws.close()
+
+
+def _worker_pids(supervisor: int) -> dict[str, int]:
+    """The supervisor's workers by node id (`box-<index>`), from the processes' parent ids and command lines."""
+    found: dict[str, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError):
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == supervisor:
+                argv = (stat.parent / "cmdline").read_bytes().split(b"\0")
+                found[f"box-{argv[argv.index(b'--worker-index') + 1].decode()}"] = int(stat.parent.name)
+    return found
+
+
+def _age(pid: int) -> float:
+    """Seconds since process `pid` started."""
+    started = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]) / os.sysconf("SC_CLK_TCK")
+    return float(Path("/proc/uptime").read_text().split()[0]) - started
+
+
+async def test_one_scrape_sums_the_calls_of_both_workers(workers: tuple[subprocess.Popen[str], str, str]) -> None:
+    _, url, key = workers
+    hangups = ("voxcall_calls_ended_total", (("end_reason", "hangup"),))
+    before = (await _scrapes(url, 1))[0].get(hangups, 0.0)
+    wires, per_worker = await _calls_on_both_workers(url, key)
+    try:
+        assert len(per_worker) == 2 and all(per_worker.values()), f"the calls did not land on both workers: {per_worker}"
+        assert sum(per_worker.values()) == len(wires)
+        for got in await _scrapes(url, 6):  # whichever worker answers, it counts the calls of both
+            assert got[("voxcall_live_calls", ())] == len(wires)
+    finally:
+        await _hang_up(wires)
+    for _ in range(100):  # each host unregisters its call just after it closed the socket
+        got = (await _scrapes(url, 1))[0]
+        if got[("voxcall_live_calls", ())] == 0 and got.get(hangups) == before + len(wires):
+            break
+        await asyncio.sleep(0.05)
+    for got in await _scrapes(url, 4):
+        assert got[("voxcall_live_calls", ())] == 0
+        assert got[hangups] == before + len(wires)  # the counters of both workers, summed
+
+
+async def test_a_killed_worker_leaves_the_live_sum_keeps_its_counts_and_is_started_again(
+    workers: tuple[subprocess.Popen[str], str, str],
+) -> None:
+    proc, url, key = workers
+    hangups = ("voxcall_calls_ended_total", (("end_reason", "hangup"),))
+    counted = (await _scrapes(url, 1))[0].get(hangups, 0.0)  # the calls of the test above, on both workers
+    wires, per_worker = await _calls_on_both_workers(url, key)
+    try:
+        assert len(per_worker) == 2 and all(per_worker.values()), f"the calls did not land on both workers: {per_worker}"
+        pids = _worker_pids(proc.pid)
+        assert set(pids) == {"box-0", "box-1"}
+        # A worker that dies within EARLY_EXIT of its start is taken for a broken configuration (the node stops).
+        await asyncio.sleep(max(0.0, EARLY_EXIT + 1 - _age(pids["box-0"])))
+        os.kill(pids["box-0"], signal.SIGKILL)
+        survivors = per_worker["box-1"]
+        got: dict[tuple[str, tuple[tuple[str, str], ...]], float] = {}
+        for _ in range(100):  # the supervisor reaps the worker every 0.2 s and takes it out of the live sums
+            with contextlib.suppress(httpx.TransportError):  # a connection the dying worker had accepted
+                got = (await _scrapes(url, 1))[0]
+            if got.get(("voxcall_live_calls", ())) == survivors:
+                break
+            await asyncio.sleep(0.05)
+        assert got[("voxcall_live_calls", ())] == survivors
+        assert got.get(hangups, 0.0) == counted  # what the killed worker counted stays counted
+        for _ in range(600):  # started again: both node ids answer, the new box-0 with no calls
+            if len(again := await _live_per_worker(url)) == 2:
+                break
+            await asyncio.sleep(0.1)
+        assert again == {"box-0": 0, "box-1": survivors}
+        assert _worker_pids(proc.pid)["box-0"] != pids["box-0"] and proc.poll() is None
+        for got in await _scrapes(url, 4):
+            assert got[("voxcall_live_calls", ())] == survivors
+    finally:
+        await _hang_up(wires)
 
 
 async def test_a_call_on_one_worker_is_reached_through_either_and_sigterm_stops_both(

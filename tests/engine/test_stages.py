@@ -8,7 +8,7 @@ from typing import Any
 from tests.engine.test_call import USER_FIRST, Harness
 from voxcall.engine.call import Call
 from voxcall.engine.spec import CallSpec, EventRecord, ToolDef, ToolParam
-from voxcall.engine.stages import ResolvedStage, StageError, StageRecord, StageRequest
+from voxcall.engine.stages import ResolvedStage, StageError, StageRecord, StageRequest, TokenCount
 from voxcall.engine.tool_rounds import UNRUN
 from voxcall.protocol.realtime import ClientToolInvocation, ClientToolResult, UserTextMessage
 from voxcall.protocol.rest import CallMessage, first_stage_id
@@ -175,3 +175,28 @@ async def test_a_failing_resolver_is_a_tool_failure_not_the_end_of_the_call() ->
     assert await h.finish() == "hangup"
     result = next(m for m in h.messages() if m.role == "MESSAGE_ROLE_TOOL_RESULT")
     assert "could not resolve the stage (RuntimeError)" in (result.text or "") and h.stages() == []
+
+
+async def test_prompt_token_counts_are_recorded_per_stage_and_kept_off_the_tool_calls() -> None:
+    llm = ScriptedLLM([[ToolCall("t1", "advance", {}, prompt_tokens=40)],
+                       [TextDelta("Now in two."), TextDelta("", prompt_tokens=55)],
+                       [TextDelta("Plain.")],  # a back end that did not count: nothing recorded
+                       [TextDelta("Longer.", prompt_tokens=61)]])
+    h = start(llm)
+    h.call.receive(UserTextMessage(text="go on"))
+    await answer(h, "t1", {"systemPrompt": "Stage two."})
+    await h.until(lambda: len(h.finals()) == 1)
+    h.call.receive(UserTextMessage(text="and?"))
+    await h.until(lambda: len(h.finals()) == 2)
+    h.call.receive(UserTextMessage(text="more"))
+    await h.until(lambda: len(h.finals()) == 3)
+    h.call.end("hangup")
+    await h.finish()
+    [stage] = h.stages()
+    counts = [(r.call_stage_id, r.prompt_tokens) for r in h.records if isinstance(r, TokenCount)]
+    assert counts == [(first_stage_id("c1"), 40), (stage.call_stage_id, 55), (stage.call_stage_id, 61)]
+    assert [r for r in h.records if isinstance(r, TokenCount | StageRecord)][:2] == [
+        TokenCount(first_stage_id("c1"), 40), stage]  # the first stage's count is queued before the stage changes
+    tool_call = next(m for m in llm.calls[1].messages if m.tool_calls).tool_calls[0]
+    assert tool_call == ToolCall("t1", "advance", {})  # the history's call carries no count
+    assert [f.text for f in h.finals()] == ["Now in two.", "Plain.", "Longer."]

@@ -4,7 +4,7 @@ import { test } from "node:test";
 
 import { DEMO_IMPLEMENTATIONS, DEMO_TOOLS, demoSelectedTools } from "../../src/voxcall/server/static/demotools.js";
 import { ApiError, describeError, detailSentence, errorSentences, fieldPath, invalidPaths } from "../../src/voxcall/server/static/errors.js";
-import { callDurationMs, callStages, callStatus, formatDuration, previewText, toolExchanges } from "../../src/voxcall/server/static/format.js";
+import { callDurationMs, callStages, callStatus, formatDuration, previewText, promptTokens, toolExchanges } from "../../src/voxcall/server/static/format.js";
 
 test("a FastAPI 422 list becomes one 'Field X: message.' sentence per entry", () => {
   const detail = [
@@ -79,6 +79,14 @@ test("stages: the server's when it has some, else the whole call as one", () => 
   assert.deepEqual(callStages(call, [{ callStageId: "only" }]).map((s) => [s.callStageId, s.whole]), [["only", true]]);
   const two = callStages(call, [{ callStageId: "a" }, { callStageId: "b" }]);
   assert.deepEqual(two.map((s) => [s.callStageId, s.number, s.whole]), [["a", 1, false], ["b", 2, false]]);
+});
+
+test("a stage's prompt tokens: one count, first and latest, or nothing", () => {
+  assert.equal(promptTokens({ initialTokenCount: 120, latestTokenCount: 180 }), "120 → 180");
+  assert.equal(promptTokens({ initialTokenCount: 90, latestTokenCount: 90 }), "90");
+  assert.equal(promptTokens({ initialTokenCount: null, latestTokenCount: null }), "");
+  assert.equal(promptTokens({}), "");
+  assert.equal(promptTokens({ initialTokenCount: 7 }), "7");
 });
 
 test("tool calls pair with their results by invocationId", () => {

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -57,6 +57,7 @@ async def test_weather_question_calls_the_tool(qwen: LlamaLLM) -> None:
     assert calls[0].name == "getWeather"
     assert calls[0].arguments["city"].casefold() == "paris"
     assert calls[0].id.startswith("call_")
+    assert events[0].prompt_tokens is not None and events[0].prompt_tokens > 20  # the tool router's prompt, counted
     assert _text(events) == ""
 
 
@@ -107,6 +108,19 @@ async def test_smollm_streams_plain_text(smollm: LlamaLLM) -> None:
     assert len(events) > 3 and all(isinstance(event, TextDelta) for event in events)
     assert _text(events).strip()
     print(f"\nsmollm2: TTFT {ttft * 1000:.0f} ms, {len(events)} deltas in {elapsed:.2f} s")
+
+
+async def test_the_first_event_carries_the_prompt_length(smollm: LlamaLLM) -> None:
+    short = [SYSTEM, ChatMessage("user", "Say hello.")]
+    longer = [*short, ChatMessage("assistant", "Hello there, how can I help you today?"), ChatMessage("user", "Say it again.")]
+    counts = []
+    for messages in (short, longer):
+        events, _ = await _run(smollm, messages, max_tokens=8)
+        assert events and [e.prompt_tokens is not None for e in events] == [True] + [False] * (len(events) - 1)
+        counts.append(events[0].prompt_tokens)
+    assert counts[0] is not None and counts[1] is not None
+    assert len("You are a helpful assistant. Say hello.".split()) < counts[0] < 100  # words plus the chat template's tokens
+    assert counts[1] - counts[0] >= len("Hello there, how can I help you today? Say it again.".split())
 
 
 async def test_closing_the_consumer_stops_generation(smollm: LlamaLLM) -> None:
@@ -183,6 +197,11 @@ async def test_close_ends_running_and_waiting_requests(smollm: LlamaLLM, model_c
         await _run(llm, [ChatMessage("user", "Hi")])
 
 
+async def _drain(stream: AsyncIterator[LLMEvent]) -> None:
+    async for _ in stream:
+        pass
+
+
 class _Evals:
     """Counts the prompt tokens llama.cpp is given (`Llama.eval`), to see what the KV cache saved."""
 
@@ -203,10 +222,11 @@ async def test_a_prefilled_prompt_starts_without_a_forward_pass(smollm: LlamaLLM
     cold, _ = await _run(smollm, prompt, max_tokens=6)
     await _run(smollm, [ChatMessage("system", f"Other {uuid.uuid4()}."), ChatMessage("user", "Hi")], max_tokens=2)
     evals = _Evals(smollm, monkeypatch)
-    await smollm.prefill(prompt)
+    call = smollm.session(uuid.uuid4())  # one call: one KV cache slot
+    await call.prefill(prompt)
     read = evals.tokens
-    assert read > 10  # the other conversation took the cache: the prompt was read again
-    warm, _ = await _run(smollm, prompt, max_tokens=1)
+    assert read > 10  # a new conversation: the prompt was read
+    warm = [e async for e in call.stream(prompt, max_tokens=1)]
     assert evals.tokens == read  # the first token came from the prefill's own logits: not one token evaluated again
     assert _text(warm) == _text(cold)[: len(_text(warm))] and _text(warm)
 
@@ -215,8 +235,9 @@ async def test_a_prompt_shorter_than_the_cache_is_answered_from_its_own_logits(s
     system = ChatMessage("system", f"Session {uuid.uuid4()}. You answer in one short sentence.")
     prompt = [system, ChatMessage("user", "Name a fruit.")]
     cold, _ = await _run(smollm, prompt, max_tokens=8)
-    await _run(smollm, prompt, max_tokens=8)  # the cache now runs past the prompt (its reply's tokens)
-    again, _ = await _run(smollm, prompt, max_tokens=8)
+    call = smollm.session(uuid.uuid4())
+    await _drain(call.stream(prompt, max_tokens=8))  # the cache now runs past the prompt (its reply's tokens)
+    again = [e async for e in call.stream(prompt, max_tokens=8)]
     assert _text(again) == _text(cold)  # greedy: the same reply, so the logits were the prompt's
 
 
@@ -226,9 +247,10 @@ async def test_an_open_ended_prefill_reads_the_words_so_far(smollm: LlamaLLM, mo
     cold, _ = await _run(smollm, [system, ChatMessage("user", words + ", in one word.")], max_tokens=6)
     await _run(smollm, [ChatMessage("system", f"Other {uuid.uuid4()}."), ChatMessage("user", "Hi")], max_tokens=2)
     evals = _Evals(smollm, monkeypatch)
-    await smollm.prefill([system, ChatMessage("user", words)], open_end=True)  # the user is still talking
+    call = smollm.session(uuid.uuid4())
+    await call.prefill([system, ChatMessage("user", words)], open_end=True)  # the user is still talking
     partial = evals.tokens
-    warm, _ = await _run(smollm, [system, ChatMessage("user", words + ", in one word.")], max_tokens=1)
+    warm = [e async for e in call.stream([system, ChatMessage("user", words + ", in one word.")], max_tokens=1)]
     rest = evals.tokens - partial  # max_tokens=1: no sampled token is evaluated
     assert partial > 20 and rest < 12  # only the words after the partial and the template's closing were left
     assert _text(warm) and _text(cold).startswith(_text(warm))

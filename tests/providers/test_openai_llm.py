@@ -53,7 +53,32 @@ async def test_text_stream_and_request_body() -> None:
     assert request.headers["authorization"] == "Bearer sk-test"
     body = json.loads(request.content)
     assert body["stream"] is True and body["model"] == "m" and "tools" not in body
+    assert body["stream_options"] == {"include_usage": True}
     assert body["messages"] == [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}]
+
+
+USAGE = {"id": "x", "object": "chat.completion.chunk", "choices": [],
+         "usage": {"prompt_tokens": 37, "completion_tokens": 2, "total_tokens": 39}}
+
+
+async def test_the_usage_chunk_gives_the_prompt_length_on_a_last_empty_delta() -> None:
+    def text(request: httpx.Request) -> httpx.Response:
+        end = {"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
+        return httpx.Response(200, content=_sse(_delta(content="Hi."), end, USAGE, "[DONE]"))
+
+    def tool(request: httpx.Request) -> httpx.Response:
+        call = {"index": 0, "id": "call_1", "type": "function", "function": {"name": "getWeather", "arguments": "{}"}}
+        return httpx.Response(200, content=_sse(_delta(tool_calls=[call]), USAGE, "[DONE]"))
+
+    def odd(request: httpx.Request) -> httpx.Response:  # usage that is not a count is not one
+        bad = {**USAGE, "usage": {"prompt_tokens": "many"}}
+        return httpx.Response(200, content=_sse(_delta(content="Hi."), bad, {"choices": [], "usage": None}, "[DONE]"))
+
+    hi = [ChatMessage("user", "Hi")]
+    assert await _collect(_llm(text), hi) == [TextDelta("Hi."), TextDelta("", prompt_tokens=37)]
+    assert await _collect(_llm(tool), hi, [WEATHER]) == [ToolCall("call_1", "getWeather", {}),
+                                                         TextDelta("", prompt_tokens=37)]
+    assert await _collect(_llm(odd), hi) == [TextDelta("Hi.")]
 
 
 async def test_tool_call_split_over_chunks_and_history_shape() -> None:

@@ -32,7 +32,8 @@ class Recorder:
         self.gate = threading.Event()
         self.lock = threading.Lock()
 
-    def job(self, owner: str, name: str, *, background: bool = False, hold: bool = False) -> Job:
+    def job(self, owner: str, name: str, *, background: bool = False, hold: bool = False,
+            speculative: bool = False) -> Job:
         def run(job: Job) -> None:
             with self.lock:
                 self.log.append(name)
@@ -43,7 +44,7 @@ class Recorder:
                             self.stopped.append(name)
                         return
 
-        return Job(owner, run, drop=lambda: self.dropped.append(name), background=background)
+        return Job(owner, run, drop=lambda: self.dropped.append(name), background=background, speculative=speculative)
 
 
 @pytest.fixture
@@ -111,6 +112,35 @@ def test_background_work_waits_is_replaced_and_yields(worker: FairWorker) -> Non
     wait_for(lambda: not worker.busy)
     assert r.log == ["hold", "turn-b", "turn-c", "prefill-new"]
     assert r.dropped == ["prefill-old", "prefill-b"]
+
+
+def test_a_running_draft_gives_way_to_another_calls_turn_only(worker: FairWorker) -> None:
+    r = Recorder()
+    draft = r.job("a", "draft-a", hold=True, speculative=True)
+    worker.submit(draft)
+    wait_for(lambda: r.log == ["draft-a"])
+    worker.submit(r.job("b", "draft-b", speculative=True))  # another guess does not stop it
+    worker.submit(r.job("a", "turn-a"))  # nor does its own call's work
+    time.sleep(0.05)
+    assert r.stopped == [] and not draft.preempted
+    worker.submit(r.job("c", "turn-c"))  # a turn that is due, of another call: the guess gives way
+    wait_for(lambda: r.stopped == ["draft-a"])
+    assert draft.preempted
+    wait_for(lambda: len(r.log) == 4)
+    assert r.log[1:] == ["draft-b", "turn-a", "turn-c"]  # then round-robin in the order the calls queued
+
+
+def test_a_settled_draft_is_an_ordinary_job(worker: FairWorker) -> None:
+    r = Recorder()
+    draft = r.job("a", "draft", hold=True, speculative=True)
+    worker.submit(draft)
+    wait_for(lambda: r.log == ["draft"])
+    assert worker.settle(draft)  # its guess was right: the reply is due
+    worker.submit(r.job("b", "turn"))
+    time.sleep(0.05)
+    assert r.stopped == [] and not draft.preempted
+    r.gate.set()
+    wait_for(lambda: r.log == ["draft", "turn"])
 
 
 def test_a_running_prefill_is_stopped_by_any_turn(worker: FairWorker) -> None:

@@ -80,6 +80,11 @@ async def test_text_conversation_and_leave(server: RunningServer, session: Ultra
     assert session.status is S.DISCONNECTED and seen[-2:] == [S.DISCONNECTING, S.DISCONNECTED]
     assert session.close_code == 1000
     assert (await ended_call(server, call["callId"]))["endReason"] == "hangup"
+    async with Client(server.api_key, server.api) as client:
+        [stage] = await client.calls.all_stages(call["callId"])
+    # The embedded model counted the prompt of its one request: system prompt, user turn, chat template.
+    assert stage["initialTokenCount"] == stage["latestTokenCount"]
+    assert len(f"{TEXT_CALL['systemPrompt']} Hello, how are you?".split()) < stage["initialTokenCount"] < 200
 
 
 async def test_client_tool_round_trip(qwen_server: RunningServer, session: UltravoxSession) -> None:

@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+
+import pytest
+from sqlalchemy import text
+
 from tests.store.test_events import T0, new_call
 from voxcall.store import Store, open_store
+from voxcall.store.serving import ADVISORY_KEY, CHECK_INTERVAL, CHECK_TIMEOUT
 
 
 async def test_start_serving_ends_stale_calls_only_when_no_other_server_runs(store: Store, store_url: str) -> None:
@@ -38,8 +44,6 @@ async def test_start_serving_ends_stale_calls_only_when_no_other_server_runs(sto
 
 async def test_a_serving_server_does_not_block_another_start_up(store: Store, store_url: str) -> None:
     """The serving lock is not the migration lock: a second node (or `voxcall keys`) still migrates and opens."""
-    import asyncio
-
     serving = await open_store(store_url)
     try:
         await serving.start_serving()
@@ -47,3 +51,51 @@ async def test_a_serving_server_does_not_block_another_start_up(store: Store, st
         await later.close()
     finally:
         await serving.close()
+
+
+POSTGRES_ONLY = pytest.mark.parametrize("store_url", [pytest.param("postgres", id="postgres", marks=pytest.mark.postgres)],
+                                        indirect=True)
+
+
+async def _holders(store: Store) -> set[int]:
+    """The backend pids holding the serving lock of this database (a bigint key shows as classid, objid)."""
+    query = text("SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted AND objsubid = 1 "
+                 "AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
+                 "AND classid::bigint = :hi AND objid::bigint = :lo")
+    async with store.engine.connect() as conn:
+        rows = await conn.execute(query, {"hi": ADVISORY_KEY >> 32, "lo": ADVISORY_KEY & 0xFFFFFFFF})
+        return {int(row[0]) for row in rows}
+
+
+@POSTGRES_ONLY
+async def test_the_serving_lock_is_taken_again_when_its_session_is_killed(store: Store, store_url: str) -> None:
+    first = await open_store(store_url)
+    second: Store | None = None
+    try:
+        await first.start_serving()
+        live = await new_call(store, joined=T0)  # a call the first server is serving
+        (holder,) = await _holders(store)
+        async with store.engine.connect() as conn:  # what a PostgreSQL restart or failover does to the session
+            assert await conn.scalar(text("SELECT pg_terminate_backend(:pid)"), {"pid": holder}) is True
+        loop = asyncio.get_running_loop()
+        killed = loop.time()
+        holders: set[int] = set()
+        while loop.time() - killed < 10 * CHECK_INTERVAL:
+            holders = await _holders(store)
+            if holders - {holder}:
+                break
+            await asyncio.sleep(0.05)
+        assert holders and holder not in holders, "the lock was not taken again"
+        assert loop.time() - killed < CHECK_INTERVAL + CHECK_TIMEOUT
+        second = await open_store(store_url)
+        assert await second.start_serving() == 0  # the first server is known to be running again
+        assert (await store.get_call(live)).ended is None
+    finally:
+        for other in (first, second):
+            if other is not None:
+                await other.close()
+    for _ in range(100):  # closing a store ends the lock's session: the backend exits just after
+        if not await _holders(store):
+            break
+        await asyncio.sleep(0.05)
+    assert await _holders(store) == set()

@@ -99,3 +99,41 @@ async def test_events_carry_their_stage(store: Store) -> None:
     await store.add_event(record.call_id, type="b", text="second", call_stage_id=two)
     events, _, _, _ = await store.list_events(record.call_id)
     assert [e.call_stage_id for e in events] == [first_stage_id(record.call_id), two]
+
+
+async def test_call_records_carry_what_their_last_stage_changed(store: Store) -> None:
+    moved, stayed = call("a", tools=[{"name": "first"}]), call("a")
+    for record in (moved, stayed):
+        await store.create_call(record)
+    two, three = str(uuid.uuid4()), str(uuid.uuid4())
+    await store.stages.add(moved.call_id, two, settings={"systemPrompt": "Two."}, tools=[{"name": "t2"}], initial=[])
+    await store.stages.add(moved.call_id, three, settings={"systemPrompt": "Two.", "voice": "v"}, tools=None, initial=[])
+    got = await store.get_call(moved.call_id, "a")
+    assert got.request == {"systemPrompt": "hi"} and got.tools == [{"name": "first"}]  # as created
+    assert got.stage_settings == {"systemPrompt": "Two.", "voice": "v"} and got.stage_tools == [{"name": "t2"}]
+    assert got.latest_request() == {"systemPrompt": "Two.", "voice": "v"} and got.latest_tools() == [{"name": "t2"}]
+    listed = {r.call_id: r for r in (await store.list_calls("a"))[0]}
+    opened = {r.call_id: r for r in await store.list_open_calls("a")}
+    for records in (listed, opened):
+        assert records[moved.call_id].stage_settings == got.stage_settings
+        assert records[stayed.call_id].stage_settings == {} and records[stayed.call_id].stage_tools is None
+        assert records[stayed.call_id].latest_request() == {"systemPrompt": "hi"}
+
+
+async def test_token_counts_keep_the_first_and_the_latest_of_each_stage(store: Store) -> None:
+    record = call("a")
+    await store.create_call(record)
+    first, two = first_stage_id(record.call_id), str(uuid.uuid4())
+    await store.stages.count_tokens(record.call_id, first, 120)
+    await store.stages.count_tokens(record.call_id, first, 180)
+    await store.stages.add(record.call_id, two, settings={}, tools=None, initial=[])
+    await store.stages.count_tokens(record.call_id, two, 90)
+    await store.stages.count_tokens(record.call_id, str(uuid.uuid4()), 5)  # no such stage: nothing happens
+    stages, _, _, _ = await store.stages.list_stages(record.call_id)
+    assert [(s.initial_token_count, s.latest_token_count) for s in stages] == [(120, 180), (90, 90)]
+    other = call("a")
+    await store.create_call(other)
+    await store.stages.count_tokens(other.call_id, two, 7)  # another call's stage id is not this call's
+    assert (await store.stages.get(record.call_id, two)).latest_token_count == 90
+    fresh = await store.stages.get(other.call_id, first_stage_id(other.call_id))
+    assert (fresh.initial_token_count, fresh.latest_token_count) == (None, None)

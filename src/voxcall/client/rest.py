@@ -15,6 +15,7 @@ translated in one place, `Client.request` (STYLE.md rule 2):
 from __future__ import annotations
 
 import builtins
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from importlib import metadata
@@ -25,7 +26,7 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 
 from voxcall.errors import ApiError, InvalidRequest, NotFound, RateLimited, Unauthorized
-from voxcall.protocol.rest import StartCallRequest
+from voxcall.protocol.rest import MessageListMode, StartCallRequest
 
 __all__ = ["DEFAULT_BASE_URL", "Accounts", "Calls", "Client", "Models", "Voices"]
 
@@ -81,6 +82,22 @@ def _cursor_of(next_url: str) -> str | None:
     """The `cursor` query value of a page's `next` URL."""
     values = parse_qs(urlsplit(next_url).query).get("cursor")
     return values[0] if values else None
+
+
+async def _every(fetch: Callable[[str | None], Awaitable[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """The `results` of every page `fetch(cursor)` returns, from the first, following `next` cursors to the end."""
+    results: list[dict[str, Any]] = []
+    cursor: str | None = None
+    seen: set[str] = set()
+    for _ in range(_MAX_PAGES):
+        page = await fetch(cursor)
+        results.extend(page.get("results") or [])
+        next_url = page.get("next")
+        cursor = _cursor_of(next_url) if next_url else None
+        if cursor is None or cursor in seen:
+            return results
+        seen.add(cursor)
+    return results
 
 
 def _params(**values: Any) -> dict[str, Any]:
@@ -197,31 +214,68 @@ class Calls:
         """DELETE /calls/{id} (ends the call if it is live)."""
         await self._client.request("DELETE", f"calls/{call_id}")
 
-    async def messages(self, call_id: str, page_size: int | None = None, cursor: str | None = None) -> dict[str, Any]:
-        """GET /calls/{id}/messages: one page of the call's history."""
+    async def messages(
+        self, call_id: str, page_size: int | None = None, cursor: str | None = None, *, mode: MessageListMode | None = None
+    ) -> dict[str, Any]:
+        """GET /calls/{id}/messages: one page of the call's history.
+
+        `mode`: `last_stage` (the server's default) lists the messages of the call's last stage,
+        its initial ones too; `in_call` every stage's, without the initial ones.
+        """
         page: dict[str, Any] = await self._client.request(
-            "GET", f"calls/{call_id}/messages", params=_params(pageSize=page_size, cursor=cursor)
+            "GET", f"calls/{call_id}/messages", params=_params(pageSize=page_size, cursor=cursor, mode=mode)
         )
         return page
 
-    async def all_messages(self, call_id: str, page_size: int | None = None) -> builtins.list[dict[str, Any]]:
-        """Every message of a call, following `next` cursors to the end."""
-        messages: builtins.list[dict[str, Any]] = []
-        cursor: str | None = None
-        seen: set[str] = set()
-        for _ in range(_MAX_PAGES):
-            page = await self.messages(call_id, page_size=page_size, cursor=cursor)
-            messages.extend(page.get("results") or [])
-            next_url = page.get("next")
-            cursor = _cursor_of(next_url) if next_url else None
-            if cursor is None or cursor in seen:
-                return messages
-            seen.add(cursor)
-        return messages
+    async def all_messages(
+        self, call_id: str, page_size: int | None = None, *, mode: MessageListMode | None = None
+    ) -> builtins.list[dict[str, Any]]:
+        """Every message of a call (of its last stage, or with `mode="in_call"` of every stage), following `next` cursors to the end."""
+        return await _every(lambda cursor: self.messages(call_id, page_size=page_size, cursor=cursor, mode=mode))
 
     async def tools(self, call_id: str) -> builtins.list[dict[str, Any]]:
-        """GET /calls/{id}/tools: a bare array of CallTool."""
+        """GET /calls/{id}/tools: a bare array of CallTool (the tools of the call's last stage)."""
         tools: builtins.list[dict[str, Any]] = await self._client.request("GET", f"calls/{call_id}/tools")
+        return tools
+
+    async def stages(self, call_id: str, page_size: int | None = None, cursor: str | None = None) -> dict[str, Any]:
+        """GET /calls/{id}/stages: one page of the call's CallStages, first stage first."""
+        page: dict[str, Any] = await self._client.request(
+            "GET", f"calls/{call_id}/stages", params=_params(pageSize=page_size, cursor=cursor)
+        )
+        return page
+
+    async def all_stages(self, call_id: str, page_size: int | None = None) -> builtins.list[dict[str, Any]]:
+        """Every stage of a call, following `next` cursors to the end."""
+        return await _every(lambda cursor: self.stages(call_id, page_size=page_size, cursor=cursor))
+
+    async def stage(self, call_id: str, call_stage_id: str) -> dict[str, Any]:
+        """GET /calls/{id}/stages/{stageId}: one CallStage."""
+        stage: dict[str, Any] = await self._client.request("GET", f"calls/{call_id}/stages/{call_stage_id}")
+        return stage
+
+    async def stage_messages(
+        self, call_id: str, call_stage_id: str, page_size: int | None = None, cursor: str | None = None
+    ) -> dict[str, Any]:
+        """GET /calls/{id}/stages/{stageId}/messages: one page of the stage's messages, its initial ones first."""
+        page: dict[str, Any] = await self._client.request(
+            "GET", f"calls/{call_id}/stages/{call_stage_id}/messages", params=_params(pageSize=page_size, cursor=cursor)
+        )
+        return page
+
+    async def all_stage_messages(
+        self, call_id: str, call_stage_id: str, page_size: int | None = None
+    ) -> builtins.list[dict[str, Any]]:
+        """Every message of one stage, following `next` cursors to the end."""
+        return await _every(
+            lambda cursor: self.stage_messages(call_id, call_stage_id, page_size=page_size, cursor=cursor)
+        )
+
+    async def stage_tools(self, call_id: str, call_stage_id: str) -> builtins.list[dict[str, Any]]:
+        """GET /calls/{id}/stages/{stageId}/tools: a bare array of the stage's CallTools."""
+        tools: builtins.list[dict[str, Any]] = await self._client.request(
+            "GET", f"calls/{call_id}/stages/{call_stage_id}/tools"
+        )
         return tools
 
     async def send_data_message(self, call_id: str, message: dict[str, Any]) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from voxcall.engine.clauses import ClauseSplitter
 from voxcall.engine.voice_out import VoiceOutput
@@ -32,8 +32,12 @@ class Spoken:
     calls: list[ToolCall] = field(default_factory=list)
     on_call: Callable[[ToolCall], None] | None = None
     """Told of each tool call as soon as the model emits it (precomputable tools may start early)."""
+    prompt_tokens: int | None = None
+    """The prompt's length in tokens, if the model said (`TextDelta.prompt_tokens`)."""
 
     def add_call(self, call: ToolCall) -> None:
+        if call.prompt_tokens is not None:
+            call = replace(call, prompt_tokens=None)  # the count is the reply's, not part of the call
         self.calls.append(call)
         if self.on_call is not None:
             self.on_call(call)
@@ -74,7 +78,7 @@ class Delivery:
 
     async def type(self, stream: AsyncIterator[LLMEvent], utterance: Utterance, spoken: Spoken) -> None:
         """Send the model's text as transcript deltas as it streams."""
-        async for event in self._first_event_deadline(stream):
+        async for event in self._first_event_deadline(stream, spoken):
             if isinstance(event, TextDelta):
                 if event.text:
                     if not spoken.text:
@@ -90,7 +94,7 @@ class Delivery:
 
         async def clauses() -> AsyncIterator[str]:
             splitter = ClauseSplitter()
-            async for event in self._first_event_deadline(stream):
+            async for event in self._first_event_deadline(stream, spoken):
                 if isinstance(event, TextDelta):
                     for clause in splitter.feed(event.text):
                         yield clause
@@ -105,8 +109,9 @@ class Delivery:
 
         await self.voice_out.speak(clauses(), on_text, self._first_audio)
 
-    async def _first_event_deadline(self, stream: AsyncIterator[LLMEvent]) -> AsyncIterator[LLMEvent]:
-        """The stream, failing with TimeoutError if the first event takes longer than `llm_timeout`."""
+    async def _first_event_deadline(self, stream: AsyncIterator[LLMEvent], spoken: Spoken) -> AsyncIterator[LLMEvent]:
+        """The stream, failing with TimeoutError if the first event takes longer than `llm_timeout`;
+        a prompt token count on the way is kept in `spoken`."""
         iterator = aiter(stream)
         try:
             async with asyncio.timeout(self._llm_timeout) as self._deadline:
@@ -116,6 +121,13 @@ class Delivery:
         finally:
             self._deadline = None
         self._first_token()
+        _count(first, spoken)
         yield first
         async for event in iterator:
+            _count(event, spoken)
             yield event
+
+
+def _count(event: LLMEvent, spoken: Spoken) -> None:
+    if event.prompt_tokens is not None:
+        spoken.prompt_tokens = event.prompt_tokens

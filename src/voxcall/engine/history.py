@@ -41,17 +41,19 @@ from typing import Any, Literal, TypeVar
 from pydantic import BaseModel
 
 from voxcall.engine.spec import EventRecord
-from voxcall.engine.stages import StageRecord
+from voxcall.engine.stages import StageRecord, TokenCount
 from voxcall.errors import StorageUnavailable
 from voxcall.protocol.realtime import Medium
 from voxcall.protocol.rest import CallMessage
 from voxcall.protocol.transcripts import TranscriptWriter, Utterance
 from voxcall.providers.base import ChatMessage, ToolCall
 
-__all__ = ["History", "Record", "Send", "uncancelled"]
+__all__ = ["History", "Item", "Record", "Send", "uncancelled"]
 
 Send = Callable[[BaseModel | bytes], Awaitable[None]]
-Record = Callable[[CallMessage | EventRecord | StageRecord], Awaitable[None]]
+Item = CallMessage | EventRecord | StageRecord | TokenCount
+"""What the call records, in order: messages, events, new stages and prompt token counts."""
+Record = Callable[[Item], Awaitable[None]]
 T = TypeVar("T")
 NO_RESULT = "The tool call was cancelled before it returned a result."
 RETRY_FIRST, RETRY_MAX = 0.2, 5.0
@@ -78,8 +80,7 @@ class History:
         self._agent: Utterance | None = None
         self._open_calls: dict[str, str] = {}  # invocation id -> tool name, until its result is recorded
         self._held: deque[tuple[str, Medium]] = deque()
-        self._queue: asyncio.Queue[tuple[CallMessage | EventRecord | StageRecord, asyncio.Future[None] | None]] = \
-            asyncio.Queue(max_queued)
+        self._queue: asyncio.Queue[tuple[Item, asyncio.Future[None] | None]] = asyncio.Queue(max_queued)
         self._on_drop = on_drop
         """Told when the queue is full (storage not keeping up) and a record is dropped; 0 = unbounded."""
         self._deferred: deque[tuple[asyncio.Future[None], BaseModel]] = deque()  # finals waiting for their write
@@ -221,7 +222,12 @@ class History:
         """Queue a call event for recording (in order with the history entries). Never awaits."""
         self._put(item, None)
 
-    def _put(self, item: CallMessage | EventRecord | StageRecord, done: asyncio.Future[None] | None) -> None:
+    def prompt_tokens(self, count: int) -> None:
+        """Queue the length of the prompt a reply of the current stage was made from. Never awaits."""
+        if self.stage_id is not None:
+            self._put(TokenCount(self.stage_id, count), None)
+
+    def _put(self, item: Item, done: asyncio.Future[None] | None) -> None:
         try:
             self._queue.put_nowait((item, done))
         except asyncio.QueueFull:
@@ -291,7 +297,7 @@ class History:
                     done.set_result(None)  # sends waiting on it go on: the call outlives a failed write
                 self._queue.task_done()
 
-    async def _record_with_retries(self, item: CallMessage | EventRecord | StageRecord) -> None:
+    async def _record_with_retries(self, item: Item) -> None:
         """Write one record; an unreachable store is retried with backoff, any other failure is logged and skipped."""
         pause = RETRY_FIRST
         while True:

@@ -15,8 +15,10 @@ draft is cancelled and the reply goes to the model as without preemption. Tool c
 model chose in a draft are only events in memory: they run, through the normal path, only
 once the reply is released, after that check.
 
-Cancelling a draft (the user resumes, the transcript changed, the call ends) closes its
-model stream, which drops or stops the model's work at its next token (`workers.py`) or
+A draft's stream may be speculative (the embedded LLM's `draft()`): another call's turn
+that is due stops it, and it fails; `take` settles it, so a reply released from a draft
+is never stopped that way. Cancelling a draft (the user resumes, the transcript changed,
+the call ends) closes its model stream, which drops or stops the model's work at its next token (`workers.py`) or
 closes the HTTP response of a remote model, and drops its synthesis.
 """
 
@@ -120,6 +122,7 @@ class Draft:
     def __init__(self, prompt: Prompt, stream: AsyncIterator[LLMEvent], *, tts: PrimedTTS | None,
                  voice: str | None) -> None:
         self.prompt = prompt
+        self.stream = stream
         self.events: list[LLMEvent] = []
         self.error: BaseException | None = None
         self.done = False
@@ -249,7 +252,8 @@ class Preemption:
         if draft is None:
             return None
         self._draft = None
-        if draft.prompt != prompt or draft.failed:
+        settle = getattr(draft.stream, "settle", None)  # a speculative stream: nothing may stop it from now on
+        if draft.prompt != prompt or draft.failed or (settle is not None and not settle()):
             self._drop(draft)
             return None
         self._used = True

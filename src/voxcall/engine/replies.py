@@ -148,6 +148,8 @@ class ReplyMixin:
         finally:
             if self._voice_in is not None:
                 self._voice_in.agent_speaking = False
+            if spoken.prompt_tokens is not None:  # the stage's initialTokenCount / latestTokenCount
+                self._h.prompt_tokens(spoken.prompt_tokens)
             heard = spoken.text if medium == "voice" else None  # typed: what was sent
             spoken.text = await self._h.close(utterance, heard, spoken.calls,
                                               metadata={INTERRUPTED: cut} if cut else None)

@@ -40,6 +40,7 @@ __all__ = [
     "StageRecord",
     "StageRequest",
     "StageResolver",
+    "TokenCount",
     "chat_history",
     "parse_stage_request",
 ]
@@ -102,6 +103,15 @@ class StageRecord:
     settings: dict[str, Any] = field(default_factory=dict)
     tools: list[dict[str, Any]] | None = None
     initial_messages: tuple[CallMessage, ...] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TokenCount:
+    """The prompt of a model request in this stage was `prompt_tokens` long (the stage's first such count is its
+    `initialTokenCount`, the newest its `latestTokenCount`); recorded only when the model back end counts."""
+
+    call_stage_id: str
+    prompt_tokens: int
 
 
 def new_stage_id() -> str:

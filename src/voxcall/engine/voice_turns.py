@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from voxcall.engine.agenda import End, Heard, Turn
 from voxcall.engine.hearing import Hearing
@@ -123,7 +123,10 @@ class VoiceTurnMixin:
         self._preempt.start(prompt, voice=self.spec.voice.voice, speak=self._output_medium() == "voice")
 
     def _draft_stream(self, prompt: Prompt) -> AsyncIterator[LLMEvent]:
-        return self._llm.stream(prompt.messages, prompt.tools, temperature=prompt.temperature)
+        """A speculative request where the model has one (the embedded LLM: another call's due turn stops it)."""
+        draft = getattr(self._llm, "draft", None)
+        stream = draft if callable(draft) else self._llm.stream
+        return cast(AsyncIterator[LLMEvent], stream(prompt.messages, prompt.tools, temperature=prompt.temperature))
 
     async def _watch_media(self, timeout: float) -> None:
         assert self._voice_in is not None

@@ -86,6 +86,7 @@ def load_models(
     tts: bool = True,
     llm_threads: int = 0,
     llm_batch_threads: int | None = None,
+    llm_slots: int = 4,
     whisper_threads: int = 1,
     progress: Progress | None = None,
 ) -> Models:
@@ -103,7 +104,7 @@ def load_models(
     models = Models()
     if llm is not None:
         models.llm = load_llm(llm, cache_dir=cache_dir, n_threads=llm_threads, n_threads_batch=llm_batch_threads,
-                              progress=progress)
+                              n_slots=llm_slots, progress=progress)
     if stt:
         models.stt = WhisperSTT(whisper_model_dir(cache_dir, progress), cpu_threads=whisper_threads)
     if tts:

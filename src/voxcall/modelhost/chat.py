@@ -95,7 +95,7 @@ class ChatRequest(_Open):
     messages: list[_Message] = Field(min_length=1)
     stream: bool = False
     stream_options: _StreamOptions | None = None
-    """Accepted; no usage chunk is sent (the embedded model does not count tokens for clients)."""
+    """Accepted; no usage chunk is sent (the model's events give the prompt's length, not the completion's)."""
     temperature: float | None = Field(default=None, ge=0, le=2)
     max_tokens: int | None = Field(default=None, ge=0, le=MAX_TOKENS)
     max_completion_tokens: int | None = Field(default=None, ge=0, le=MAX_TOKENS)

@@ -57,7 +57,8 @@ def cmd_models(args: argparse.Namespace, progress: Any = None) -> int:
     print(f"Loading models (LLM: {llm}, Whisper: {not args.no_stt}, Piper: {not args.no_tts})...", file=sys.stderr, flush=True)
     models = load_models(cache_dir=settings.data_dir / "models", llm=None if llm == "none" else llm,
                          stt=not args.no_stt, tts=not args.no_tts, llm_threads=settings.llm_threads,
-                         llm_batch_threads=settings.llm_batch_threads, whisper_threads=settings.whisper_threads,
+                         llm_batch_threads=settings.llm_batch_threads, llm_slots=settings.llm_slots,
+                         whisper_threads=settings.whisper_threads,
                          progress=progress)
     try:
         app = create_model_app(models, api_key=args.api_key or settings.models_api_key)

@@ -47,6 +47,7 @@ __all__ = [
     "ErrorBody",
     "ExotelMedium",
     "FirstSpeakerSettings",
+    "MessageListMode",
     "ModelAlias",
     "Page",
     "SelectedTool",
@@ -67,6 +68,9 @@ MessageRole = Literal[
 ]
 MessageMedium = Literal["MESSAGE_MEDIUM_UNSPECIFIED", "MESSAGE_MEDIUM_VOICE", "MESSAGE_MEDIUM_TEXT"]
 EndReason = Literal["unjoined", "hangup", "agent_hangup", "timeout", "connection_error", "system_error"]
+MessageListMode = Literal["last_stage", "in_call"]
+"""`mode` of `GET /api/calls/{id}/messages`: the last stage's messages with its initial ones (the default),
+or every stage's without their initial ones."""
 
 # Tools (1.9) live in protocol/tools.py; re-exported here for existing importers.
 

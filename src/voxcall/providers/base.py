@@ -43,6 +43,8 @@ class ToolCall:
     id: str
     name: str
     arguments: dict[str, Any]
+    prompt_tokens: int | None = None
+    """See `TextDelta.prompt_tokens`."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +52,10 @@ class TextDelta:
     """A piece of the model's answer text."""
 
     text: str
+    prompt_tokens: int | None = None
+    """The length of the prompt in tokens, on one event of a stream whose back end counts it (None on the
+    others): the call stage's `initialTokenCount`/`latestTokenCount`. A back end that learns it only after
+    the answer (an OpenAI-compatible server's usage chunk) sends it on a last, empty `TextDelta`."""
 
 
 LLMEvent = TextDelta | ToolCall
@@ -86,6 +92,7 @@ class LLM(Protocol):
     ) -> AsyncIterator[LLMEvent]:
         """Yield `TextDelta`s and/or `ToolCall`s for the next assistant turn.
 
+        One of them may carry `prompt_tokens` (the prompt's length, when the back end knows it).
         Cancellation-safe: cancelling the consumer stops generation at the next token.
         Raises `voxcall.errors.ProviderError` on back-end failure.
         """

@@ -1,7 +1,8 @@
 """The embedded LLM: llama-cpp-python running a GGUF model in this process.
 
-One `Llama` per process, used only from ONE worker thread, so its single KV cache is
-never shared by two generations at once (STYLE.md 8.5 rule 5). That thread is a
+One `Llama` per process, used only from ONE worker thread, so no two generations ever
+run at once (STYLE.md 8.5 rule 5). It has `n_slots` KV caches (`kv_slots.py`): each
+recent call keeps its own, so calls taking turns on the model do not evict each other. That thread is a
 `workers.FairWorker`: every call gets its own queue under its `session()`, served
 round-robin one request at a time, so a call that floods the model, or reads a huge
 history into it, delays another call by one request at most. A prefill is background
@@ -15,7 +16,8 @@ prompt, so a superseded request frees the model within a fraction of a second.
 Prompt layout, for KV-cache reuse: the system prompt and tool instructions come first,
 then the history, then the new turn. The prompt is evaluated from the longest token
 prefix shared with the previous evaluation, so a later turn only evaluates what is new.
-If several calls with different system prompts share the model, they evict each other.
+Calls beyond `n_slots` share the least recently used slot, and evict each other there.
+Each request's first event carries the prompt's length in tokens (`TextDelta.prompt_tokens`).
 A history too long for the context keeps its newest turns (`prompt.PromptBuilder`, in
 time linear in what is kept).
 
@@ -26,6 +28,7 @@ with Qwen 1.5B; a grammar-constrained router was 5/5).
 from __future__ import annotations
 
 import codecs
+import dataclasses
 import functools
 import json
 import logging
@@ -36,7 +39,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Generator, Hashable, Sequence
 from contextlib import closing
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -44,12 +47,14 @@ from voxcall.errors import ProviderError
 from voxcall.providers import routing
 from voxcall.providers.base import ChatMessage, LLMEvent, TextDelta, ToolCall, ToolSpec
 from voxcall.providers.cpu import CpuShare, threads_for
+from voxcall.providers.kv_slots import Anonymous, KvSlots
 from voxcall.providers.llm_queue import (
     STARTED,
     Channel,
     Listener,
     LlamaSession,
     Request,
+    Speculation,
     queued_events,
 )
 from voxcall.providers.models import LLMName, Progress, llm_model_path
@@ -59,11 +64,14 @@ from voxcall.providers.workers import FairWorker
 __all__ = ["EVAL_CHUNK", "LlamaLLM", "LlamaSession", "load_llm"]
 
 logger = logging.getLogger(__name__)
+E = TypeVar("E", TextDelta, ToolCall)
 
 _CONTEXT_MARGIN = 16  # tokens kept free beyond max_tokens for the forced JSON pieces
 _ARGUMENTS_MAX_TOKENS = 256  # tool arguments are not limited by max_tokens, which is about speech
 AUTO_MAX_THREADS = 4
 """Auto threads stop here: beyond 4, token generation on CPU is bound by memory bandwidth."""
+DEFAULT_SLOTS = 4
+"""KV-cache slots (conversations kept warm at once); about 115 MB each for Qwen2.5 1.5B."""
 EVAL_CHUNK = 64
 """Prompt tokens evaluated between two checks of the stop flag (well under a second on 2 cores)."""
 
@@ -74,11 +82,12 @@ def load_llm(
     cache_dir: Path,
     n_threads: int = 0,
     n_threads_batch: int | None = None,
+    n_slots: int = DEFAULT_SLOTS,
     progress: Progress | None = None,
 ) -> LlamaLLM:
     """Assemble and verify the weights of `name` (see `models.py`), then load them. Blocking."""
     path = llm_model_path(name, cache_dir, progress)
-    return LlamaLLM(path, name=name, n_threads=n_threads, n_threads_batch=n_threads_batch)
+    return LlamaLLM(path, name=name, n_threads=n_threads, n_threads_batch=n_threads_batch, n_slots=n_slots)
 
 
 class LlamaLLM:
@@ -92,10 +101,12 @@ class LlamaLLM:
             `AUTO_MAX_THREADS` or the core count.
         n_threads_batch: CPU threads for prompt evaluation; `n_threads` when None; 0 = auto.
         n_ctx: context length in tokens.
+        n_slots: KV caches, one per recent call (`kv_slots.py`).
     """
 
     def __init__(
-        self, model_path: Path, *, name: str, n_threads: int = 0, n_threads_batch: int | None = None, n_ctx: int = 4096
+        self, model_path: Path, *, name: str, n_threads: int = 0, n_threads_batch: int | None = None, n_ctx: int = 4096,
+        n_slots: int = DEFAULT_SLOTS,
     ) -> None:
         llama_cpp, formatter_class = _import_llama_cpp()
         self.name = name
@@ -115,6 +126,9 @@ class LlamaLLM:
                 seed=0,
                 verbose=False,
             )
+            self._slots = KvSlots(self._llama, n_slots, functools.partial(
+                llama_cpp._internals.LlamaContext, model=self._llama._model, params=self._llama.context_params,
+                verbose=False))
         except Exception as exc:  # llama-cpp-python raises ValueError/RuntimeError/OSError
             raise ProviderError(f"cannot load {model_path}: {exc}") from exc
         self.load_seconds = time.perf_counter() - started
@@ -128,7 +142,7 @@ class LlamaLLM:
                                       lambda messages: str(self._format(messages=messages).prompt))
         self._worker = FairWorker(f"llm-{name}")
         self._closed = threading.Event()
-        self._current_threads = self._threads
+        self._current_threads: tuple[int, int] | None = self._threads
         logger.info("loaded %s in %.2f s (%s threads, %s for prompts)", name, self.load_seconds,
                     *("auto<=%d" % n if auto else str(n) for n, auto in zip(self._threads, self._auto, strict=True)))
 
@@ -162,7 +176,7 @@ class LlamaLLM:
         own. Raises `ProviderError` when llama.cpp fails, the prompt cannot fit the
         context, or the model has been closed.
         """
-        return self.submit(Request(tuple(messages), tuple(tools), temperature, max_tokens), object())
+        return self.submit(Request(tuple(messages), tuple(tools), temperature, max_tokens), Anonymous())
 
     async def warm_up(self, system_prompt: str = "", tools: Sequence[ToolSpec] = ()) -> None:
         """Evaluate the system prompt and tool instructions so the first turn starts warm.
@@ -185,7 +199,7 @@ class LlamaLLM:
         new one. Cancellation-safe like `stream()`.
         """
         request = Request(tuple(messages), tuple(tools), 0.0, 0, open_end=open_end)
-        async for _ in self.submit(request, object(), background=True):
+        async for _ in self.submit(request, Anonymous(), background=True):
             pass
 
     def queue_depth(self) -> int:
@@ -194,6 +208,7 @@ class LlamaLLM:
 
     def cancel(self, owner: Hashable) -> int:
         """Drop the waiting requests of `owner` and stop its running one; returns how many were dropped."""
+        self._slots.release(owner)
         return self._worker.cancel(owner)
 
     def close(self) -> None:
@@ -203,27 +218,29 @@ class LlamaLLM:
         """
         self._closed.set()
         self._worker.close()
+        self._slots.close()
         self._llama.close()
         if self._cpu is not None:
             self._cpu.close()
 
     def submit(
-        self, request: Request, owner: Hashable, *, background: bool = False, listener: Listener | None = None
+        self, request: Request, owner: Hashable, *, background: bool = False, listener: Listener | None = None,
+        speculation: Speculation | None = None,
     ) -> AsyncIterator[LLMEvent]:
         """Queue `request` under `owner` and yield its events (what `stream()` and sessions use)."""
-        work = functools.partial(self._run, request)
+        work = functools.partial(self._run, request, owner)
         return queued_events(self._worker, work, owner, closed=self._closed, background=background, listener=listener,
-                             name=self.name)
+                             name=self.name, speculation=speculation)
 
     # --- worker thread -------------------------------------------------------------------
 
-    def _run(self, request: Request, channel: Channel) -> None:
+    def _run(self, request: Request, owner: Hashable, channel: Channel) -> None:
         error: BaseException | None = None
         try:
             self._check_open()
             channel.put(STARTED)
             if not channel.stopped.is_set():
-                self._generate(request, channel)
+                self._generate(request, owner, channel)
         except ProviderError as exc:
             error = exc
         except Exception as exc:  # everything from llama.cpp becomes ProviderError
@@ -237,11 +254,13 @@ class LlamaLLM:
         if self._closed.is_set():
             raise ProviderError(f"{self.name} was closed")
 
-    def _generate(self, request: Request, channel: Channel) -> None:
+    def _generate(self, request: Request, owner: Hashable, channel: Channel) -> None:
         mode = routing.choose_mode(request.messages, request.tools)
         prefill = "" if request.open_end else \
             {"plain": "", "route": routing.ROUTE_PREFILL, "answer": routing.ANSWER_PREFILL}[mode]
         context = self._prompt_tokens(request, prefill)
+        if self._slots.use(owner, context):
+            self._current_threads = None  # another context: its thread count is not ours to assume
         self._fit_threads()
         started = time.perf_counter()
         stats = _Stats(len(context), started)
@@ -249,7 +268,7 @@ class LlamaLLM:
             return  # stopped, or a prefill / warm-up: the prompt is in the KV cache
         if mode == "plain":
             for piece in self._sample_counted(context, request, channel, stats):
-                channel.put(TextDelta(piece))
+                channel.put(stats.stamp(TextDelta(piece)))
         elif mode == "answer":
             self._stream_answer(context, request, channel, stats)
         else:
@@ -260,12 +279,13 @@ class LlamaLLM:
         """With auto threads: as many as the cores other processes leave free right now."""
         if self._cpu is None:
             return
-        wanted = tuple(threads_for(self._cpu, n) if auto else n
-                       for n, auto in zip(self._threads, self._auto, strict=True))
+        (generate, batch), (generate_auto, batch_auto) = self._threads, self._auto
+        wanted = (threads_for(self._cpu, generate) if generate_auto else generate,
+                  threads_for(self._cpu, batch) if batch_auto else batch)
         if wanted != self._current_threads:
             logger.debug("llama.cpp threads %d/%d (other processes use %.1f cores)", *wanted, self._cpu.others)
             self._llama._ctx.set_n_threads(*wanted)
-            self._current_threads = wanted  # type: ignore[assignment]
+            self._current_threads = wanted
 
     def _evaluate(self, tokens: list[int], stop: threading.Event) -> bool:
         """Evaluate the whole prompt into the KV cache, `EVAL_CHUNK` at a time; False if `stop` was set first.
@@ -320,7 +340,7 @@ class LlamaLLM:
             arguments = json.loads(text)
         except ValueError as exc:
             raise ProviderError(f"incomplete arguments for {action}: {text!r}", retryable=True) from exc
-        channel.put(ToolCall(id=f"call_{uuid.uuid4().hex}", name=action, arguments=arguments))
+        channel.put(stats.stamp(ToolCall(id=f"call_{uuid.uuid4().hex}", name=action, arguments=arguments)))
 
     def _stream_answer(self, context: list[int], request: Request, channel: Channel, stats: _Stats) -> None:
         """Stream the body of the JSON `text` string, decoded; stop at its closing quote."""
@@ -328,11 +348,11 @@ class LlamaLLM:
         with closing(self._sample_counted(context, request, channel, stats)) as pieces:
             for piece in pieces:
                 if text := decoder.feed(piece):
-                    channel.put(TextDelta(text))
+                    channel.put(stats.stamp(TextDelta(text)))
                 if decoder.done:
                     return
         if text := decoder.finish():
-            channel.put(TextDelta(text))
+            channel.put(stats.stamp(TextDelta(text)))
 
     def _sample_counted(
         self, context: list[int], request: Request, channel: Channel, stats: _Stats, grammar: Any = None
@@ -383,13 +403,24 @@ class LlamaLLM:
 
 
 class _Stats:
-    """Per-request timing for the DEBUG log: prompt size, time to first token, tokens/s."""
+    """Per-request timing for the DEBUG log: prompt size, time to first token, tokens/s.
+
+    The prompt size also goes out on the request's first event (`stamp`).
+    """
 
     def __init__(self, prompt_tokens: int, started: float) -> None:
         self.prompt_tokens = prompt_tokens
         self.started = started
         self.first: float | None = None
         self.count = 0
+        self._stamped = False
+
+    def stamp(self, event: E) -> E:
+        """The first event of the request carries `prompt_tokens`; later ones go as they are."""
+        if self._stamped:
+            return event
+        self._stamped = True
+        return dataclasses.replace(event, prompt_tokens=self.prompt_tokens)
 
     def token(self) -> None:
         if self.first is None:

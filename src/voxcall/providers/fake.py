@@ -31,8 +31,9 @@ class LLMRequest:
 class ScriptedLLM:
     """Replies from a script: a callable `(messages, tools) -> events`, or a list of replies used in order.
 
-    `TextDelta`s are re-split into words, each after `delay` seconds; an `Exception`
-    in a reply is raised at that point. Every call is recorded in `calls`.
+    `TextDelta`s are re-split into words, each after `delay` seconds (an empty one, such as a
+    `TextDelta("", prompt_tokens=n)`, goes as it is; `prompt_tokens` stays on the first word); an
+    `Exception` in a reply is raised at that point. Every call is recorded in `calls`.
     """
 
     name = "scripted"
@@ -57,9 +58,10 @@ class ScriptedLLM:
             if isinstance(event, Exception):
                 raise event
             if isinstance(event, TextDelta):
-                for word in _WORDS.findall(event.text):
+                words = _WORDS.findall(event.text) or [event.text]
+                for i, word in enumerate(words):
                     await asyncio.sleep(self.delay)
-                    yield TextDelta(word)
+                    yield TextDelta(word, prompt_tokens=event.prompt_tokens if i == 0 else None)
             else:
                 await asyncio.sleep(self.delay)
                 yield event

@@ -18,7 +18,8 @@ from voxcall.errors import ProviderError
 from voxcall.providers.base import ChatMessage, LLMEvent, ToolSpec
 from voxcall.providers.workers import FairWorker, Job
 
-__all__ = ["END", "STARTED", "Channel", "Listener", "LlamaSession", "Memory", "Queue", "Request", "queued_events"]
+__all__ = ["END", "STARTED", "Channel", "Listener", "LlamaSession", "Memory", "Queue", "Request", "Speculation",
+           "SpeculativeStream", "queued_events"]
 
 logger = logging.getLogger(__name__)
 
@@ -136,6 +137,20 @@ class LlamaSession:
         async for _ in self._llm.submit(request, self._key, background=True):
             pass
 
+    def draft(
+        self,
+        messages: Sequence[ChatMessage],
+        tools: Sequence[ToolSpec] = (),
+        *,
+        temperature: float = 0.0,
+        max_tokens: int = 256,
+    ) -> SpeculativeStream:
+        """`stream()` for a preemptive reply: until it is `settle()`d, another call's turn stops it
+        (its stream then raises `ProviderError`), so a guess never delays a turn that is due."""
+        request = Request(tuple(messages), tuple(tools), temperature, max_tokens, self._memory)
+        speculation = Speculation()
+        return SpeculativeStream(self._llm.submit(request, self._key, speculation=speculation), speculation)
+
     def end(self) -> None:
         """Drop this session's waiting requests and stop its running one. Never blocks."""
         dropped = self._llm.cancel(self._key)
@@ -149,10 +164,56 @@ class Queue(Protocol):
     name: str
 
     def submit(
-        self, request: Request, owner: Hashable, *, background: bool = False, listener: Listener | None = None
+        self, request: Request, owner: Hashable, *, background: bool = False, listener: Listener | None = None,
+        speculation: Speculation | None = None,
     ) -> AsyncIterator[LLMEvent]: ...
 
     def cancel(self, owner: Hashable) -> int: ...
+
+
+class Speculation:
+    """The handle of a speculative request (`FairWorker`): `settle()` makes it ordinary once its guess is taken."""
+
+    def __init__(self) -> None:
+        self._worker: FairWorker | None = None
+        self._job: Job | None = None
+        self._settled = False
+
+    def bind(self, worker: FairWorker, job: Job) -> None:
+        self._worker, self._job = worker, job
+
+    @property
+    def speculative(self) -> bool:
+        return not self._settled
+
+    def settle(self) -> bool:
+        """The guess was right: nothing may stop it now. False if another call's turn stopped it already."""
+        self._settled = True
+        if self._worker is None or self._job is None:
+            return True  # not queued yet: it will be queued as an ordinary request
+        return self._worker.settle(self._job)
+
+
+class SpeculativeStream:
+    """The events of a speculative request, with its `settle()`."""
+
+    def __init__(self, events: AsyncIterator[LLMEvent], speculation: Speculation) -> None:
+        self._events = events
+        self._speculation = speculation
+
+    def __aiter__(self) -> SpeculativeStream:
+        return self
+
+    async def __anext__(self) -> LLMEvent:
+        return await anext(self._events)
+
+    async def aclose(self) -> None:
+        close = getattr(self._events, "aclose", None)
+        if close is not None:
+            await close()
+
+    def settle(self) -> bool:
+        return self._speculation.settle()
 
 
 async def queued_events(
@@ -164,16 +225,22 @@ async def queued_events(
     background: bool = False,
     listener: Listener | None = None,
     name: str = "the model",
+    speculation: Speculation | None = None,
 ) -> AsyncIterator[LLMEvent]:
     """Queue `work` on `worker` under `owner` and yield the events it puts on its channel.
 
     `work` runs on the worker thread; it puts `STARTED` first, then events, and always ends
     with `channel.finish()`. Cancellation-safe: closing or cancelling the consumer drops the
     job if it is still waiting, or sets its stop flag if it runs. `listener` hears about a
-    job that has to wait (`on_queued`) and when it starts (`on_started`).
+    job that has to wait (`on_queued`) and when it starts (`on_started`). With `speculation`,
+    the job is speculative until settled, and one another call's turn stopped ends in `ProviderError`.
     """
     channel = Channel(asyncio.get_running_loop(), closed)
-    job = Job(owner, lambda job: work(channel), drop=channel.finish, background=background, stop=channel.stopped)
+    speculative = speculation is not None and speculation.speculative
+    job = Job(owner, lambda job: work(channel), drop=channel.finish, background=background, stop=channel.stopped,
+              speculative=speculative)
+    if speculation is not None:
+        speculation.bind(worker, job)
     try:
         ahead = worker.submit(job)
     except RuntimeError as exc:  # the worker was closed
@@ -190,5 +257,7 @@ async def queued_events(
                 raise item
             else:
                 yield item  # type: ignore[misc]
+        if job.preempted:
+            raise ProviderError(f"{name}: a preemptive reply gave way to another call's turn", retryable=True)
     finally:
         worker.withdraw(job)

@@ -2,6 +2,9 @@
 
 Streams with server-sent events and native function tools. HTTP and transport
 failures become `ProviderError` in one place, `map_errors()` (STYLE.md rule 2).
+Each request asks for `stream_options.include_usage`; a server that sends the usage chunk
+has its `prompt_tokens` passed on in a last, empty `TextDelta` (servers that ignore the
+option send none, and the count stays unknown).
 """
 
 from __future__ import annotations
@@ -69,10 +72,12 @@ class OpenAILLM(Endpoint):
             "stream": True,
             "temperature": temperature,
             "max_tokens": max_tokens,
+            "stream_options": {"include_usage": True},
         }
         if tools:
             body["tools"] = [_tool_to_openai(tool) for tool in tools]
         calls = _ToolCallAssembler()
+        prompt_tokens: int | None = None
         with map_errors("LLM"):
             async with self._client.stream(
                 "POST", self._url, json=body, headers=self._headers, timeout=self._timeout
@@ -83,10 +88,22 @@ class OpenAILLM(Endpoint):
                 async for data in _sse_data(response.aiter_lines()):
                     if data.strip() == "[DONE]":
                         break
-                    for text in calls.feed(_parse_chunk(data)):
+                    chunk = _parse_chunk(data)
+                    if (counted := _prompt_tokens(chunk)) is not None:
+                        prompt_tokens = counted
+                    for text in calls.feed(chunk):
                         yield TextDelta(text)
         for call in calls.finish():
             yield call
+        if prompt_tokens is not None:
+            yield TextDelta("", prompt_tokens=prompt_tokens)
+
+
+def _prompt_tokens(chunk: dict[str, Any]) -> int | None:
+    """`usage.prompt_tokens` of a chunk (the last one, with `include_usage`), if it is a count."""
+    usage = chunk.get("usage")
+    value = usage.get("prompt_tokens") if isinstance(usage, dict) else None
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
 
 
 async def _sse_data(lines: AsyncIterator[str]) -> AsyncIterator[str]:

@@ -6,8 +6,11 @@ owners round-robin, one job each, so no call holds the model beyond its own turn
 however much it queues. Background jobs (an LLM prefill) run only when no foreground
 job waits, at most one per owner: a newer one replaces it, a foreground job of the same
 owner drops it, and a running one is stopped as soon as any foreground job arrives.
-`cancel(owner)` drops an owner's waiting jobs and stops its running one: what ending
-a call does.
+A speculative job (a preemptive reply drafted while its user pauses) is queued like a
+foreground one, but while it is speculative another owner's foreground job stops it
+(`Job.preempted`): a guess never holds up a turn that is due. `settle()` makes it an
+ordinary job once its guess is taken. `cancel(owner)` drops an owner's waiting jobs
+and stops its running one: what ending a call does.
 
 A job is a callable run on the worker thread; it checks `job.stop` at its own chunk
 boundaries (a token, a slice of the prompt, a Whisper window). Every job is either run
@@ -46,9 +49,10 @@ class Job:
             (from the thread that withdraws it).
         background: low priority (an LLM prefill).
         stop: set when the job is cancelled or superseded; `run` checks it.
+        speculative: stopped by another owner's foreground job until `FairWorker.settle()`.
     """
 
-    __slots__ = ("_drop", "_run", "background", "owner", "stop")
+    __slots__ = ("_drop", "_run", "background", "owner", "preempted", "speculative", "stop")
 
     def __init__(
         self,
@@ -58,9 +62,13 @@ class Job:
         drop: Callable[[], None] = _nothing,
         background: bool = False,
         stop: threading.Event | None = None,
+        speculative: bool = False,
     ) -> None:
         self.owner = owner
         self.background = background
+        self.speculative = speculative
+        self.preempted = False
+        """Stopped, while speculative, for another owner's job."""
         self.stop = stop or threading.Event()
         self._run = run
         self._drop = drop
@@ -114,11 +122,21 @@ class FairWorker:
                 self._queues.setdefault(job.owner, deque()).append(job)
                 if running is not None and running.background:
                     running.stop.set()  # a prefill yields to any turn at its next chunk
+                elif running is not None and running.speculative and running.owner != job.owner \
+                        and not job.speculative and not running.stop.is_set():
+                    running.preempted = True  # a guess yields to another call's turn that is due
+                    running.stop.set()
                 ahead = self._ahead(job)
             self._cond.notify()
         if dropped is not None:
             dropped._drop()
         return ahead
+
+    def settle(self, job: Job) -> bool:
+        """`job`'s guess was right: from now on it is an ordinary job. False if it was preempted already."""
+        with self._cond:
+            job.speculative = False
+            return not job.preempted
 
     def withdraw(self, job: Job) -> None:
         """Stop `job`: it is dropped if still waiting, and stops at its next chunk if running."""

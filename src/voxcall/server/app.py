@@ -13,7 +13,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 
 from voxcall import __version__
-from voxcall.config import Settings
+from voxcall.config import Settings, metrics_dir
 from voxcall.engine.spec import Speech
 from voxcall.errors import ApiError, RateLimited, StorageUnavailable
 from voxcall.protocol.hygiene import BodyLimits
@@ -38,6 +38,7 @@ from voxcall.server import (
 from voxcall.server.docs import add_docs
 from voxcall.server.guard import BodyGuard, StrictJSONResponse
 from voxcall.server.limits import Limits, retry_after_header
+from voxcall.server.metrics import CallMetrics
 from voxcall.server.services import Services
 from voxcall.server.sweep import StaleCallSweep
 from voxcall.server.tokens import JoinTokens
@@ -61,7 +62,7 @@ def load_llm(settings: Settings, progress: Any = None) -> LLM:
     from voxcall.providers.embedded import load_llm as load_embedded
 
     return load_embedded(settings.llm, cache_dir=settings.data_dir / "models", n_threads=settings.llm_threads,
-                         n_threads_batch=settings.llm_batch_threads, progress=progress)
+                         n_threads_batch=settings.llm_batch_threads, n_slots=settings.llm_slots, progress=progress)
 
 
 def load_speech(settings: Settings, progress: Any = None) -> Speech | None:
@@ -114,7 +115,8 @@ async def build_services(settings: Settings, llm: LLM | None = None, speech: Spe
         speech = load_speech(settings)
     speech = speech or None
     services = Services(settings=settings, store=store, llm=llm or load_llm(settings), tokens=JoinTokens(secret),
-                        recordings=RecordingStore(settings.data_dir / "recordings"), speech=speech, voices=voices_of(speech))
+                        recordings=RecordingStore(settings.data_dir / "recordings"), speech=speech, voices=voices_of(speech),
+                        metrics=CallMetrics(metrics_dir()))  # one worker of several: /metrics sums them all
     if settings.redis_url:
         await join_cluster(services)
     services.platform.start()  # the webhook sender: also sends what an earlier process left pending

@@ -111,9 +111,14 @@ def dtmf_spec(request: StartCallRequest) -> DtmfSpec:
 
 
 def to_call(record: CallRecord) -> Call:
-    """The `Call` resource for a stored call, with every required field."""
-    request = StartCallRequest.model_validate(record.request)
-    wire = record.request
+    """The `Call` resource for a stored call, with every required field.
+
+    The fields a stage may change (systemPrompt, temperature, voice, languageHint) show the call's
+    last stage: the hosted API's `GET /calls/{id}/messages` lists "the call's last stage, similar
+    to most call fields" (its OpenAPI document).
+    """
+    wire = record.latest_request()
+    request = StartCallRequest.model_validate(wire)
     first = request.effective_first_speaker_settings()
     return Call(
         call_id=record.call_id,

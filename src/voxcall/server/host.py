@@ -31,12 +31,13 @@ from pydantic import BaseModel
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 
 from voxcall.engine.call import Call
+from voxcall.engine.history import Item
 from voxcall.engine.spec import CallSpec, EventRecord
-from voxcall.engine.stages import StageRecord
+from voxcall.engine.stages import StageRecord, TokenCount
 from voxcall.protocol.connection import BadMessage
 from voxcall.protocol.media import MediaConnection, MediaStop
 from voxcall.protocol.realtime import CallStarted
-from voxcall.protocol.rest import CallMessage, StartCallRequest
+from voxcall.protocol.rest import StartCallRequest
 from voxcall.protocol.telephony import CarrierMedia, MediaRefused, MediaStart
 from voxcall.server.calls import build_spec
 from voxcall.server.live import NORMAL_CLOSURE, SERVICE_RESTART, LiveCall
@@ -308,10 +309,13 @@ class _Host:
 
     # ------------------------------------------------------------ storage
 
-    async def _record(self, item: CallMessage | EventRecord | StageRecord) -> None:
+    async def _record(self, item: Item) -> None:
         if isinstance(item, StageRecord):
             await self.svc.store.stages.add(self.call_id, item.call_stage_id, settings=item.settings, tools=item.tools,
                                             initial=item.initial_messages)
+            return
+        if isinstance(item, TokenCount):
+            await self.svc.store.stages.count_tokens(self.call_id, item.call_stage_id, item.prompt_tokens)
             return
         self.svc.metrics.recorded(item)
         if isinstance(item, EventRecord):

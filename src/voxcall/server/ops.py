@@ -1,8 +1,9 @@
 """Operations endpoints for load balancers and monitoring: /healthz, /readyz, /metrics.
 
 - `/healthz`: the process is alive and serving (200, always, once it answers).
-- `/readyz`: 200 when this node should get new calls: models loaded, the database
-  (and Redis, when configured) reachable, not draining, below its capacity; else 503.
+- `/readyz`: 200 when this node should get new calls: models loaded (or, for remote
+  models, their servers answering: server/model_hosts.py), the database (and Redis,
+  when configured) reachable, not draining, below its capacity; else 503.
   Either way the body says which check failed and reports the node's load.
 - `/metrics`: Prometheus text exposition (server/metrics.py).
 
@@ -54,7 +55,8 @@ async def metrics(request: Request) -> Response:
 
 async def readiness(svc: Services) -> dict[str, Any]:
     """Each check's verdict ("ok" or what is wrong), whether all passed, and the node's load."""
-    checks = {"models": "ok", "database": await _probe(svc.store.ping), "redis": "not configured",
+    models, database = await asyncio.gather(svc.model_hosts.check(), _probe(svc.store.ping))
+    checks = {"models": models, "database": database, "redis": "not configured",
               "draining": "no", "capacity": svc.capacity.refusal() or "ok"}
     if svc.settings.redis_url:
         checks["redis"] = await _probe(svc.cluster.ping)

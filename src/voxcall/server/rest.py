@@ -14,7 +14,7 @@ from pydantic import AfterValidator, ValidationError
 
 from voxcall.errors import InvalidRequest, NotFound, ProtocolError
 from voxcall.protocol.realtime import ForcedAgentMessage, HangUp, UserTextMessage, parse_client
-from voxcall.protocol.rest import Account, CallMessage, ModelAlias, Page, StartCallRequest
+from voxcall.protocol.rest import Account, CallMessage, MessageListMode, ModelAlias, Page, StartCallRequest
 from voxcall.server.admission import active_calls, admit_call
 from voxcall.server.call_tools import durable_uses, public_call_tool, resolve_call_tools
 from voxcall.server.calls import to_call
@@ -76,7 +76,7 @@ async def create_call(
             raise InvalidRequest("Set either priorCallId or initialMessages, not both.")
         prior = await svc.store.get_call(prior_call_id, account)
         inherited = await svc.store.all_messages(prior.call_id)
-        given = _inherit(prior.request, given)
+        given = _inherit(prior.latest_request(), given)  # the prior call as its last stage left it
         try:
             body = StartCallRequest.model_validate(given)
         except ValidationError as exc:
@@ -183,7 +183,7 @@ async def delete_call(call_id: str, svc: Svc, account: AccountId) -> Response:
 @router.get("/calls/{call_id}/messages")
 async def list_messages(
     request: Request, call_id: str, svc: Svc, account: AccountId, cursor: str | None = None, page_size: PageSize = 100,
-    mode: Literal["last_stage", "in_call"] = "last_stage",
+    mode: MessageListMode = "last_stage",
 ) -> dict[str, Any]:
     """`last_stage`: the newest stage's messages with its initial ones; `in_call`: every stage's, without initial ones."""
     await svc.store.get_call(call_id, account)
@@ -193,8 +193,8 @@ async def list_messages(
 
 @router.get("/calls/{call_id}/tools")
 async def list_call_tools(call_id: str, svc: Svc, account: AccountId) -> list[dict[str, Any]]:
-    """The call's tools as a bare array (not paginated), as the hosted API does."""
-    return [public_call_tool(t) for t in (await svc.store.get_call(call_id, account)).tools]
+    """The tools of the call's last stage as a bare array (not paginated), as the hosted API does."""
+    return [public_call_tool(t) for t in (await svc.store.get_call(call_id, account)).latest_tools()]
 
 
 @router.post("/calls/{call_id}/send_data_message", status_code=204)

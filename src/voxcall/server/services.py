@@ -25,6 +25,7 @@ from voxcall.server.cluster import Cluster, LocalCluster
 from voxcall.server.limits import Limits, enforce, retry_after_header
 from voxcall.server.live import SERVICE_RESTART, LiveCall, LiveCalls, LiveDirectory
 from voxcall.server.metrics import CallMetrics
+from voxcall.server.model_hosts import ModelHosts
 from voxcall.server.phone import Phone
 from voxcall.server.platform import Platform
 from voxcall.server.tokens import JoinTokens
@@ -71,6 +72,7 @@ class Services:
     cluster: Cluster = field(default=None)  # type: ignore[assignment]  # where live calls are: this process unless given
     capacity: NodeCapacity = field(default=None)  # type: ignore[assignment]  # the node's join slots: from settings
     metrics: CallMetrics = field(default_factory=CallMetrics)
+    model_hosts: ModelHosts = field(default=None)  # type: ignore[assignment]  # the remote models' URLs: from settings
 
     async def notify(self, event: str, call_id: str) -> None:
         """Emit a call lifecycle event (call.started, call.joined, call.ended) to webhooks and callbacks; never raises."""
@@ -87,10 +89,13 @@ class Services:
             self.platform = Platform.open(self.store, self.settings)
         if self.cluster is None:
             self.cluster = LocalCluster(self.live)
+        if self.model_hosts is None:
+            self.model_hosts = ModelHosts.from_settings(self.settings)
         if self.capacity is None:
             self.capacity = NodeCapacity(self.settings.max_node_calls, self.settings.max_node_load)
         self.metrics.watch(live=lambda: len(self.live), max_calls=lambda: self.capacity.max_calls, load=self.capacity.load)
         self.metrics.watch_queues(model_queues(self.llm, self.speech))
+        self.live.listeners.append(self.metrics)  # with workers, each writes its live-call gauge as it changes
         self.on_ended.append(self._webhook_ended)
         if self.phone is None:
             self.phone = Phone.open(self.store, self.settings)
@@ -170,6 +175,7 @@ class Services:
         if self.outbound is not None:
             await self.outbound.aclose()
         await self.phone.close()
+        await self.model_hosts.aclose()
         await self.store.close()
 
 

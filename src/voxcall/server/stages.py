@@ -24,7 +24,7 @@ from voxcall.server.call_tools import public_call_tool, resolve_call_tools, tool
 from voxcall.server.rest import PageSize, _page
 from voxcall.server.services import Services, get_services, require_api_key
 from voxcall.server.voices import VoiceBook
-from voxcall.store.records import CallRecord, StageInfo
+from voxcall.store.records import CallRecord, StageInfo, laid_over
 
 __all__ = ["ServerStages", "call_stage", "router"]
 
@@ -67,9 +67,7 @@ def _sentence(detail: object) -> str:
 
 def call_stage(record: CallRecord, stage: StageInfo) -> CallStage:
     """The `CallStage` resource: the call's request with the stage's changes laid over it."""
-    wire = {**record.request, **stage.settings}
-    if "voice" in stage.settings:
-        wire.pop("externalVoice", None)
+    wire = laid_over(record.request, stage.settings)
     request = StartCallRequest.model_validate(wire)
     return CallStage(
         call_id=record.call_id, call_stage_id=stage.call_stage_id, created=stage.created,
@@ -79,6 +77,7 @@ def call_stage(record: CallRecord, stage: StageInfo) -> CallStage:
         voice=request.voice, external_voice=wire.get("externalVoice"), voice_overrides=wire.get("voiceOverrides"),
         error_count=stage.error_count, experimental_settings=wire.get("experimentalSettings"),
         initial_state=request.initial_state or {},
+        initial_token_count=stage.initial_token_count, latest_token_count=stage.latest_token_count,
     )
 
 

@@ -19,21 +19,33 @@ supervisor only and each worker gets it once. A worker that
 dies on its own is started again, unless it dies within `EARLY_EXIT` seconds of
 its start (a configuration error): then the others are stopped too, and the
 supervisor exits with status 1. A worker whose supervisor is gone shuts down.
+
+Metrics: a scrape of `/metrics` reaches one worker, so the supervisor gives its
+workers a multiprocess directory of prometheus-client (`PROMETHEUS_MULTIPROC_DIR`,
+a fresh temporary directory, removed when the supervisor exits): each worker writes
+its values there and answers a scrape with the sum of all of them
+(server/metrics.py). When a worker exits its live gauges (calls hosted, the node's
+capacity) are removed from the sum (`mark_process_dead`); its counters stay in it.
 """
 
 from __future__ import annotations
 
 import logging
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import FrameType
 
-from voxcall.config import Settings
+from prometheus_client.multiprocess import mark_process_dead
+
+from voxcall.config import Settings, with_metrics_dir
 
 __all__ = ["EARLY_EXIT", "Supervisor", "reuse_port_socket", "worker_problem"]
 
@@ -97,6 +109,8 @@ class Supervisor:
         self._failed = False
         self._reservation = reuse_port_socket(settings.host, settings.port)  # resolves port 0, holds the port
         self.port: int = self._reservation.getsockname()[1]
+        self.metrics_dir = Path(tempfile.mkdtemp(prefix="voxcall-metrics-"))
+        """The workers' prometheus-client multiprocess directory: theirs alone, empty at the start."""
 
     def command(self, index: int) -> list[str]:
         """The command line of worker `index`: this command, with its index and the resolved port."""
@@ -135,11 +149,12 @@ class Supervisor:
                 self._reap()
         finally:
             self._reservation.close()
+            shutil.rmtree(self.metrics_dir, ignore_errors=True)
         return 1 if self._failed else 0
 
     def _spawn(self, index: int) -> _Worker:
         # A session of its own: Ctrl-C in a terminal reaches the supervisor only, which passes it on once.
-        process = subprocess.Popen(self.command(index), start_new_session=True)
+        process = subprocess.Popen(self.command(index), start_new_session=True, env=with_metrics_dir(self.metrics_dir))
         logger.info("started worker %d (pid %d) on port %d", index, process.pid, self.port)
         return _Worker(index, process)
 
@@ -149,6 +164,7 @@ class Supervisor:
             if code is None:
                 continue
             self._workers.remove(worker)
+            mark_process_dead(worker.process.pid, str(self.metrics_dir))  # type: ignore[no-untyped-call]  # leaves the sums
             if self._stopping:
                 continue
             if time.monotonic() - worker.started < EARLY_EXIT:

@@ -20,7 +20,7 @@ from voxcall.store.outage import guarded
 from voxcall.store.pages import Listing, fetch_page
 from voxcall.store.platform_tables import AgentRow
 from voxcall.store.records import CallRecord
-from voxcall.store.repository import _CALLS, _aware, _call_record, _call_uuid, _text
+from voxcall.store.repository import _CALLS, _aware, _call_uuid, _text, call_records
 from voxcall.store.tables import CallRow
 
 __all__ = ["AGENT_SORTS", "AgentRecord", "AgentStore"]
@@ -151,4 +151,5 @@ class AgentStore:
                 cursor=cursor, page_size=page_size,
             )
             total = await session.scalar(select(func.count()).select_from(CallRow).where(*conditions))
-        return [_call_record(r) for r in rows], after, before, int(total or 0)
+            records = await call_records(session, rows)
+        return records, after, before, int(total or 0)

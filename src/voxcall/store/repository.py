@@ -18,6 +18,7 @@ import re
 import secrets
 import string
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -33,7 +34,8 @@ from voxcall.store.outage import guarded
 from voxcall.store.pages import Listing, fetch_page
 from voxcall.store.records import ApiKeyInfo, CallRecord
 from voxcall.store.serving import ServingLock
-from voxcall.store.stages import StageStore, first_stage_row, last_stage_id
+from voxcall.store.stage_tables import CallStageRow
+from voxcall.store.stages import StageStore, first_stage_row, last_stage_id, later_stages
 from voxcall.store.tables import (
     MESSAGES,
     AccountRow,
@@ -44,7 +46,7 @@ from voxcall.store.tables import (
     SecretRow,
 )
 
-__all__ = ["DEFAULT_ACCOUNT_ID", "DEFAULT_ACCOUNT_NAME", "KEY_PATTERN", "SEVERITIES", "Store"]
+__all__ = ["DEFAULT_ACCOUNT_ID", "DEFAULT_ACCOUNT_NAME", "KEY_PATTERN", "SEVERITIES", "Store", "call_records"]
 
 logger = logging.getLogger(__name__)
 
@@ -249,7 +251,7 @@ class Store:
         """
         async with self._sessions() as session:
             row = await self._call_row(session, call_id, account_id)
-            return _call_record(row)
+            return (await call_records(session, [row]))[0]
 
     async def list_calls(
         self, account_id: str, *, cursor: str | None = None, page_size: int = 100
@@ -266,7 +268,8 @@ class Store:
             )
             count = select(func.count()).select_from(CallRow).where(CallRow.account_id == account_id)
             total = await session.scalar(count)
-        return [_call_record(r) for r in rows], after, before, int(total or 0)
+            records = await call_records(session, rows)
+        return records, after, before, int(total or 0)
 
     async def delete_call(self, call_id: str, account_id: str) -> None:
         """Delete a call of this account and its messages. Raises NotFound if there is none."""
@@ -331,7 +334,7 @@ class Store:
         """Calls of the account that are not ended (joined, or not yet joined), oldest first."""
         query = select(CallRow).where(CallRow.account_id == account_id, CallRow.ended.is_(None)).order_by(CallRow.created)
         async with self._sessions() as session:
-            return [_call_record(r) for r in await session.scalars(query)]
+            return await call_records(session, list(await session.scalars(query)))
 
     async def count_live_calls(self, account_id: str) -> int:
         """Calls of the account that are joined and not ended."""
@@ -574,7 +577,13 @@ def _key_info(row: ApiKeyRow) -> ApiKeyInfo:
     )
 
 
-def _call_record(row: CallRow) -> CallRecord:
+async def call_records(session: AsyncSession, rows: Sequence[CallRow]) -> list[CallRecord]:
+    """The records of these calls, each with what its last stage changed (one query for all of them)."""
+    later = await later_stages(session, [r.call_id for r in rows])
+    return [_call_record(r, later.get(r.call_id)) for r in rows]
+
+
+def _call_record(row: CallRow, stage: CallStageRow | None = None) -> CallRecord:
     request = dict(row.request)
     system = request.pop(_SYSTEM_METADATA, None) or {}
     return CallRecord(
@@ -583,6 +592,8 @@ def _call_record(row: CallRow) -> CallRecord:
         client_version=row.client_version, tools=row.tools, enable_greeting_prompt=row.enable_greeting_prompt,
         agent_id=row.agent_id, agent_name=row.agent_name,
         system_metadata=dict(system),
+        stage_settings=dict(stage.settings or {}) if stage is not None else {},
+        stage_tools=stage.tools if stage is not None else None,
     )
 
 

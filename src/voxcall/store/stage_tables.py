@@ -5,6 +5,7 @@ A call's first stage is written with the call (its id is `first_stage_id(call_id
 (wire form: systemPrompt, temperature, voice, languageHint), laid over the call's request;
 `tools` are the stage's `CallTool` entries, or None for the call's own. The same revision adds
 `stage_index` (callStageMessageIndex) and `initial` to call messages and `call_stage_id` to events.
+Revision 0009 adds the prompt token counts the LLM reported (`initialTokenCount`, `latestTokenCount`).
 """
 
 from __future__ import annotations
@@ -32,3 +33,5 @@ class CallStageRow(Base):
     created: Mapped[datetime]
     settings: Mapped[dict[str, Any]]
     tools: Mapped[list[Any] | None]
+    initial_token_count: Mapped[int | None] = mapped_column(Integer)  # 0009
+    latest_token_count: Mapped[int | None] = mapped_column(Integer)  # 0009

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -26,7 +26,7 @@ from voxcall.store.records import StageInfo
 from voxcall.store.stage_tables import CallStageRow
 from voxcall.store.tables import MESSAGES, CallRow, MessageRow
 
-__all__ = ["StageStore", "first_stage_row", "last_stage_id"]
+__all__ = ["StageStore", "first_stage_row", "last_stage_id", "later_stages"]
 
 NOT_FOUND = "Not found."
 _STAGES = Listing("s", (CallStageRow.seq,), descending=False, parsers=(int,))
@@ -40,6 +40,17 @@ async def last_stage_id(session: AsyncSession, call_id: str) -> str:
     """The id of the call's newest stage (the first one for calls from before stages were stored)."""
     query = select(CallStageRow.call_stage_id).where(CallStageRow.call_id == call_id).order_by(CallStageRow.seq.desc()).limit(1)
     return await session.scalar(query) or first_stage_id(call_id)
+
+
+async def later_stages(session: AsyncSession, call_ids: Sequence[str]) -> dict[str, CallStageRow]:
+    """The last stage of each of these calls that moved past its first (a call still in its first is absent).
+
+    One query for a page of calls; most calls never leave their first stage, so it usually returns nothing.
+    """
+    if not call_ids:
+        return {}
+    query = select(CallStageRow).where(CallStageRow.call_id.in_(call_ids), CallStageRow.seq > 0).order_by(CallStageRow.seq)
+    return {row.call_id: row for row in await session.scalars(query)}
 
 
 @guarded
@@ -76,6 +87,21 @@ class StageStore:
                 continue  # another writer took those indexes (SQLite): try again
             return
         raise RuntimeError(f"could not start a stage of call {uid}")
+
+    async def count_tokens(self, call_id: str, stage_id: str, prompt_tokens: int) -> None:
+        """The stage's prompt was `prompt_tokens` long at its latest model request (the first sets the initial count).
+
+        A stage that is not stored (a call from before 0008) is left alone.
+        """
+        statement = (
+            update(CallStageRow)
+            .where(CallStageRow.call_stage_id == stage_id, CallStageRow.call_id == _uuid(call_id))
+            .values(latest_token_count=prompt_tokens,
+                    initial_token_count=func.coalesce(CallStageRow.initial_token_count, prompt_tokens))
+            .execution_options(synchronize_session=False)
+        )
+        async with self._sessions.begin() as session:
+            await session.execute(statement)
 
     async def _newest(self, session: AsyncSession, call: CallRow) -> CallStageRow:
         query = select(CallStageRow).where(CallStageRow.call_id == call.call_id).order_by(CallStageRow.seq.desc()).limit(1)
@@ -140,7 +166,8 @@ class StageStore:
             in_stage(row.call_id, row.call_stage_id), MessageRow.error_details.is_not(None),
             MessageRow.initial.is_not(True))
         return StageInfo(call_id=row.call_id, call_stage_id=row.call_stage_id, seq=row.seq, created=row.created,
-                         settings=dict(row.settings or {}), tools=row.tools, error_count=int(await session.scalar(errors) or 0))
+                         settings=dict(row.settings or {}), tools=row.tools, error_count=int(await session.scalar(errors) or 0),
+                         initial_token_count=row.initial_token_count, latest_token_count=row.latest_token_count)
 
 
 def _uuid(value: str) -> str | None:

@@ -28,7 +28,7 @@ from voxcall.errors import ApiError, InvalidRequest, NotFound
 from voxcall.store.outage import guarded
 from voxcall.store.pages import Listing, fetch_page
 from voxcall.store.records import CallRecord
-from voxcall.store.repository import NOT_FOUND, _aware, _call_record, _text
+from voxcall.store.repository import NOT_FOUND, _aware, _text, call_records
 from voxcall.store.tables import CallRow, MessageRow, ToolRow, ToolUseRow
 
 __all__ = ["SORT_ORDERS", "PublicTool", "ToolRecord", "ToolStore", "ToolUse"]
@@ -183,9 +183,10 @@ class ToolStore:
             )
             count = select(func.count()).select_from(ToolUseRow).join(CallRow, CallRow.call_id == ToolUseRow.call_id)
             total = int(await session.scalar(count.where(*condition)) or 0)
-            calls = {r.call_id: r for r in await session.scalars(select(CallRow).where(CallRow.call_id.in_([u.call_id for u in rows])))}
+            found = await session.scalars(select(CallRow).where(CallRow.call_id.in_([u.call_id for u in rows])))
+            calls = {r.call_id: r for r in await call_records(session, list(found))}
             errors = await _error_counts(session, rows)
-        return [ToolUse(_call_record(calls[u.call_id]), errors.get(u.call_id, 0)) for u in rows], after, before, total
+        return [ToolUse(calls[u.call_id], errors.get(u.call_id, 0)) for u in rows], after, before, total
 
     # ---------------------------------------------------------------- helpers
 

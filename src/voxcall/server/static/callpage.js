@@ -4,7 +4,7 @@ import { api, listAll, serverHas } from "./api.js";
 import { latencyChart, latencyLegend, latencyTable, latencyTurns } from "./charts.js";
 import { $, definitionList, el, when } from "./dom.js";
 import { describeError } from "./errors.js";
-import { callDurationMs, callStages, callStatus, formatCallTimestamp, formatDuration, shortId, toolExchanges } from "./format.js";
+import { callDurationMs, callStages, callStatus, formatCallTimestamp, formatDuration, promptTokens, shortId, toolExchanges } from "./format.js";
 import { attachWaveform, decodeRecording } from "./waveform.js";
 
 const ROLES = { MESSAGE_ROLE_USER: "You", MESSAGE_ROLE_AGENT: "Agent", MESSAGE_ROLE_TOOL_CALL: "Tool call", MESSAGE_ROLE_TOOL_RESULT: "Tool result" };
@@ -43,6 +43,7 @@ async function stagesSection(call, messages) {
     const prompt = stage.systemPrompt ? el("p", { class: "prompt" }, stage.systemPrompt) : null;
     const facts = [["Started", when(stage.created)], ["Voice", stage.voice || "server default"],
       ["Temperature", String(stage.temperature ?? 0)], ["Messages", String(count)]];
+    facts.push(["Prompt tokens", promptTokens(stage)]); // left out when the model did not count
     if (stage.callStageId && !stage.whole) facts.push(["Tools", await stageTools(call, stage)]);
     return el("li", { "data-stage-id": stage.callStageId || "whole-call" },
       el("strong", {}, stage.whole ? "Stage 1 (the whole call)" : `Stage ${stage.number}`), definitionList(facts), prompt);

@@ -58,6 +58,14 @@ export function callStages(call, results = null) {
     voice: call.voice, temperature: call.temperature, model: call.model }];
 }
 
+/** A stage's prompt length in tokens: "120" (one count), "120 → 180" (first and latest), "" when the model did not say. */
+export function promptTokens(stage) {
+  const first = stage?.initialTokenCount, latest = stage?.latestTokenCount;
+  if (!Number.isInteger(first) && !Number.isInteger(latest)) return "";
+  if (!Number.isInteger(first) || !Number.isInteger(latest) || first === latest) return String(Number.isInteger(latest) ? latest : first);
+  return `${first} → ${latest}`;
+}
+
 /** Tool calls paired with their results by invocationId, in call order. */
 export function toolExchanges(messages) {
   const exchanges = [];
