@@ -18,6 +18,7 @@ from voxcall.audio import read_wav, resample, silence
 from voxcall.engine.turns import VadConfig
 from voxcall.engine.voice_in import VoiceInput
 from voxcall.errors import ProviderError
+from voxcall.providers import vad_batch
 from voxcall.providers.base import VAD
 from voxcall.providers.speech import SileroVAD
 from voxcall.providers.vad_batch import SileroBatch
@@ -138,3 +139,32 @@ async def test_a_closed_stream_drops_its_frames_and_refuses_more(batch: SileroBa
         stream.submit(b"\0" * FRAME, got.append)
     with pytest.raises(ValueError, match="1024 bytes"):
         batch().submit(b"\0" * 960, got.append)
+
+
+async def test_under_load_frames_on_an_idle_model_wait_to_go_in_one_batch(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(vad_batch, "GATHER", 0.3)  # long, so that the test does not depend on the machine's speed
+    batch = SileroBatch()
+    try:
+        few, got = batch(), []
+        few.submit(b"\0" * FRAME, got.append)  # one stream open: no waiting for others
+        async with asyncio.timeout(0.25):
+            await settled(batch)
+        assert len(got) == 1 and batch.runs == 1
+        streams = [batch() for _ in range(vad_batch.GATHER_FROM)]  # now GATHER_FROM + 1 are open
+        decided: list[float] = []
+        for stream in streams:  # frames arriving 10 ms apart, as calls' frames do
+            stream.submit(b"\0" * FRAME, decided.append)
+            await asyncio.sleep(0.01)
+        await settled(batch)
+        assert len(decided) == len(streams) and batch.runs == 2  # all of them in one run
+        for stream in [few, *streams]:
+            stream.close()
+            stream.close()  # idempotent: counted once
+        assert batch.open == 0
+        loner, alone = batch(), []
+        loner.submit(b"\0" * FRAME, alone.append)
+        async with asyncio.timeout(0.25):  # closed streams no longer count: no waiting again
+            await settled(batch)
+        assert len(alone) == 1
+    finally:
+        batch.close()

@@ -24,6 +24,7 @@ from voxcall.providers.base import LLM
 from voxcall.server.app import create_app
 from voxcall.server.services import Services
 from voxcall.server.tokens import JoinTokens
+from voxcall.server.ws_protocol import BufferedWebSocketProtocol
 from voxcall.store import open_store
 from voxcall.store.recordings import RecordingStore
 
@@ -69,7 +70,7 @@ async def serving(svc: Services) -> AsyncIterator[InProcess]:
     key, _ = await svc.store.create_api_key("tests")
     port = free_port()
     config = uvicorn.Config(create_app(services=svc), host="127.0.0.1", port=port, log_level="warning",
-                            ws="websockets-sansio", lifespan="on")
+                            ws=BufferedWebSocketProtocol, lifespan="on")  # as `voxcall serve`
     server = _Server(config)
     task = asyncio.create_task(server.serve())
     try:

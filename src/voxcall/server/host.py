@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 from collections.abc import Callable
 from dataclasses import replace
@@ -45,6 +46,7 @@ from voxcall.server.services import Services
 from voxcall.server.stages import ServerStages
 from voxcall.server.tools import tool_executors
 from voxcall.server.voices import VoiceBook
+from voxcall.server.ws_protocol import DIRECT_FRAMES, DirectFrames
 from voxcall.store.records import CallRecord
 
 __all__ = ["INTERNAL_ERROR", "POLICY_VIOLATION", "MediaFactory", "host_call", "refuse"]
@@ -97,12 +99,19 @@ class _Host:
         self._write_lock = asyncio.Lock()
         self._refusal: tuple[int, str] | None = None
         self._carrier_metadata: dict[str, str] = {}
+        self._backlog: list[str | bytes] = []  # frames taken from the media by `_take`, not written yet
+        self._flush_due = False
+        self._flusher: asyncio.Task[None] | None = None
+        self._stopped = False  # the media said stop: no more frames are taken
+        self._direct: DirectFrames | None = None  # the protocol's direct frame path, under BufferedWebSocketProtocol
+        self._writers = 0  # flushes with frames on the usual (awaited) way
 
     async def run(self, record: CallRecord, make_media: MediaFactory) -> str:
         reason = "system_error"
         reader: asyncio.Task[None] | None = None
         try:
             await self.websocket.accept()
+            self._direct = self.websocket.scope.get("extensions", {}).get(DIRECT_FRAMES)
             await self.svc.notify("call.joined", self.call_id)
             self.media = make_media(StartCallRequest.model_validate(record.request))
             if isinstance(self.media, CarrierMedia):
@@ -219,34 +228,84 @@ class _Host:
 
     async def _flush(self) -> None:
         assert self.media is not None
-        async with self._write_lock:
-            for frame in self.media.data_to_send():
-                if self.websocket.client_state != WebSocketState.CONNECTED:
-                    return
-                with contextlib.suppress(Exception):
-                    if isinstance(frame, bytes):
-                        await self.websocket.send_bytes(frame)
-                    else:
-                        await self.websocket.send_text(frame)
+        # Taken before the lock, which is FIFO: frames still go out in the order they were queued.
+        frames, self._backlog = self._backlog + self.media.data_to_send(), []
+        if not frames:
+            return  # the usual case after an inbound audio frame
+        direct = self._direct
+        if direct is not None and not self._writers and self.websocket.client_state == WebSocketState.CONNECTED \
+                and self.websocket.application_state == WebSocketState.CONNECTED:
+            sent = 0
+            for frame in frames:  # nothing is on its way the usual way, so these go straight out, in order
+                if not direct.write(frame):
+                    break
+                sent += 1
+            frames = frames[sent:]
+            if not frames:
+                return
+        self._writers += 1  # from here until written, later frames must not overtake these
+        try:
+            async with self._write_lock:
+                for frame in frames:
+                    if self.websocket.client_state != WebSocketState.CONNECTED:
+                        return
+                    with contextlib.suppress(Exception):
+                        if isinstance(frame, bytes):
+                            await self.websocket.send_bytes(frame)
+                        else:
+                            await self.websocket.send_text(frame)
+        finally:
+            self._writers -= 1
 
     async def _read(self, call: Call) -> None:
-        """Feed inbound frames to the call; a closed socket or a media stop ends it as `hangup`."""
+        """Feed inbound frames to the call; a closed socket or a media stop ends it as `hangup`.
+
+        Under `BufferedWebSocketProtocol` frames come to `_take` straight from the protocol
+        (server/ws_protocol.py); what was queued before, and the disconnect, still come here.
+        """
         assert self.media is not None
+        direct = self._direct
+        if direct is not None:
+            context = contextvars.copy_context()  # the call's log context, also for frames taken in the protocol
+            direct.sink = lambda frame: context.run(self._take, call, frame)
         try:
-            while True:
+            while not self._stopped:
                 message = await self.websocket.receive()
                 if message["type"] == "websocket.disconnect":
                     break
                 frame = message.get("text") if message.get("text") is not None else message.get("bytes")
-                for event in self.media.receive(frame) if frame is not None else []:
-                    if isinstance(event, MediaStop):
-                        call.end("hangup")
-                        return
-                    call.receive(event)
+                if frame is not None:
+                    self._take(call, frame)
                 await self._flush()
         except (WebSocketDisconnect, RuntimeError):
             pass
-        call.end("system_error" if self.svc.stopping else "hangup")
+        finally:
+            if direct is not None:
+                direct.sink = None
+        if not self._stopped:
+            call.end("system_error" if self.svc.stopping else "hangup")
+
+    def _take(self, call: Call, frame: str | bytes) -> None:
+        """One inbound frame into the call, at once; replies it causes (a pong) are written by a task."""
+        assert self.media is not None
+        if self._stopped:
+            return
+        for event in self.media.receive(frame):
+            if isinstance(event, MediaStop):
+                self._stopped = True
+                call.end("hangup")
+                break
+            call.receive(event)
+        out = self.media.data_to_send()
+        if out:
+            self._backlog += out
+            if not self._flush_due:
+                self._flush_due = True
+                self._flusher = asyncio.get_running_loop().create_task(self._flush_backlog())
+
+    async def _flush_backlog(self) -> None:
+        self._flush_due = False  # frames queued from here on need another task: this one takes the backlog now
+        await self._flush()
 
     # ------------------------------------------------------------ storage
 
