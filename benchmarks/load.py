@@ -25,6 +25,7 @@ Piper; `--llm`) and prints the voice-to-voice medians with 1, 2 and 4 concurrent
 (benchmarks/voice_latency.py's `run_call`).
 
     .venv/bin/python benchmarks/load.py [--calls 25,50,100,150,200,250] [--seconds 30] [--workers auto|1|N]
+                                        [--event-loop auto|asyncio|auto,asyncio]
     .venv/bin/python benchmarks/load.py --voice-talkers 1,2,4 [--rounds 1]
 """
 
@@ -48,6 +49,7 @@ from pathlib import Path
 
 import httpx
 import numpy as np
+import uvloop
 import websockets
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -163,6 +165,7 @@ class Node:
     url: str
     key: str
     workers: int
+    loop: str = "auto"
 
     def pids(self) -> list[int]:
         """The server's processes: the one started, and its children (the workers)."""
@@ -204,13 +207,14 @@ class Node:
             self.proc.kill()
 
 
-def start_node(backends: str, workers: int, args: argparse.Namespace) -> Node:
+def start_node(backends: str, workers: int, args: argparse.Namespace, loop: str = "auto") -> Node:
     data = Path(tempfile.mkdtemp(prefix="voxcall-load-"))
     port = free_port()
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "VOXCALL_DATA_DIR": str(data), "VOXCALL_LLM": "openai",
            "VOXCALL_LLM_URL": backends, "VOXCALL_STT_URL": backends, "VOXCALL_TTS_URL": backends,
            "VOXCALL_MAX_CALLS": "0", "VOXCALL_CALLS_PER_SECOND": "0", "VOXCALL_CALLS_PER_MINUTE": "0",
-           "VOXCALL_REQUESTS_PER_SECOND": "0", "VOXCALL_DRAIN_SECONDS": "0", "VOXCALL_WORKERS": str(workers)}
+           "VOXCALL_REQUESTS_PER_SECOND": "0", "VOXCALL_DRAIN_SECONDS": "0", "VOXCALL_WORKERS": str(workers),
+           "VOXCALL_EVENT_LOOP": loop}
     if workers > 1:
         env["VOXCALL_DATABASE_URL"] = fresh_database(args.database_url or _service("test-services.sh"))
         env["VOXCALL_REDIS_URL"] = args.redis_url or _service("redis.sh")
@@ -229,7 +233,7 @@ def start_node(backends: str, workers: int, args: argparse.Namespace) -> Node:
             if r.status_code == 200:
                 nodes.add(r.json()["load"]["node"])
                 if len(nodes) >= workers:
-                    return Node(proc, url, key, workers)
+                    return Node(proc, url, key, workers, loop)
         except httpx.HTTPError:
             pass
         time.sleep(0.2)
@@ -438,7 +442,8 @@ def row(r: Round, threshold: float) -> str:
 def print_legend(node: Node, seconds: float, threshold: float) -> None:
     kind = f"voxcall serve --workers {node.workers} (PostgreSQL, Redis)" if node.workers > 1 else "voxcall serve (one process, SQLite)"
     print(f"\nBackends: {LABEL}")
-    print(f"Node: {kind} on a {os.cpu_count()}-core machine; {seconds:g} s measured per round after {WARMUP:g} s of warm-up")
+    print(f"Node: {kind}, VOXCALL_EVENT_LOOP={node.loop}, on a {os.cpu_count()}-core machine; {seconds:g} s measured per "
+          f"round after {WARMUP:g} s of warm-up. The load client and the backends run on uvloop.")
     print("Each call: 16 kHz PCM, 20 ms frames in real time (spoken prompts, 3.5 s pauses, looped), VAD on, ping every ~0.5 s.")
     print("ping = ping/pong round trip; underrun = an agent audio chunk arriving after the audio before it played out;")
     print("server CPU: all voxcall processes, 100% = one core; RSS/call = (RSS with the calls - RSS before) / calls.")
@@ -449,23 +454,25 @@ def load_benchmark(args: argparse.Namespace) -> None:
     counts = [int(c) for c in str(args.calls).split(",")]
     workers = (os.cpu_count() or 1) if args.workers == "auto" else int(args.workers)
     backends, url = start_backends()
-    node: Node | None = None
+    loop_audio = speech_loop()
+    summary: list[str] = []
     try:
-        node = start_node(url, workers, args)
-        print_legend(node, args.seconds, args.threshold_ms)
-        print(HEADER, flush=True)
-        loop_audio = speech_loop()
-        best = None
-        for n in counts:
-            result = asyncio.run(run_round(node, n, args.seconds, loop_audio))
-            print(row(result, args.threshold_ms), flush=True)
-            if not result.degraded(args.threshold_ms):
-                best = n if best is None else max(best, n)
-        print(f"\nLargest N with nothing degraded: {best if best is not None else 'none'} "
-              f"(goal: 200 calls, p99 < 20 ms, zero underruns; {LABEL})")
+        for loop in str(args.event_loop).split(","):
+            node = start_node(url, workers, args, loop)
+            try:
+                print_legend(node, args.seconds, args.threshold_ms)
+                print(HEADER, flush=True)
+                best = None
+                for n in counts:
+                    result = uvloop.run(run_round(node, n, args.seconds, loop_audio))
+                    print(row(result, args.threshold_ms), flush=True)
+                    if not result.degraded(args.threshold_ms):
+                        best = n if best is None else max(best, n)
+            finally:
+                node.stop()
+            summary.append(f"Largest N with nothing degraded, VOXCALL_EVENT_LOOP={loop}: {best if best is not None else 'none'}")
+        print("", *summary, f"(goal: 200 calls, p99 < 20 ms, zero underruns; {LABEL})", sep="\n")
     finally:
-        if node is not None:
-            node.stop()
         backends.terminate()
 
 
@@ -503,6 +510,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=30.0, help=f"measured seconds per round (after {WARMUP:g} s of warm-up)")
     parser.add_argument("--workers", default="auto", help="worker processes of the node: auto (one per core) or a number; "
                         "more than 1 runs on PostgreSQL and Redis")
+    parser.add_argument("--event-loop", default="auto", help="the node's VOXCALL_EVENT_LOOP, or several to compare "
+                        "(auto,asyncio): one node and one set of rounds each, side by side")
     parser.add_argument("--threshold-ms", type=float, default=20.0, help="ping p99 at or above which a round is degraded")
     parser.add_argument("--database-url", help="PostgreSQL server URL for --workers > 1 (default: scripts/test-services.sh)")
     parser.add_argument("--redis-url", help="Redis URL for --workers > 1 (default: scripts/redis.sh)")
@@ -513,7 +522,7 @@ def main() -> None:
     parser.add_argument("--serve-backends", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_backends:
-        asyncio.run(_serve_backends())
+        uvloop.run(_serve_backends())
     elif args.voice_talkers:
         voice_talkers(args)
     else:

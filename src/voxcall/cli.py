@@ -205,7 +205,8 @@ def _serve_one(args: argparse.Namespace, settings: Any, key: str | None) -> int:
         finally:
             announce.cancel()
 
-    asyncio.run(serve())
+    with asyncio.Runner(loop_factory=server.config.get_loop_factory()) as runner:  # uvicorn's choice of loop
+        runner.run(serve())
     return 0
 
 

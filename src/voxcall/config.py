@@ -116,6 +116,8 @@ class Settings(BaseSettings):
     workers: int = Field(default=1, ge=1, description="call-plane processes of this node, sharing its port (SO_REUSEPORT); "
                          "more than 1 needs redis_url, a PostgreSQL database_url and the models on URLs")
     drain_seconds: float = Field(default=30.0, ge=0, description="on SIGTERM, how long live calls may go on before they are ended")
+    event_loop: Literal["auto", "uvloop", "asyncio"] = Field(default="auto", description="the event loop `voxcall serve` runs "
+                                                             "on: auto = uvloop (installed with the server), asyncio = the standard one")
     stale_call_seconds: float = Field(default=60.0, ge=0, description="sweep interval and grace for joined calls no server hosts; 0 = off")
     log_format: Literal["text", "json"] = "text"
     outbound_allow: str = Field(default="", description="comma-separated CIDRs or host names that HTTP tools and "

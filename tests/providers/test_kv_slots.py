@@ -84,8 +84,8 @@ async def test_a_draft_gives_way_to_another_calls_turn_unless_settled(smollm: Ll
 
     waiting = asyncio.get_running_loop().create_task(b_turn())
     await asyncio.sleep(0.05)  # b's turn is queued while a's settled reply runs
-    rest = [e async for e in settled]
-    assert len(rest) >= 20  # it ran to its end: b's turn did not stop it
+    rest = [e async for e in settled]  # a draft that gave way would raise ProviderError("gave way") here
+    assert rest and all(isinstance(e, TextDelta) for e in rest)  # it ran to its own end: b's turn did not stop it
     await waiting
     a.end()
     b.end()

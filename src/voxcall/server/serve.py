@@ -86,8 +86,9 @@ def graceful_server(app: FastAPI, settings: Settings, *, log_level: str = "info"
 
     permessage-deflate is not offered: a call's frames are mostly PCM, which hardly compresses, and
     deflating every 20 ms frame costs CPU at both ends of every call. Reading pauses only when messages
-    pile up (server/ws_protocol.py), not after each one.
+    pile up (server/ws_protocol.py), not after each one. Run it on `config.get_loop_factory()` (uvloop by
+    default: its sockets and callbacks cost a call's many small frames less than asyncio's).
     """
     config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level=log_level.lower(),
-                            ws=BufferedWebSocketProtocol, ws_per_message_deflate=False)
+                            ws=BufferedWebSocketProtocol, ws_per_message_deflate=False, loop=settings.event_loop)
     return GracefulServer(config, app, drain_seconds=settings.drain_seconds)

@@ -145,6 +145,7 @@ function release(ctx) {
 }
 
 /** Render the call page of `callId` into #call-detail. */
+/** Show one call's page; returns the call as just fetched (null if it could not be loaded or another call was opened). */
 export async function showCall(callId, { focus = true } = {}) {
   release(shown);
   const ctx = { recordingUrl: "", detach: null, resize: null };
@@ -162,9 +163,11 @@ export async function showCall(callId, { focus = true } = {}) {
     detail.replaceChildren(title, ...parts);
     detail.dataset.callId = callId;
     if (focus) title.focus();
+    return call;
   } catch (error) {
     if (ctx === shown) detail.replaceChildren(title, el("p", { class: "error", role: "alert" }, `Could not load the call: ${describeError(error).join(" ")}`));
   }
+  return null;
 }
 
 window.addEventListener("resize", () => shown.resize?.());

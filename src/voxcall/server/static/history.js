@@ -59,11 +59,18 @@ function highlight() {
   }
 }
 
+/** Redraw one row from a fresher copy of its call (the list may have been loaded while it was live). */
+function updateRow(call) {
+  const row = $("call-list").querySelector(`a[data-call-id="${call.callId}"]`);
+  row?.parentElement.replaceWith(historyItem(call));
+}
+
 /** Open one call's page (route #/calls/{id}). */
 export async function openCall(callId) {
   openId = callId;
   highlight();
-  await showCall(callId);
+  const call = await showCall(callId);
+  if (call) updateRow(call);
 }
 
 export function closeCall() {
@@ -72,14 +79,17 @@ export function closeCall() {
   $("call-detail").replaceChildren();
 }
 
-/** The server records the end a moment after the socket closes: reload the list until it shows. */
-export async function refreshUntilEnded(callId, tries = 10) {
-  for (let i = 0; i < tries; i++) {
+/** The server records the end a moment after the socket closes (longer while its models are busy): reload the
+ * list until it shows, for up to half a minute. */
+export async function refreshUntilEnded(callId, seconds = 30) {
+  const deadline = Date.now() + seconds * 1000;
+  for (;;) {
     const calls = await loadHistory();
     if (!callId || calls.some((c) => c.callId === callId && c.ended)) {
       if (callId && callId === openId) await showCall(callId, { focus: false });
       return;
     }
+    if (Date.now() > deadline) return;
     await new Promise((resolve) => setTimeout(resolve, 500));
   }
 }
