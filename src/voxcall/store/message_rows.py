@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import and_, func, insert, or_, select
+from sqlalchemy import and_, bindparam, func, insert, or_, select
 from sqlalchemy.sql.elements import ColumnElement
 
 from voxcall.protocol.rest import CallMessage, first_stage_id
@@ -33,16 +33,37 @@ def next_stage_index(call_id: str, stage_id: str) -> Any:
         in_stage(call_id, stage_id)).scalar_subquery()
 
 
-def insert_message(call_id: str, msg: CallMessage) -> Any:
-    """One statement that appends a message with the next index of the call and of its stage."""
-    next_index = (
-        select(func.coalesce(func.max(MessageRow.idx) + 1, 0)).where(MessageRow.call_id == call_id).scalar_subquery()
-    )
+def insert_message(call_id: str, msg: CallMessage) -> tuple[Any, dict[str, Any]]:
+    """One statement, with its parameters, that appends a message with the next index of the call and of its stage.
+
+    The statement is built once per kind of stage and takes everything as bound parameters, so
+    SQLAlchemy compiles it once and each append only binds values (building and hashing a fresh
+    statement with two subqueries cost more than the round trip to the database).
+    """
     stage = msg.call_stage_id or first_stage_id(call_id)
-    values = message_values(call_id, msg, next_index, datetime.now(UTC), stage=stage,
-                            stage_index=next_stage_index(call_id, stage))
+    values = message_values(call_id, msg, None, datetime.now(UTC), stage=stage, stage_index=None)
+    params = {f"p_{column}": values[column] for column in _BOUND}
+    return _INSERTS[stage == first_stage_id(call_id)], params
+
+
+_BOUND = ("call_id", "role", "text", "medium", "invocation_id", "tool_name", "error_details", "call_stage_id",
+          "call_state", "timespan", "wall_clock_timespan", "metadata", "created", "initial")
+
+
+def _insert_statement(first_stage: bool) -> Any:
     table = MESSAGES
-    return insert(table).values(values).returning(table.c.idx, table.c.stage_index)
+    bound = {column: bindparam(f"p_{column}", type_=table.c[column].type) for column in _BOUND}
+    call, stage = bound["call_id"], bound["call_stage_id"]
+    next_index = select(func.coalesce(func.max(table.c.idx) + 1, 0)).where(table.c.call_id == call).scalar_subquery()
+    mine = and_(table.c.call_id == call, table.c.call_stage_id == stage)
+    if first_stage:  # rows from before 0008 have no stage: the first
+        mine = or_(mine, and_(table.c.call_id == call, table.c.call_stage_id.is_(None)))
+    stage_index = select(func.coalesce(func.max(func.coalesce(table.c.stage_index, table.c.idx)) + 1, 0)).where(
+        mine).scalar_subquery()
+    return insert(table).values(idx=next_index, stage_index=stage_index, **bound).returning(table.c.idx, table.c.stage_index)
+
+
+_INSERTS = {first: _insert_statement(first) for first in (True, False)}
 
 
 def message_values(call_id: str, msg: CallMessage, index: Any, created: datetime, *, stage: str, stage_index: Any,

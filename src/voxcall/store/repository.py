@@ -356,19 +356,29 @@ class Store:
             NotFound: the call does not exist.
         """
         uid = _call_uuid(call_id)
+        if uid is None:
+            raise NotFound(NOT_FOUND)
+        try:  # the usual case, one writer: one statement in autocommit, no BEGIN/lock/COMMIT round trips
+            async with self._engine.connect() as conn:
+                conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+                stored = (await conn.execute(*insert_message(uid, msg))).one()
+        except IntegrityError:  # another writer took that index meanwhile, or there is no such call
+            stored = await self._add_message_in_turn(uid, msg)
+        return msg.model_copy(update={"call_stage_message_index": stored.stage_index,
+                                      "call_stage_id": msg.call_stage_id or first_stage_id(uid)})
+
+    async def _add_message_in_turn(self, uid: str, msg: CallMessage) -> Any:
         for _ in range(3):
             try:
                 async with self._sessions.begin() as session:
                     # PostgreSQL: the call's row lock makes writers of one call take turns.
                     # SQLite: the INSERT below computes the index under the database write lock.
                     lock = select(CallRow.call_id).where(CallRow.call_id == uid).with_for_update(key_share=True)
-                    if uid is None or await session.scalar(lock) is None:
+                    if await session.scalar(lock) is None:
                         raise NotFound(NOT_FOUND)
-                    stored = (await session.execute(insert_message(uid, msg))).one()
+                    return (await session.execute(*insert_message(uid, msg))).one()
             except IntegrityError:
                 continue  # the call was deleted after the check (SQLite): the next check says so
-            return msg.model_copy(update={"call_stage_message_index": stored.stage_index,
-                                          "call_stage_id": msg.call_stage_id or first_stage_id(uid)})
         raise RuntimeError(f"could not append a message to call {uid}")
 
     async def add_messages(self, call_id: str, messages: list[CallMessage], *, initial: bool = False) -> int:
@@ -472,13 +482,12 @@ class Store:
         uid = _call_uuid(call_id)
         if uid is None:
             raise NotFound(NOT_FOUND)
-        row = CallEventRow(
-            call_id=uid, created=_now(), call_timestamp=float(call_timestamp), severity=severity,
-            type=type, text=text, extras=extras, call_stage_id=call_stage_id,
-        )
-        try:
-            async with self._sessions.begin() as session:
-                session.add(row)
+        row = {"call_id": uid, "created": _now(), "call_timestamp": float(call_timestamp), "severity": severity,
+               "type": type, "text": text, "extras": extras, "call_stage_id": call_stage_id}
+        try:  # one statement in autocommit: no BEGIN/COMMIT round trips, no ORM unit of work
+            async with self._engine.connect() as conn:
+                conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+                await conn.execute(insert(CallEventRow.__table__), row)  # type: ignore[arg-type]
         except IntegrityError as exc:  # the foreign key: no such call (or deleted meanwhile)
             raise NotFound(NOT_FOUND) from exc
 
