@@ -168,3 +168,33 @@ async def test_under_load_frames_on_an_idle_model_wait_to_go_in_one_batch(monkey
         assert len(alone) == 1
     finally:
         batch.close()
+
+
+async def test_more_streams_than_rows_and_a_closed_streams_row_reused_from_a_clean_state() -> None:
+    batch = SileroBatch()
+    try:
+        frames = _frames(_fixture("capital.wav"))[:12]
+        alone, longer = batch(), batch()
+        expected = [alone.probability(f) for f in frames]  # what a fresh stream decides
+        expected_longer = [longer.probability(f) for f in frames[:6] + frames]
+        alone.close()
+        longer.close()
+        streams = [batch() for _ in range(70)]  # more than the arrays' first 64 rows
+        got: list[list[float]] = [[] for _ in streams]
+        for frame in frames[:6]:
+            for stream, out in zip(streams, got, strict=True):
+                stream.submit(frame, out.append)
+        await settled(batch)
+        for stream in streams[:10]:
+            stream.close()  # their rows go back, holding the state of six frames of speech
+        fresh = [batch() for _ in range(10)]  # take those rows
+        again: list[list[float]] = [[] for _ in fresh]
+        for frame in frames:
+            for stream, out in zip([*streams[10:], *fresh], [*got[10:], *again], strict=True):
+                stream.submit(frame, out.append)
+        await settled(batch)
+        np.testing.assert_allclose(got[10], expected_longer, atol=1e-6)  # one stream of 70 decides as if alone
+        for out in again:
+            np.testing.assert_allclose(out, expected, atol=1e-6)  # a reused row starts from a clean state
+    finally:
+        batch.close()
