@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import math
 import os
@@ -403,6 +404,8 @@ async def run_round(node: Node, n: int, seconds: float, loop_audio: bytes) -> Ro
             results = await asyncio.gather(*(join(client, loop_audio) for _ in range(first, min(n, first + 25))),
                                            return_exceptions=True)
             calls += [c for c in results if isinstance(c, LoadCall)]
+    gc.collect()
+    gc.freeze()  # the client's own collector pauses would show up as the server's latency
     await asyncio.sleep(WARMUP)
     for call in calls:
         call.stats.measuring = True

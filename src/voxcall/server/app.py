@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 from collections.abc import AsyncIterator
@@ -151,6 +152,18 @@ def body_limits(settings: Settings) -> BodyLimits:
     )
 
 
+def settle_heap() -> None:
+    """Leave what start-up made (libraries, models, the app) out of every later garbage collection.
+
+    The cyclic collector's oldest generation walks every tracked object: with the libraries and models
+    loaded, one such pass took 140-320 ms on the 2-core test machine, a stall for every call of the
+    process (benchmarks/load.py saw them as ping p99 spikes and audio underruns). `gc.freeze()` moves
+    what exists now to a permanent generation; what the calls create is still collected.
+    """
+    gc.collect()
+    gc.freeze()
+
+
 def create_app(
     settings: Settings | None = None,
     *,
@@ -169,6 +182,8 @@ def create_app(
             await warm_up(app.state.services.llm, app.state.services.speech)
         sweep = StaleCallSweep(app.state.services, interval=settings.stale_call_seconds)
         sweep.start()
+        if owned:
+            settle_heap()
         try:
             yield
         finally:
