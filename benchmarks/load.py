@@ -427,6 +427,48 @@ async def run_round(node: Node, n: int, seconds: float, loop_audio: bytes) -> Ro
                  rss_total=rss, client_cpu=100 * client_cpu / wall, failed=sum(c.stats.failed is not None for c in calls))
 
 
+# ------------------------------------------------------------------ the VAD's share
+
+
+async def _vad_alone(streams: int, loop_audio: bytes, seconds: float) -> float:
+    """CPU seconds per second (all threads of this process) of `streams` Silero streams batched as a worker
+    batches them, fed the calls' audio in real time, and nothing else."""
+    from voxcall.providers.vad_batch import WINDOW, SileroBatch
+
+    batch = SileroBatch()
+    try:
+        frame = 2 * WINDOW
+        vads = [batch() for _ in range(streams)]
+        starts = [random.randrange(len(loop_audio) // frame) * frame for _ in range(streams)]
+        offsets = [random.uniform(0, 0.032) for _ in range(streams)]
+        sent = [0] * streams
+        loop = asyncio.get_running_loop()
+        begin, cpu0 = loop.time(), time.process_time()
+        while (now := loop.time() - begin) < seconds:
+            for i, vad in enumerate(vads):
+                while sent[i] * 0.032 + offsets[i] <= now:
+                    at = (starts[i] + sent[i] * frame) % (len(loop_audio) - frame)
+                    vad.submit(loop_audio[at : at + frame], lambda p: None)  # even: whole s16le samples
+                    sent[i] += 1
+            await asyncio.sleep(0.004)
+        return (time.process_time() - cpu0) / seconds
+    finally:
+        batch.close()
+
+
+def print_vad_share(counts: list[int], workers: int, loop_audio: bytes) -> None:
+    """The floor under every round: what the VAD alone costs at each N, on this machine."""
+    print("Silero VAD alone at each N (every call's 31 frames a second, batched as a worker batches them, in this "
+          "process with nothing else running: a lower bound, as in a busy worker the model's weights are colder "
+          "in the CPU's caches):")
+    for n in counts:
+        per_worker = max(1, round(n / workers))
+        share = uvloop.run(_vad_alone(per_worker, loop_audio, 3.0))
+        frames = per_worker * 31.25
+        print(f"  {n:>4} calls: {workers} x {per_worker} streams, {100 * share * workers:.0f}% of a core "
+              f"({1e6 * share / frames:.0f} µs a frame)", flush=True)
+
+
 # ------------------------------------------------------------------ output
 
 HEADER = (f"{'calls':>5} {'joined':>6} {'ping p50':>9} {'p99':>8} {'max':>8} {'underruns':>9} {'worst gap':>9} "
@@ -459,6 +501,8 @@ def load_benchmark(args: argparse.Namespace) -> None:
     backends, url = start_backends()
     loop_audio = speech_loop()
     summary: list[str] = []
+    if args.vad_share:
+        print_vad_share(counts, workers, loop_audio)
     try:
         for loop in str(args.event_loop).split(","):
             node = start_node(url, workers, args, loop)
@@ -515,6 +559,8 @@ def main() -> None:
                         "more than 1 runs on PostgreSQL and Redis")
     parser.add_argument("--event-loop", default="auto", help="the node's VOXCALL_EVENT_LOOP, or several to compare "
                         "(auto,asyncio): one node and one set of rounds each, side by side")
+    parser.add_argument("--no-vad-share", dest="vad_share", action="store_false",
+                        help="skip the first section: the VAD's own CPU at each N, measured in this process")
     parser.add_argument("--threshold-ms", type=float, default=20.0, help="ping p99 at or above which a round is degraded")
     parser.add_argument("--database-url", help="PostgreSQL server URL for --workers > 1 (default: scripts/test-services.sh)")
     parser.add_argument("--redis-url", help="Redis URL for --workers > 1 (default: scripts/redis.sh)")
