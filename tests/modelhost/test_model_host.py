@@ -225,7 +225,8 @@ def test_speech_pcm_at_24k_and_wav_that_whisper_understands(host: ModelHost) -> 
     assert wav.status_code == 200 and wav.headers["content-type"] == "audio/wav"
     with wave.open(io.BytesIO(wav.content)) as file:
         assert (file.getframerate(), file.getnchannels(), file.getsampwidth()) == (24000, 1, 2)
-        assert abs(file.getnframes() - len(pcm.content) // 2) < 2400  # the same speech, within 0.1 s
+        # the same speech: Piper draws its phoneme durations at random, so the two lengths differ a little
+        assert abs(file.getnframes() - len(pcm.content) // 2) < 0.2 * len(pcm.content) // 2
     heard = host.post("/audio/transcriptions", files={"file": ("tts.wav", wav.content, "audio/wav")})
     assert words(heard.json()["text"]) == words(QUESTION)
 
