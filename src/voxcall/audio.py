@@ -7,7 +7,7 @@ import wave
 
 import numpy as np
 
-__all__ = ["Resampler", "duration", "frame_bytes", "read_wav", "resample", "silence", "to_float32", "write_wav"]
+__all__ = ["Resampler", "duration", "frame_bytes", "read_wav", "resample", "silence", "to_float32", "wav_excerpt", "write_wav"]
 
 
 def frame_bytes(rate: int, ms: float) -> int:
@@ -73,6 +73,25 @@ def read_wav(data: bytes | str) -> tuple[bytes, int]:
         samples = np.frombuffer(pcm, dtype="<i2").reshape(-1, channels).mean(axis=1)
         pcm = samples.astype("<i2").tobytes()
     return pcm, rate
+
+
+def wav_excerpt(path: str, start: float, end: float, channel: int) -> bytes:
+    """One channel of a 16-bit WAV file from `start` to `end` seconds, as a mono WAV (clipped to the file).
+
+    Reads only that part of the file.
+    """
+    with wave.open(path, "rb") as wav:
+        if wav.getsampwidth() != 2:
+            raise ValueError("only 16-bit PCM WAV files are supported")
+        rate, channels, frames = wav.getframerate(), wav.getnchannels(), wav.getnframes()
+        if not 0 <= channel < channels:
+            raise ValueError(f"the file has {channels} channel(s), not a channel {channel}")
+        first = min(frames, max(0, round(start * rate)))
+        last = min(frames, max(first, round(end * rate)))
+        wav.setpos(first)
+        pcm = wav.readframes(last - first)
+    samples = np.frombuffer(pcm, dtype="<i2").reshape(-1, channels)[:, channel]
+    return write_wav(samples.tobytes(), rate)
 
 
 def write_wav(pcm: bytes, rate: int, channels: int = 1) -> bytes:

@@ -163,3 +163,30 @@ async def test_a_tool_call_during_an_outage_waits_once_then_the_tool_runs_and_it
     writes = [line for line in far.log if line.startswith("wrote")]
     assert writes == ["wrote agent Checking", "wrote tool_call {}", "wrote tool_result sunny"]
     assert far.log.index("sent agent0!") > far.log.index("wrote tool_call {}")  # the final once its entry is stored
+
+
+async def test_messages_carry_their_timespan_from_the_calls_start_and_a_held_user_keeps_when_it_spoke() -> None:
+    stored: list[CallMessage] = []
+
+    async def record(item: Any) -> None:
+        if isinstance(item, CallMessage):
+            stored.append(item)
+
+    async def send(message: Any) -> None:
+        pass
+
+    started = asyncio.get_running_loop().time() - 10.0  # the call began 10 s ago
+    history = History((), send=send, record=record, log=LOG, started=started)
+    recorder = asyncio.create_task(history.run_recorder())
+    agent = history.agent("voice")
+    await history.say(agent, "Hello there")
+    await history.user("hi", "voice", span=(9.5, 10.25))  # said while the agent spoke: held, with its own span
+    await history.close(agent, None, span=(8.0, 10.5))
+    await history.user("typed", "text")  # no span: now
+    await history.drain(recorder)
+    spans = {m.text: m.timespan for m in stored}
+    assert spans["Hello there"] == {"start": "8s", "end": "10.5s"}
+    assert spans["hi"] == {"start": "9.5s", "end": "10.25s"}
+    start = float(spans["typed"]["start"].removesuffix("s"))  # type: ignore[index]
+    assert 10.0 <= start < 11.0 and spans["typed"]["end"] == spans["typed"]["start"]  # type: ignore[index]
+    assert all(m.wall_clock_timespan == m.timespan for m in stored)

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import re
+import wave
+from typing import Any
 
 import httpx
+import numpy as np
 import websockets
 
 from tests.conftest import RunningServer
 from tests.server.wire import create_call, get, wait_for_end
 from tests.voice.voiceclient import VoiceClient, first_loud_offset, speech
+from voxcall.audio import read_wav
 
 IN_RATE, OUT_RATE = 16000, 24000
 MEDIUM = {"serverWebSocket": {"inputSampleRate": IN_RATE, "outputSampleRate": OUT_RATE}}
@@ -48,6 +53,33 @@ async def test_spoken_question_gets_a_spoken_answer(qwen_server: RunningServer) 
     assert any(e["type"] == "turn_latency" for e in events)
     recording = httpx.get(f"{qwen_server.api}/calls/{call['callId']}/recording", headers=qwen_server.headers(), timeout=30)
     assert recording.status_code == 200 and recording.headers["content-type"] == "audio/wav" and len(recording.content) > 100_000
+    _check_message_audio(qwen_server, call["callId"], messages, len(speech("capital.wav", IN_RATE)) / 2 / IN_RATE)
+
+
+def _seconds(duration: str) -> float:
+    return float(duration.removesuffix("s"))
+
+
+def _check_message_audio(server: RunningServer, call_id: str, messages: list[dict[str, Any]], said: float) -> None:
+    """Each spoken message has its timespan, and its audio is that part of its speaker's channel of the recording."""
+    user = messages[0]
+    spans = [(_seconds(m["timespan"]["start"]), _seconds(m["timespan"]["end"])) for m in messages]
+    assert all(m["wallClockTimespan"] == m["timespan"] for m in messages)
+    (user_start, user_end), (agent_start, agent_end) = spans
+    assert 0 < user_start < user_end <= agent_start < agent_end
+    assert said <= user_end - user_start <= said + 1.0  # the words, the lead-in and the silence that ended the turn
+    for m, (start, end) in zip(messages, spans, strict=True):
+        url = f"{server.api}/calls/{call_id}/stages/{m['callStageId']}/messages/{m['callStageMessageIndex']}/audio"
+        r = httpx.get(url, headers=server.headers(), timeout=30)
+        assert r.status_code == 200 and r.headers["content-type"] == "audio/wav", r.text
+        pcm, rate = read_wav(r.content)
+        with wave.open(io.BytesIO(r.content)) as wav:
+            assert wav.getnchannels() == 1
+        assert abs(len(pcm) / 2 / rate - (end - start)) < 0.01
+        assert np.abs(np.frombuffer(pcm, dtype="<i2")).max() > 1000, f"no speech in the {m['role']} message's audio"
+    missing = f"{server.api}/calls/{call_id}/stages/{user['callStageId']}/messages/99/audio"
+    r = httpx.get(missing, headers=server.headers(), timeout=30)
+    assert r.status_code == 404 and "no message 99" in r.json()["detail"]
 
 
 async def test_barge_in_clears_playback_and_truncates_the_agent(qwen_server: RunningServer) -> None:

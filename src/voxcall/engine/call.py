@@ -109,7 +109,7 @@ class Call(AgendaMixin, ReplyMixin, ToolRoundMixin, VoiceTurnMixin):
         self._inbox: asyncio.Queue[Any] = asyncio.Queue()
         self._h = History(spec.history, send=send, record=record, log=self._log, max_queued=MAX_UNRECORDED,
                           on_drop=lambda: self._drop("records", "call messages and events: storage is not keeping up"),
-                          stage_id=spec.call_stage_id or first_stage_id(spec.call_id))
+                          stage_id=spec.call_stage_id or first_stage_id(spec.call_id), started=self._started)
         self._stages = stages
         self._stage_settings: dict[str, Any] = {}  # what the call's stages changed so far (wire form)
         self._answered_upto = 0  # history entries a finished reply has seen

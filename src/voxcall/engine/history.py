@@ -46,15 +46,18 @@ from voxcall.errors import StorageUnavailable
 from voxcall.protocol.realtime import Medium
 from voxcall.protocol.rest import CallMessage
 from voxcall.protocol.transcripts import TranscriptWriter, Utterance
+from voxcall.protocol.wire import format_duration
 from voxcall.providers.base import ChatMessage, ToolCall
 
-__all__ = ["History", "Item", "Record", "Send", "uncancelled"]
+__all__ = ["History", "Item", "Record", "Send", "Span", "uncancelled"]
 
 Send = Callable[[BaseModel | bytes], Awaitable[None]]
 Item = CallMessage | EventRecord | StageRecord | TokenCount
 """What the call records, in order: messages, events, new stages and prompt token counts."""
 Record = Callable[[Item], Awaitable[None]]
 T = TypeVar("T")
+Span = tuple[float, float]
+"""When a message was said or heard: (start, end) in seconds from the call's start."""
 NO_RESULT = "The tool call was cancelled before it returned a result."
 RETRY_FIRST, RETRY_MAX = 0.2, 5.0
 """Seconds before the first retry of a write to an unreachable store, and the most between retries."""
@@ -65,8 +68,12 @@ class History:
 
     def __init__(self, entries: Sequence[ChatMessage], *, send: Send, record: Record,
                  log: logging.Logger | logging.LoggerAdapter[logging.Logger], write_timeout: float = 2.0,
-                 max_queued: int = 0, on_drop: Callable[[], None] | None = None, stage_id: str | None = None) -> None:
+                 max_queued: int = 0, on_drop: Callable[[], None] | None = None, stage_id: str | None = None,
+                 started: float | None = None) -> None:
         self.entries: list[ChatMessage] = list(entries)
+        self._clock = asyncio.get_running_loop().time
+        self._started = self._clock() if started is None else started
+        """Loop time of the call's start: message timespans are offsets from it."""
         self.stage_id = stage_id
         """The call stage the messages recorded now belong to (their callStageId)."""
         self.last_user_at = max((i for i, e in enumerate(self.entries) if e.role == "user"), default=-1)
@@ -79,7 +86,7 @@ class History:
         self._lock = asyncio.Lock()
         self._agent: Utterance | None = None
         self._open_calls: dict[str, str] = {}  # invocation id -> tool name, until its result is recorded
-        self._held: deque[tuple[str, Medium]] = deque()
+        self._held: deque[tuple[str, Medium, Span]] = deque()
         self._queue: asyncio.Queue[tuple[Item, asyncio.Future[None] | None]] = asyncio.Queue(max_queued)
         self._on_drop = on_drop
         """Told when the queue is full (storage not keeping up) and a record is dropped; 0 = unbounded."""
@@ -107,18 +114,18 @@ class History:
             return True
 
     async def close(self, utterance: Utterance, heard: str | None, calls: Sequence[ToolCall] = (),
-                    metadata: dict[str, Any] | None = None) -> str:
+                    metadata: dict[str, Any] | None = None, span: Span | None = None) -> str:
         """Finish an agent utterance: record it (text and tool calls), then send its final; returns the text kept.
 
         `heard` is what the user got of a spoken utterance (None: all that was sent); `metadata` goes on
-        the stored agent message (e.g. that the end of the call cut it off).
+        the stored agent message (e.g. that the end of the call cut it off); `span` is when it was heard.
 
         Runs to the end even if the caller is cancelled meanwhile (the cancellation is re-raised after).
         """
-        return await uncancelled(self._close(utterance, heard, tuple(calls), metadata))
+        return await uncancelled(self._close(utterance, heard, tuple(calls), metadata, span))
 
     async def _close(self, utterance: Utterance, heard: str | None, calls: tuple[ToolCall, ...],
-                     metadata: dict[str, Any] | None) -> str:
+                     metadata: dict[str, Any] | None, span: Span | None) -> str:
         async with self._lock:
             final = self._writer.close(utterance, heard=heard)
             text = (final.text or "") if final is not None else ""
@@ -126,7 +133,7 @@ class History:
                 if text or calls:
                     self._open_calls.update((c.id, c.name) for c in calls)
                     entry = ChatMessage("assistant", text, tool_calls=calls)
-                    done = self._append(entry, medium=utterance.medium, metadata=metadata)
+                    done = self._append(entry, medium=utterance.medium, metadata=metadata, span=span)
                     # the tool runs once its call is stored, or after write_timeout
                     waited = bool(calls) and not await self._written(done)
                 else:
@@ -178,16 +185,19 @@ class History:
 
     # ------------------------------------------------------------ user
 
-    async def user(self, text: str, medium: Medium) -> None:
-        """A user utterance: sent and recorded now, or held until the agent's utterance or tool round is over."""
-        await uncancelled(self._user(text, medium))
+    async def user(self, text: str, medium: Medium, *, span: Span | None = None) -> None:
+        """A user utterance: sent and recorded now, or held until the agent's utterance or tool round is over.
 
-    async def _user(self, text: str, medium: Medium) -> None:
+        `span`: when it was said, in seconds from the call's start (default: now, for a typed message).
+        """
+        await uncancelled(self._user(text, medium, span or self._now()))
+
+    async def _user(self, text: str, medium: Medium, span: Span) -> None:
         async with self._lock:
             if self._busy:
-                self._held.append((text, medium))
+                self._held.append((text, medium, span))
             else:
-                await self._emit_user(text, medium)
+                await self._emit_user(text, medium, span)
 
     async def release(self, *, force: bool = False) -> None:
         """Send and record held user utterances now that nothing is in the way.
@@ -210,9 +220,9 @@ class History:
         while self._held and self._agent is None and not self._open_calls:
             await self._emit_user(*self._held.popleft())
 
-    async def _emit_user(self, text: str, medium: Medium) -> None:
+    async def _emit_user(self, text: str, medium: Medium, span: Span) -> None:
         final = self._writer.complete("user", medium, text)
-        done = self._append(ChatMessage("user", text), medium=medium)
+        done = self._append(ChatMessage("user", text), medium=medium, span=span)
         self.last_user_at = len(self.entries) - 1
         await self._final(done, final)
 
@@ -236,13 +246,24 @@ class History:
             if self._on_drop is not None:
                 self._on_drop()
 
+    def _now(self) -> Span:
+        at = self._clock() - self._started
+        return at, at
+
     def _append(self, entry: ChatMessage, *, medium: str = "text", error: str | None = None,
-                state: dict[str, Any] | None = None, metadata: dict[str, Any] | None = None) -> asyncio.Future[None]:
-        """Add to the LLM history and queue its records, in one order; the future is done once they are written."""
+                state: dict[str, Any] | None = None, metadata: dict[str, Any] | None = None,
+                span: Span | None = None) -> asyncio.Future[None]:
+        """Add to the LLM history and queue its records, in one order; the future is done once they are written.
+
+        The records get `span` (default: now) as their timespan and wallClockTimespan.
+        """
         self.entries.append(entry)
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        records = [r.model_copy(update={"call_stage_id": self.stage_id}) if self.stage_id else r
-                   for r in _records(entry, medium, error, state, metadata)]
+        timespan = _timespan(span or self._now())
+        update: dict[str, Any] = {"timespan": timespan, "wall_clock_timespan": timespan}
+        if self.stage_id:
+            update["call_stage_id"] = self.stage_id
+        records = [r.model_copy(update=update) for r in _records(entry, medium, error, state, metadata)]
         if not records:
             done.set_result(None)
         for i, item in enumerate(records):
@@ -345,6 +366,13 @@ def _records(entry: ChatMessage, medium: str, error: str | None, state: dict[str
     records = [CallMessage(role="MESSAGE_ROLE_AGENT", text=entry.content, medium=kind, metadata=metadata)] if entry.content else []
     return records + [CallMessage(role="MESSAGE_ROLE_TOOL_CALL", text=json.dumps(c.arguments), invocation_id=c.id,
                                   tool_name=c.name) for c in entry.tool_calls]
+
+
+def _timespan(span: Span) -> dict[str, str]:
+    """Offsets from the call's start, as the hosted API writes them ("1.25s"). voxcall takes the input audio in
+    real time, so the offsets on the input stream (`timespan`) and on the clock (`wallClockTimespan`) agree."""
+    start, end = (max(0.0, round(t, 3)) for t in span)
+    return {"start": format_duration(start), "end": format_duration(max(start, end))}
 
 
 def _finished() -> asyncio.Future[None]:

@@ -18,6 +18,8 @@ class TurnTiming:
 
     speech_end: float
     turn_end: float
+    speech_start: float = 0.0
+    """Where the turn's audio (with its lead-in) begins."""
     transcript: float = 0.0
     first_token: float = 0.0
     preemption: str = "none"

@@ -52,6 +52,7 @@ class ReplyMixin:
     _h: History
     _log: logging.Logger | logging.LoggerAdapter[logging.Logger]
     _loop: asyncio.AbstractEventLoop
+    _started: float
     _tools: ToolRunner
     _delivery: Delivery
     _medium: str
@@ -151,8 +152,10 @@ class ReplyMixin:
             if spoken.prompt_tokens is not None:  # the stage's initialTokenCount / latestTokenCount
                 self._h.prompt_tokens(spoken.prompt_tokens)
             heard = spoken.text if medium == "voice" else None  # typed: what was sent
+            played = self._voice_out.span() if medium == "voice" and self._voice_out is not None else None
+            span = (played[0] - self._started, played[1] - self._started) if played else None
             spoken.text = await self._h.close(utterance, heard, spoken.calls,
-                                              metadata={INTERRUPTED: cut} if cut else None)
+                                              metadata={INTERRUPTED: cut} if cut else None, span=span)
 
     async def _apologise(self, medium: str, utterance: Utterance, spoken: Spoken) -> None:
         if medium == "voice":

@@ -87,6 +87,13 @@ class VoiceOutput:
         """True while sent audio is still waiting to be played at the client."""
         return self._play_end > self._loop.time()
 
+    def span(self) -> tuple[float, float] | None:
+        """Loop times when this utterance's audio began to play and where its playing stopped (None: none sent)."""
+        if not self._segments:
+            return None
+        start = self._segments[0][0]
+        return start, start + self.played()
+
     def heard(self) -> str:
         """The words of this utterance whose audio has started playing."""
         played = self.played()

@@ -26,7 +26,10 @@ from voxcall.engine.voice_in import AudioOverflow, VoiceInput
 from voxcall.engine.voice_out import VoiceOutput
 from voxcall.providers.base import LLM, STT, TTS, ChatMessage, LLMEvent, open_session
 
-__all__ = ["VoiceTurnMixin", "send_audio"]
+__all__ = ["TURN_AUDIO_RATE", "VoiceTurnMixin", "send_audio"]
+
+TURN_AUDIO_RATE = 16000
+"""A turn's audio is what the VAD saw: Silero's 16 kHz, as the recording's user track is."""
 
 
 class VoiceTurnMixin:
@@ -158,8 +161,9 @@ class VoiceTurnMixin:
         elif isinstance(event, TurnEnded) and self._hearing is not None:
             if self._current is None:
                 await self._set_state("thinking")  # the turn now waits for speech recognition, then the model
-            timing = TurnTiming(speech_end=turn.at - event.trailing_silence_frames * self.spec.voice.vad.frame_seconds,
-                                turn_end=turn.at)
+            vad = self.spec.voice.vad
+            timing = TurnTiming(speech_end=turn.at - event.trailing_silence_frames * vad.frame_seconds, turn_end=turn.at,
+                                speech_start=turn.at - len(event.audio) / 2 / TURN_AUDIO_RATE)
             self._spawn(self._finish_turn(event.audio, timing))
         elif isinstance(event, AudioOverflow):
             self._event("audio_overflow", f"Client sent audio faster than real time; dropped {event.dropped_seconds:.2f}s so far",
@@ -179,7 +183,8 @@ class VoiceTurnMixin:
         self._activity()
         self._user_spoke = True
         self._interrupt()  # a finished spoken turn takes the floor
-        await self._h.user(heard.text, "voice")
+        span = (heard.timing.speech_start - self._started, heard.timing.speech_end - self._started)
+        await self._h.user(heard.text, "voice", span=span)
         self._timing = heard.timing
         self._want_reply()
 

@@ -20,7 +20,6 @@ _BILLING = "no billing: voxcall is self-hosted"
 _SIP = "SIP is not implemented"
 _BATCHES = "scheduled batches place outbound telephony calls: not implemented"
 _THROTTLES = "call throttles are not implemented"
-_MESSAGE_AUDIO = "no audio per message: a call's recording is one WAV (GET /api/calls/{call_id}/recording)"
 _CORPORA = "corpora (RAG) are not implemented"
 _VOICES = "voices are the server's installed TTS voices: not created, changed or cloned over the API"
 
@@ -80,7 +79,7 @@ OPERATIONS: dict[tuple[str, str], str] = {
     ("GET", "/api/calls/{call_id}/stages"): IMPLEMENTED,
     ("GET", "/api/calls/{call_id}/stages/{call_stage_id}"): IMPLEMENTED,
     ("GET", "/api/calls/{call_id}/stages/{call_stage_id}/messages"): IMPLEMENTED,
-    ("GET", "/api/calls/{call_id}/stages/{call_stage_id}/messages/{call_stage_message_index}/audio"): _MESSAGE_AUDIO,
+    ("GET", "/api/calls/{call_id}/stages/{call_stage_id}/messages/{call_stage_message_index}/audio"): IMPLEMENTED,
     ("GET", "/api/calls/{call_id}/stages/{call_stage_id}/tools"): IMPLEMENTED,
     ("GET", "/api/calls/{call_id}/tools"): IMPLEMENTED,
 

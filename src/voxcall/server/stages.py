@@ -5,23 +5,27 @@ call's account, built-ins, temporary tools: `call_tools.resolve_call_tools`), an
 a call's voice is (`VoiceBook`); a problem becomes a `StageError` whose sentence the model gets.
 
 Routes (PROTOCOL.md 1.7, 1.8): the stages of a call (paginated), one stage, its messages (its
-initial ones too), its tools (a plain array of `CallTool`). The audio of one message is not
-served: voxcall records a call as one WAV (`GET /api/calls/{id}/recording`), not per message.
+initial ones too), its tools (a plain array of `CallTool`), and the audio of one spoken message: its
+`wallClockTimespan` cut out of the call's recording (`GET /api/calls/{id}/recording`, which has the user
+on the left channel and the agent on the right), as a mono WAV.
 """
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Request, Response
 
+from voxcall.audio import wav_excerpt
 from voxcall.engine.spec import ToolDef
 from voxcall.engine.stages import ResolvedStage, StageError, StageRequest
-from voxcall.errors import InvalidRequest
+from voxcall.errors import InvalidRequest, NotFound
 from voxcall.protocol.rest import StartCallRequest
 from voxcall.protocol.stages import CallStage
+from voxcall.protocol.wire import parse_duration
 from voxcall.server.call_tools import public_call_tool, resolve_call_tools, tool_def
-from voxcall.server.rest import PageSize, _page
+from voxcall.server.rest import NO_RECORDING, PageSize, _page
 from voxcall.server.services import Services, get_services, require_api_key
 from voxcall.server.voices import VoiceBook
 from voxcall.store.records import CallRecord, StageInfo, laid_over
@@ -105,6 +109,31 @@ async def list_stage_messages(request: Request, call_id: str, call_stage_id: str
     messages, nxt, prev, total = await svc.store.list_messages(record.call_id, stage_id=stage.call_stage_id,
                                                                cursor=cursor, page_size=page_size)
     return _page(request, [m.wire() for m in messages], nxt, prev, total)
+
+
+@router.get("/calls/{call_id}/stages/{call_stage_id}/messages/{call_stage_message_index}/audio",
+            response_class=Response)
+async def message_audio(call_id: str, call_stage_id: str, call_stage_message_index: int, svc: Svc,
+                        account: AccountId) -> Response:
+    """One spoken user or agent message's audio (`audio/wav`, mono), from the call's recording."""
+    record = await svc.store.get_call(call_id, account)
+    stage = await svc.store.stages.get(record.call_id, call_stage_id)
+    msg = await svc.store.stage_message(record.call_id, stage.call_stage_id, call_stage_message_index)
+    channel = _CHANNELS.get(msg.role)
+    if channel is None or msg.medium != "MESSAGE_MEDIUM_VOICE":
+        raise NotFound("This message has no audio: only spoken user and agent messages have.")
+    path = svc.recordings.path(record.call_id)
+    if path is None:
+        raise NotFound(NO_RECORDING)
+    span = msg.wall_clock_timespan or {}
+    if "start" not in span or "end" not in span:
+        raise NotFound("This message has no timespan (it is an initial message, or was stored before voxcall kept them).")
+    wav = await asyncio.to_thread(wav_excerpt, str(path), parse_duration(span["start"]), parse_duration(span["end"]), channel)
+    return Response(wav, media_type="audio/wav")
+
+
+_CHANNELS = {"MESSAGE_ROLE_USER": 0, "MESSAGE_ROLE_AGENT": 1}
+"""The recording's channel of each speaker (engine/recording.py)."""
 
 
 @router.get("/calls/{call_id}/stages/{call_stage_id}/tools")

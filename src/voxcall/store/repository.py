@@ -450,6 +450,20 @@ class Store:
             total = await session.scalar(select(func.count()).select_from(MessageRow).where(condition))
         return [message(r) for r in rows], after, before, int(total or 0)
 
+    async def stage_message(self, call_id: str, stage_id: str, index: int) -> CallMessage:
+        """The message with callStageMessageIndex `index` of one stage of a call.
+
+        Raises:
+            NotFound: no such call, or no such message in that stage.
+        """
+        async with self._sessions() as session:
+            row = await self._call_row(session, call_id, None)
+            found = await session.scalar(select(MessageRow).where(
+                in_stage(row.call_id, stage_id), func.coalesce(MessageRow.stage_index, MessageRow.idx) == index))
+        if found is None:
+            raise NotFound(f"This call stage has no message {index}.")
+        return message(found)
+
     # ----------------------------------------------------------------- events
 
     async def add_event(
