@@ -14,7 +14,7 @@ import websockets
 
 from tests.conftest import RunningServer
 from tests.server.wire import create_call, get, wait_for_end
-from tests.voice.voiceclient import VoiceClient, first_loud_offset, speech
+from tests.voice.voiceclient import VoiceClient, first_loud_offset, last_loud_offset, speech
 from voxcall.audio import read_wav
 
 IN_RATE, OUT_RATE = 16000, 24000
@@ -53,7 +53,8 @@ async def test_spoken_question_gets_a_spoken_answer(qwen_server: RunningServer) 
     assert any(e["type"] == "turn_latency" for e in events)
     recording = httpx.get(f"{qwen_server.api}/calls/{call['callId']}/recording", headers=qwen_server.headers(), timeout=30)
     assert recording.status_code == 200 and recording.headers["content-type"] == "audio/wav" and len(recording.content) > 100_000
-    _check_message_audio(qwen_server, call["callId"], messages, len(speech("capital.wav", IN_RATE)) / 2 / IN_RATE)
+    said = speech("capital.wav", IN_RATE)
+    _check_message_audio(qwen_server, call["callId"], messages, last_loud_offset(said, IN_RATE) - first_loud_offset(said, IN_RATE))
 
 
 def _seconds(duration: str) -> float:
@@ -66,7 +67,7 @@ def _check_message_audio(server: RunningServer, call_id: str, messages: list[dic
     spans = [(_seconds(m["timespan"]["start"]), _seconds(m["timespan"]["end"])) for m in messages]
     assert all(m["wallClockTimespan"] == m["timespan"] for m in messages)
     (user_start, user_end), (agent_start, agent_end) = spans
-    assert 0 < user_start < user_end <= agent_start < agent_end
+    assert 0 <= user_start < user_end <= agent_start < agent_end  # the user spoke as soon as the call listened
     assert said <= user_end - user_start <= said + 1.0  # the words, the lead-in and the silence that ended the turn
     for m, (start, end) in zip(messages, spans, strict=True):
         url = f"{server.api}/calls/{call_id}/stages/{m['callStageId']}/messages/{m['callStageMessageIndex']}/audio"

@@ -162,8 +162,11 @@ class VoiceTurnMixin:
             if self._current is None:
                 await self._set_state("thinking")  # the turn now waits for speech recognition, then the model
             vad = self.spec.voice.vad
-            timing = TurnTiming(speech_end=turn.at - event.trailing_silence_frames * vad.frame_seconds, turn_end=turn.at,
-                                speech_start=turn.at - len(event.audio) / 2 / TURN_AUDIO_RATE)
+            speech_end = turn.at - event.trailing_silence_frames * vad.frame_seconds
+            # The turn's audio keeps the silence up to the pause point (engine/turns.py), and begins with the lead-in.
+            audio_end = speech_end + min(event.trailing_silence_frames, vad.frames(vad.pause_seconds)) * vad.frame_seconds
+            timing = TurnTiming(speech_end=speech_end, turn_end=turn.at,
+                                speech_start=audio_end - len(event.audio) / 2 / TURN_AUDIO_RATE)
             self._spawn(self._finish_turn(event.audio, timing))
         elif isinstance(event, AudioOverflow):
             self._event("audio_overflow", f"Client sent audio faster than real time; dropped {event.dropped_seconds:.2f}s so far",
