@@ -168,13 +168,23 @@ def _call_stage_id(case: schemathesis.Case) -> str:
     return first_stage_id(CALL)
 
 
+def _message_index(case: schemathesis.Case) -> int:
+    """The prepared call's spoken user message: the one message of its stage that has audio."""
+    if "spoken" not in PREPARED:
+        with _api() as api:
+            messages = api.get(f"/calls/{CALL}/stages/{first_stage_id(CALL)}/messages").json()["results"]
+        PREPARED["spoken"] = str(next(m["callStageMessageIndex"] for m in messages if m.get("medium") == "MESSAGE_MEDIUM_VOICE"))
+    return int(PREPARED["spoken"])
+
+
 def _voice_id(case: schemathesis.Case) -> str:
     with _api() as api:  # an installed voice (the test server has Piper's "joe")
         return str(api.get("/voices").json()["results"][0]["voiceId"])
 
 
 PATH_IDS = {"call_id": _call_id, "tool_id": _tool_id, "agent_id": _agent_id, "webhook_id": _webhook_id,
-            "api_key_prefix": _key_prefix, "voice_id": _voice_id, "call_stage_id": _call_stage_id}
+            "api_key_prefix": _key_prefix, "voice_id": _voice_id, "call_stage_id": _call_stage_id,
+            "call_stage_message_index": _message_index}
 PREPARED: dict[str, str] = {}
 
 

@@ -25,6 +25,7 @@ import pytest
 from websockets.sync.client import connect
 
 from tests.conftest import ROOT, RunningServer
+from tests.voice.voiceclient import speech
 from voxcall.server.operations import implemented
 
 pytestmark = [pytest.mark.models]
@@ -35,7 +36,8 @@ RUN_TIMEOUT = 300
 
 
 def recorded_call(server: RunningServer) -> str:
-    """A call that was joined, talked to and hung up, with recordingEnabled: it has messages, events and a WAV."""
+    """A call that was joined, spoken to and hung up, with recordingEnabled: it has messages (one of them spoken),
+    events and a WAV."""
     body = {"recordingEnabled": True, "firstSpeakerSettings": {"user": {}}, "initialOutputMedium": "MESSAGE_MEDIUM_TEXT",
             "medium": {"serverWebSocket": {"inputSampleRate": 16000}}, "systemPrompt": "Answer in one word.",
             "initialMessages": [{"role": "MESSAGE_ROLE_USER", "text": "Hi."}, {"role": "MESSAGE_ROLE_AGENT", "text": "Hello!"}]}
@@ -43,8 +45,16 @@ def recorded_call(server: RunningServer) -> str:
         call = api.post("/calls", json=body).json()
         with connect(call["joinUrl"], open_timeout=10) as socket:
             assert json.loads(str(socket.recv(timeout=10)))["type"] == "call_started"
-            for _ in range(10):
-                socket.send(b"\x00\x00" * 1600)  # 1 s of silence in 100 ms chunks
+            spoken = speech("capital.wav", 16000) + b"\x00\x00" * 16000  # a question, then 1 s of silence
+            for start in range(0, len(spoken), 3200):  # in real time, 100 ms a chunk
+                socket.send(spoken[start : start + 3200])
+                time.sleep(0.1)
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:  # the user's turn is stored before its final goes out
+                message = socket.recv(timeout=deadline - time.monotonic())
+                data = json.loads(message) if isinstance(message, str) else {}
+                if data.get("type") == "transcript" and data.get("role") == "user" and data.get("final"):
+                    break
             socket.send(json.dumps({"type": "hang_up"}))
             deadline = time.monotonic() + 20
             while time.monotonic() < deadline:
