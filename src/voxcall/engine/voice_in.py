@@ -69,6 +69,8 @@ class VoiceInput:
         # above 4 kHz) and takes 40 ms off the time to notice speech, e.g. a barge-in.
         self._resampler = Resampler(input_rate, vad.sample_rate, quality="MQ" if input_rate < vad.sample_rate else "HQ")
         self._frame = vad.frame_samples * 2
+        self.rate = vad.sample_rate
+        """The rate of the turns' audio (the VAD's)."""
         self._input_rate = input_rate
         self._emit = emit
         self._tap = tap

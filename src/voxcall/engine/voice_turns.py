@@ -26,10 +26,7 @@ from voxcall.engine.voice_in import AudioOverflow, VoiceInput
 from voxcall.engine.voice_out import VoiceOutput
 from voxcall.providers.base import LLM, STT, TTS, ChatMessage, LLMEvent, open_session
 
-__all__ = ["TURN_AUDIO_RATE", "VoiceTurnMixin", "send_audio"]
-
-TURN_AUDIO_RATE = 16000
-"""A turn's audio is what the VAD saw: Silero's 16 kHz, as the recording's user track is."""
+__all__ = ["VoiceTurnMixin", "send_audio"]
 
 
 class VoiceTurnMixin:
@@ -158,7 +155,7 @@ class VoiceTurnMixin:
         elif isinstance(event, Resumed) and self._hearing is not None:
             self._hearing.resumed()
             self._preempt.discard()  # the user goes on: the held reply answers words they have not finished
-        elif isinstance(event, TurnEnded) and self._hearing is not None:
+        elif isinstance(event, TurnEnded) and self._hearing is not None and self._voice_in is not None:
             if self._current is None:
                 await self._set_state("thinking")  # the turn now waits for speech recognition, then the model
             vad = self.spec.voice.vad
@@ -166,7 +163,7 @@ class VoiceTurnMixin:
             # The turn's audio keeps the silence up to the pause point (engine/turns.py), and begins with the lead-in.
             audio_end = speech_end + min(event.trailing_silence_frames, vad.frames(vad.pause_seconds)) * vad.frame_seconds
             timing = TurnTiming(speech_end=speech_end, turn_end=turn.at,
-                                speech_start=audio_end - len(event.audio) / 2 / TURN_AUDIO_RATE)
+                                speech_start=audio_end - len(event.audio) / 2 / self._voice_in.rate)
             self._spawn(self._finish_turn(event.audio, timing))
         elif isinstance(event, AudioOverflow):
             self._event("audio_overflow", f"Client sent audio faster than real time; dropped {event.dropped_seconds:.2f}s so far",

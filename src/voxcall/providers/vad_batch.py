@@ -51,7 +51,8 @@ STATE = 128
 GATHER = 0.008
 """Seconds a batch on an idle model waits for more frames (with `GATHER_FROM` streams open): a quarter of a 32 ms
 frame. The model's time per frame falls with the batch (at 50 streams, in a busy process: 203 µs a frame in
-batches of 6, gathered over 4 ms; 169 µs in batches of 10, over 8 ms; 148 µs over 16 ms)."""
+batches of 6, gathered over 4 ms; 169 µs in batches of 10, over 8 ms; 148 µs over 16 ms, which measured no
+better end to end in benchmarks/load.py and delays every decision twice as long)."""
 GATHER_FROM = 8
 """Open streams from which a batch waits `GATHER` to fill up."""
 FULL = 64

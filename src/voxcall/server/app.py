@@ -156,7 +156,7 @@ def settle_heap() -> None:
     """Leave what start-up made (libraries, models, the app) out of every later garbage collection.
 
     The cyclic collector's oldest generation walks every tracked object: with the libraries and models
-    loaded, one such pass took 140-320 ms on the 2-core test machine, a stall for every call of the
+    loaded, one such pass took 120-320 ms on the 2-core test machine, a stall for every call of the
     process (benchmarks/load.py saw them as ping p99 spikes and audio underruns). `gc.freeze()` moves
     what exists now to a permanent generation; what the calls create is still collected.
     """

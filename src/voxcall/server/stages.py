@@ -121,7 +121,7 @@ async def message_audio(call_id: str, call_stage_id: str, call_stage_message_ind
     msg = await svc.store.stage_message(record.call_id, stage.call_stage_id, call_stage_message_index)
     channel = _CHANNELS.get(msg.role)
     if channel is None or msg.medium != "MESSAGE_MEDIUM_VOICE":
-        raise NotFound("This message has no audio: only spoken user and agent messages have.")
+        raise NotFound("This message has no audio: only spoken user and agent messages have audio.")
     path = svc.recordings.path(record.call_id)
     if path is None:
         raise NotFound(NO_RECORDING)

@@ -16,21 +16,20 @@ from sqlalchemy.sql.elements import ColumnElement
 from voxcall.protocol.rest import CallMessage, first_stage_id
 from voxcall.store.tables import MESSAGES, MessageRow
 
-__all__ = ["in_stage", "insert_message", "message", "message_values", "next_stage_index"]
+__all__ = ["in_stage", "insert_message", "message", "message_values"]
 
 
 def in_stage(call_id: str, stage_id: str) -> ColumnElement[bool]:
     """The condition for the messages of one stage (rows from before 0008 have no stage: the first)."""
-    mine = and_(MessageRow.call_id == call_id, MessageRow.call_stage_id == stage_id)
-    if stage_id != first_stage_id(call_id):
+    return _stage_condition(call_id, stage_id, first_stage=stage_id == first_stage_id(call_id))
+
+
+def _stage_condition(call: Any, stage: Any, *, first_stage: bool) -> ColumnElement[bool]:
+    """`in_stage` for a call and a stage given as values or as bound parameters."""
+    mine = and_(MessageRow.call_id == call, MessageRow.call_stage_id == stage)
+    if not first_stage:
         return mine
-    return or_(mine, and_(MessageRow.call_id == call_id, MessageRow.call_stage_id.is_(None)))
-
-
-def next_stage_index(call_id: str, stage_id: str) -> Any:
-    """The next callStageMessageIndex of a stage, as a scalar subquery."""
-    return select(func.coalesce(func.max(func.coalesce(MessageRow.stage_index, MessageRow.idx)) + 1, 0)).where(
-        in_stage(call_id, stage_id)).scalar_subquery()
+    return or_(mine, and_(MessageRow.call_id == call, MessageRow.call_stage_id.is_(None)))
 
 
 def insert_message(call_id: str, msg: CallMessage) -> tuple[Any, dict[str, Any]]:
@@ -55,11 +54,8 @@ def _insert_statement(first_stage: bool) -> Any:
     bound = {column: bindparam(f"p_{column}", type_=table.c[column].type) for column in _BOUND}
     call, stage = bound["call_id"], bound["call_stage_id"]
     next_index = select(func.coalesce(func.max(table.c.idx) + 1, 0)).where(table.c.call_id == call).scalar_subquery()
-    mine = and_(table.c.call_id == call, table.c.call_stage_id == stage)
-    if first_stage:  # rows from before 0008 have no stage: the first
-        mine = or_(mine, and_(table.c.call_id == call, table.c.call_stage_id.is_(None)))
     stage_index = select(func.coalesce(func.max(func.coalesce(table.c.stage_index, table.c.idx)) + 1, 0)).where(
-        mine).scalar_subquery()
+        _stage_condition(call, stage, first_stage=first_stage)).scalar_subquery()
     return insert(table).values(idx=next_index, stage_index=stage_index, **bound).returning(table.c.idx, table.c.stage_index)
 
 

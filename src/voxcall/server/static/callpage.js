@@ -144,8 +144,8 @@ function release(ctx) {
   ctx.detach?.();
 }
 
-/** Render the call page of `callId` into #call-detail. */
-/** Show one call's page; returns the call as just fetched (null if it could not be loaded or another call was opened). */
+/** Render the call page of `callId` into #call-detail; returns the call as just fetched (null if it could not be
+ * loaded or another call was opened meanwhile). */
 export async function showCall(callId, { focus = true } = {}) {
   release(shown);
   const ctx = { recordingUrl: "", detach: null, resize: null };
